@@ -1,0 +1,3 @@
+from lyricgen.cli import main
+
+main()

@@ -1,0 +1,263 @@
+"""The `lyricgen` command line. Commands parse options and call into the modules; user errors
+end as one line on stderr and an exit code (2 for usage, 1 for the rest), never a traceback
+(unless --debug or LYRICGEN_DEBUG=1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from lyricgen import __version__
+from lyricgen.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
+from lyricgen.errors import LyricgenError
+
+# click's exception classes, reached through typer (recent typer versions vendor click).
+_ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def fail(message: str, code: int) -> int:
+    typer.echo(f"error: {message}", err=True)
+    return code
+
+
+class LyricgenGroup(TyperGroup):
+    """Turns every user error into one line on stderr and the matching exit code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv or os.environ.get("LYRICGEN_DEBUG") == "1"
+        try:
+            code = super().main(args=argv, prog_name=prog_name or "lyricgen",
+                                complete_var=complete_var, standalone_mode=False, **extra)
+        except _ClickUsageError as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # `lyricgen` or `lyricgen data` alone
+                typer.echo(e.format_message())
+                code = 0
+            else:
+                where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+                code = fail(f"{e.format_message()}{where}", 2)
+        except _ClickException as e:
+            code = fail(e.format_message(), e.exit_code)
+        except LyricgenError as e:
+            if debug:
+                raise
+            code = fail(str(e), e.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(cls=LyricgenGroup, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_show_locals=False,
+                  help="Train LSTM character models on lyrics and sample new lyrics from them.")
+data_app = typer.Typer(no_args_is_help=True, help="Fetch a dataset or describe a corpus.")
+app.add_typer(data_app, name="data")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lyricgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors "
+                                        "(also LYRICGEN_DEBUG=1).")] = False,
+) -> None:
+    """lyricgen: character-level LSTM lyrics generator."""
+
+
+# --- option types, defined once -----------------------------------------------------------------
+
+D, M, T, S = DataConfig(), ModelConfig(), TrainConfig(), SampleConfig()
+
+ConfigFile = Annotated[Optional[Path], typer.Option(
+    "--config", help="A TOML preset (see configs/); options given on the command line win.")]
+Data = Annotated[Optional[str], typer.Option(
+    help=f"A .txt file, a .zip, a folder of .txt files, or a dataset name [default: {D.data}].")]
+Newlines = Annotated[Optional[Literal["keep", "space"]], typer.Option(
+    help=f"Keep newlines, or turn each into a space as the book does [default: {D.newlines}].")]
+MaxChars = Annotated[Optional[int], typer.Option(
+    help="Use only the first N characters of the corpus (the book uses 10000).")]
+ValFraction = Annotated[Optional[float], typer.Option(
+    help=f"Fraction of the text held out at its end for validation; 0 disables it "
+         f"[default: {D.val_fraction}].")]
+Backend = Annotated[Optional[str], typer.Option(
+    help=f"LSTM implementation: scratch (hand-written) or builtin (torch.nn.LSTM) "
+         f"[default: {M.backend}].")]
+Input = Annotated[Optional[Literal["onehot", "embedding"]], typer.Option(
+    "--input", help=f"How characters enter the LSTM [default: {M.input}].")]
+EmbeddingSize = Annotated[Optional[int], typer.Option(
+    help=f"Size of the learned character embedding [default: {M.embedding_size}].")]
+HiddenSize = Annotated[Optional[int], typer.Option(
+    help=f"Hidden units per LSTM layer [default: {M.hidden_size}].")]
+NumLayers = Annotated[Optional[int], typer.Option(
+    help=f"Number of stacked LSTM layers [default: {M.num_layers}].")]
+Dropout = Annotated[Optional[float], typer.Option(
+    help=f"Dropout between layers and before the output layer [default: {M.dropout}].")]
+Init = Annotated[Optional[Literal["uniform", "normal"]], typer.Option(
+    help=f"Initial weights: nn.LSTM's uniform rule, or the book's N(0, 0.01) with zero biases "
+         f"[default: {M.init}].")]
+NumSteps = Annotated[Optional[int], typer.Option(
+    help=f"Characters per training sequence (BPTT length) [default: {T.num_steps}].")]
+BatchSize = Annotated[Optional[int], typer.Option(
+    help=f"Sequences per batch [default: {T.batch_size}].")]
+Sampling = Annotated[Optional[Literal["adjacent", "random"]], typer.Option(
+    help=f"Consecutive windows with the state carried, or random windows [default: "
+         f"{T.sampling}].")]
+Optimizer = Annotated[Optional[Literal["sgd", "adam", "adamw"]], typer.Option(
+    help=f"The optimizer [default: {T.optimizer}].")]
+Lr = Annotated[Optional[float], typer.Option(help=f"Learning rate [default: {T.lr}].")]
+WeightDecay = Annotated[Optional[float], typer.Option(
+    help=f"Weight decay [default: {T.weight_decay}].")]
+Clip = Annotated[Optional[float], typer.Option(
+    help=f"Clip the global gradient norm to this value [default: {T.clip}].")]
+Epochs = Annotated[Optional[int], typer.Option(help=f"Epochs to train [default: {T.epochs}].")]
+TimeLimit = Annotated[Optional[float], typer.Option(
+    help="Stop cleanly after this many minutes of training, checkpoints written.")]
+LrSchedule = Annotated[Optional[Literal["none", "halve", "plateau"]], typer.Option(
+    help="halve: halve the lr when an epoch's training loss went up; plateau: halve it after "
+         f"--plateau-patience epochs without improvement [default: {T.lr_schedule}].")]
+PlateauPatience = Annotated[Optional[int], typer.Option(
+    help=f"Epochs without improvement before the plateau schedule halves the lr "
+         f"[default: {T.plateau_patience}].")]
+Patience = Annotated[Optional[int], typer.Option(
+    help="Stop early after this many epochs without improvement; 0 never stops early.")]
+Seed = Annotated[Optional[int], typer.Option(
+    help=f"Random seed for weights, batches and dropout [default: {T.seed}].")]
+Device = Annotated[Optional[str], typer.Option(
+    help="auto (CUDA when present), cpu or cuda [default: auto].")]
+Out = Annotated[Optional[str], typer.Option(
+    help=f"Folder for checkpoints and metrics [default: {T.out}].")]
+PreviewEvery = Annotated[Optional[int], typer.Option(
+    help="Print greedy samples of each --prefix every N epochs; 0 never.")]
+Prefixes = Annotated[Optional[list[str]], typer.Option(
+    "--prefix", help="A prefix to continue; repeat the option for several.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _given(values: dict[str, Any]) -> dict[str, Any]:
+    """The options actually given on the command line (the rest come from config/defaults)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+@app.command()
+def train(
+    config: ConfigFile = None, data: Data = None, newlines: Newlines = None,
+    max_chars: MaxChars = None, val_fraction: ValFraction = None, backend: Backend = None,
+    input: Input = None, embedding_size: EmbeddingSize = None, hidden_size: HiddenSize = None,
+    num_layers: NumLayers = None, dropout: Dropout = None, init: Init = None,
+    num_steps: NumSteps = None, batch_size: BatchSize = None, sampling: Sampling = None,
+    optimizer: Optimizer = None, lr: Lr = None, weight_decay: WeightDecay = None,
+    clip: Clip = None, epochs: Epochs = None, time_limit: TimeLimit = None,
+    lr_schedule: LrSchedule = None, plateau_patience: PlateauPatience = None,
+    patience: Patience = None, seed: Seed = None, device: Device = None, out: Out = None,
+    preview_every: PreviewEvery = None, prefix: Prefixes = None,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the run in --out from its last.pt up to --epochs.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        help="Start over in an --out folder that already holds a run.")] = False,
+) -> None:
+    """Train a model; checkpoints and metrics.jsonl go to --out."""
+    options = _given({k: v for k, v in locals().items()
+                      if k not in ("config", "resume", "overwrite")})
+    from lyricgen import report, runs
+
+    result = runs.train(str(config) if config else None, options, resume=resume,
+                        overwrite=overwrite, log=typer.echo)
+    report.print_training_summary(result)
+
+
+@app.command()
+def sample(
+    prefix: Prefixes = None,
+    checkpoint: Annotated[Path, typer.Option(
+        help="The checkpoint to sample from.")] = Path("checkpoints/best.pt"),
+    length: Annotated[int, typer.Option(
+        help="Characters to generate after each prefix.")] = S.length,
+    greedy: Annotated[bool, typer.Option(
+        help="Always take the most likely character (the book's way).")] = False,
+    temperature: Annotated[float, typer.Option(
+        help="Divide the logits by this; below 1 is safer, above 1 wilder.")] = S.temperature,
+    top_k: Annotated[Optional[int], typer.Option(
+        help="Draw only from the K most likely characters.")] = None,
+    top_p: Annotated[Optional[float], typer.Option(
+        help="Draw only from the smallest set of characters whose probability reaches P.")] = None,
+    num_samples: Annotated[int, typer.Option(
+        help="Continuations per prefix, drawn together as one batch.")] = S.num_samples,
+    seed: Annotated[Optional[int], typer.Option(
+        help="Random seed; the same seed gives the same text.")] = None,
+    backend: Annotated[Optional[str], typer.Option(
+        help="Run the checkpoint on this backend instead of the one it was trained "
+             "with.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    unknown: Annotated[Literal["error", "skip"], typer.Option(
+        help="Prefix characters outside the vocabulary: stop with an error, or skip "
+             "them.")] = "error",
+    as_json: JsonFlag = False,
+) -> None:
+    """Write new lyrics that continue each --prefix."""
+    from lyricgen import sampling
+
+    cfg = SampleConfig(length=length, greedy=greedy, temperature=temperature, top_k=top_k,
+                       top_p=top_p, num_samples=num_samples, seed=seed)
+    stream = sys.stdout.isatty() and not as_json and num_samples == 1
+    results = sampling.sample(checkpoint, prefix or [""], cfg, backend=backend, device=device,
+                              unknown=unknown, warn=lambda m: typer.echo(f"warning: {m}", err=True),
+                              stream=_stream_to_stdout if stream else None)
+    if as_json:
+        typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
+    elif not stream:
+        typer.echo("\n\n".join(r["prefix_used"] + r["text"] for r in results))
+
+
+def _stream_to_stdout(text: str, end: bool = False) -> None:
+    sys.stdout.write(text + ("\n" if end else ""))
+    sys.stdout.flush()
+
+
+@data_app.command("fetch")
+def data_fetch(
+    name: Annotated[str, typer.Argument(help="The dataset to download.")] = "jaychou",
+) -> None:
+    """Download a registered dataset into the cache folder (LYRICGEN_DATA_DIR, default data/),
+    verified against its sha256."""
+    from lyricgen import corpus
+
+    if name not in corpus.DATASETS:
+        raise typer.BadParameter(f"unknown dataset {name!r} (known: {', '.join(corpus.DATASETS)})")
+    typer.echo(corpus.fetch(corpus.DATASETS[name]))
+
+
+@data_app.command("info")
+def data_info(
+    data: Data = None, max_chars: MaxChars = None, newlines: Newlines = None,
+    val_fraction: ValFraction = None, as_json: JsonFlag = False,
+) -> None:
+    """Describe a corpus: characters, distinct characters, lines, train/val split, most
+    common characters."""
+    from lyricgen import corpus, report
+    from lyricgen.config import Config
+
+    cfg = Config().with_overrides(_given(
+        {"data": data, "max_chars": max_chars, "newlines": newlines,
+         "val_fraction": val_fraction})).validate()
+    info = corpus.describe(corpus.load_corpus(cfg.data))
+    if as_json:
+        typer.echo(json.dumps(info, ensure_ascii=False))
+    else:
+        report.print_data_info(info)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,209 @@
+"""Typed settings (data / model / train / sample), TOML presets and command-line overrides.
+
+Precedence: dataclass defaults < `--config FILE.toml` < options given on the command line.
+A TOML file has up to three tables, `[data]`, `[model]` and `[train]`, whose keys are the field
+names below (the command-line option names with `_` for `-`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import sys
+import types
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from lyricgen.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
+@dataclass
+class DataConfig:
+    data: str = "jaychou"  # a path (.txt, .zip or folder) or a dataset name from the registry
+    newlines: Literal["keep", "space"] = "keep"
+    max_chars: int | None = None
+    val_fraction: float = 0.1
+
+    def validate(self) -> None:
+        _require(self.max_chars is None or self.max_chars >= 1, "max_chars must be at least 1")
+        _require(0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)")
+
+
+@dataclass
+class ModelConfig:
+    backend: str = "scratch"  # a name in lyricgen.models.BACKENDS
+    input: Literal["onehot", "embedding"] = "embedding"
+    embedding_size: int = 256
+    hidden_size: int = 512
+    num_layers: int = 2
+    dropout: float = 0.3
+    init: Literal["uniform", "normal"] = "uniform"  # normal = the book's N(0, 0.01), zero biases
+
+    def validate(self) -> None:
+        from lyricgen.models import BACKENDS  # late import: models depend on this module
+
+        _require(self.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}")
+        for name in ("embedding_size", "hidden_size", "num_layers"):
+            _require(getattr(self, name) >= 1, f"{name} must be at least 1")
+        _require(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")
+
+
+@dataclass
+class TrainConfig:
+    num_steps: int = 64
+    batch_size: int = 32
+    sampling: Literal["adjacent", "random"] = "adjacent"
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    clip: float | None = 1.0  # max global gradient norm; None disables clipping
+    epochs: int = 50
+    time_limit: float | None = None  # minutes of training
+    lr_schedule: Literal["none", "halve", "plateau"] = "none"
+    plateau_patience: int = 2
+    patience: int = 0  # early stopping after this many epochs without improvement; 0 = off
+    seed: int = 0
+    device: str = "auto"
+    out: str = "checkpoints"
+    preview_every: int = 0
+    prefix: list[str] = field(default_factory=lambda: ["分开", "不分开"])
+
+    def validate(self) -> None:
+        for name in ("num_steps", "batch_size", "epochs", "plateau_patience"):
+            _require(getattr(self, name) >= 1, f"{name} must be at least 1")
+        _require(self.lr > 0 and math.isfinite(self.lr), "lr must be a positive number")
+        _require(self.weight_decay >= 0, "weight_decay must be >= 0")
+        _require(self.clip is None or self.clip > 0, "clip must be positive")
+        _require(self.time_limit is None or self.time_limit > 0, "time_limit must be positive")
+        _require(self.patience >= 0 and self.preview_every >= 0,
+                 "patience and preview_every must be >= 0")
+        _require(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
+                 "device must be auto, cpu or cuda")
+
+
+@dataclass
+class SampleConfig:
+    length: int = 100
+    greedy: bool = False
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    num_samples: int = 1
+    seed: int | None = None
+
+    def validate(self) -> None:
+        _require(self.length >= 0, "length must be >= 0")
+        _require(self.num_samples >= 1, "num_samples must be at least 1")
+        _require(self.greedy or self.temperature > 0, "temperature must be > 0 (or use --greedy)")
+        _require(self.top_k is None or self.top_k >= 1, "top_k must be at least 1")
+        _require(self.top_p is None or 0 < self.top_p <= 1, "top_p must be in (0, 1]")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> Config:
+        self.data.validate()
+        self.model.validate()
+        self.train.validate()
+        return self
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> Config:
+        unknown = set(values) - set(SECTIONS)
+        if unknown:
+            raise UsageError(f"{source}: unknown table [{sorted(unknown)[0]}] "
+                             f"(known: {', '.join(f'[{s}]' for s in SECTIONS)})")
+        sections = {}
+        for name, klass in SECTIONS.items():
+            table = values.get(name, {})
+            if not isinstance(table, dict):
+                raise UsageError(f"{source}: [{name}] must be a table")
+            sections[name] = klass(**_checked_fields(klass, table, f"{source}: [{name}]"))
+        return cls(**sections)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Config:
+        """A copy with flat `key -> value` overrides (command-line options) applied."""
+        values = self.to_dict()
+        for key, value in overrides.items():
+            values[SECTION_OF[key]][key] = value
+        return Config.from_dict(values, source="options")
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+SECTION_OF = {f.name: s for s, klass in SECTIONS.items() for f in fields(klass)}
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any]) -> Config:
+    """Defaults, then the TOML file (if any), then the command-line overrides; validated."""
+    config = Config() if path is None else Config.from_dict(read_toml(path), source=str(path))
+    return config.with_overrides(overrides).validate()
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"config file is a folder: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not valid TOML: not UTF-8 text") from None
+
+
+def _checked_fields(klass: type, table: dict[str, Any], where: str) -> dict[str, Any]:
+    hints = get_type_hints(klass)
+    out = {}
+    for key, value in table.items():
+        if key not in hints:
+            close = difflib.get_close_matches(key, hints, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UsageError(f"{where}: unknown key '{key}'{hint}")
+        out[key] = _coerce(value, hints[key], f"{where} {key}")
+    return out
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    """`value` checked against the annotation `typ` (ints are accepted where floats are)."""
+    origin, args = get_origin(typ), get_args(typ)
+    if origin in (Union, types.UnionType):  # X | None
+        if value is None:
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)), where)
+    if origin is Literal:
+        if value not in args:
+            raise UsageError(f"{where} must be one of {', '.join(map(str, args))}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise UsageError(f"{where} must be a list, got {value!r}")
+        return [_coerce(v, args[0], where) for v in value]
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise UsageError(f"{where} must be {_TYPE_NAMES.get(typ, typ.__name__)}, got {value!r}")
+    return value
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise UsageError(message)

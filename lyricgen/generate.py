@@ -1,0 +1,85 @@
+"""Text from a model: the prefix is run once to build the state, then characters are drawn one
+at a time (greedy, temperature, top-k, top-p), the state carried from step to step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from lyricgen.config import SampleConfig
+from lyricgen.models.lm import CharLM
+from lyricgen.vocab import UnknownPolicy, Vocab
+
+
+def pick_next(logits: torch.Tensor, cfg: SampleConfig, generator: torch.Generator | None
+              ) -> torch.Tensor:
+    """The next id of each row of `logits` (N, V) under the decoding settings: (N,)."""
+    if cfg.greedy:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / cfg.temperature
+    if cfg.top_k is not None and cfg.top_k < logits.shape[-1]:
+        top = logits.topk(cfg.top_k, dim=-1)
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, top.indices, top.values)
+    probs = torch.softmax(logits, dim=-1)
+    if cfg.top_p is not None and cfg.top_p < 1.0:
+        probs = top_p_filter(probs, cfg.top_p)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+def top_p_filter(probs: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep, per row, the smallest set of most likely ids whose mass reaches `p`; renormalise."""
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+    keep = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, mass_before < p)
+    kept = probs * keep
+    return kept / kept.sum(dim=-1, keepdim=True)
+
+
+@torch.no_grad()
+def generate(model: CharLM, prefix: list[int], cfg: SampleConfig,
+             generator: torch.Generator | None = None,
+             on_step: Callable[[torch.Tensor], None] | None = None) -> list[list[int]]:
+    """`cfg.num_samples` continuations of `prefix` (a non-empty list of ids), drawn as one batch;
+    `on_step` sees each step's new ids (N,)."""
+    was_training = model.training
+    model.eval()
+    device = model.head.weight.device
+    n = cfg.num_samples
+    logits, state = model(torch.tensor([prefix], device=device))  # (1, P, V): the warm-up
+    last = logits[:, -1].expand(n, -1)  # (N, V)
+    state = tuple(s.expand(-1, n, -1).contiguous() for s in state)  # (L, N, H) each
+    out = torch.empty(n, cfg.length, dtype=torch.long, device=device)
+    for t in range(cfg.length):
+        ids = pick_next(last, cfg, generator)  # (N,)
+        out[:, t] = ids
+        if on_step is not None:
+            on_step(ids)
+        if t + 1 < cfg.length:
+            logits, state = model(ids.view(n, 1), state)  # (N, 1, V)
+            last = logits[:, -1]
+    model.train(was_training)
+    return out.tolist()
+
+
+def start_ids(vocab: Vocab, prefix: str, unknown: UnknownPolicy,
+              generator: torch.Generator | None) -> tuple[list[int], str]:
+    """The ids the model is warmed up on, and the text they stand for.
+
+    An empty prefix (or one emptied by `unknown="skip"`) starts from a newline when the vocab
+    has one, else from a character drawn by its frequency in the training text.
+    """
+    ids = vocab.encode(prefix, unknown)
+    if ids:
+        return ids, vocab.decode(ids)
+    if "\n" in vocab.index:
+        return [vocab.index["\n"]], ""
+    counts = torch.tensor(vocab.counts, dtype=torch.float64)
+    first = int(torch.multinomial(counts, 1, generator=_cpu(generator)))
+    return [first], vocab.chars[first]
+
+
+def _cpu(generator: torch.Generator | None) -> torch.Generator | None:
+    if generator is None or generator.device.type == "cpu":
+        return generator
+    return torch.Generator().manual_seed(generator.initial_seed())

@@ -1,0 +1,7 @@
+"""The LSTM backends, by name. Each maps (B, T, in) floats or (B, T) one-hot ids and an optional
+state (h, c), each (num_layers, B, H), to outputs (B, T, H) and the final state."""
+
+from lyricgen.models.builtin import BuiltinLSTM
+from lyricgen.models.scratch import ScratchLSTM
+
+BACKENDS = {"scratch": ScratchLSTM, "builtin": BuiltinLSTM}

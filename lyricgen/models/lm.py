@@ -1,0 +1,48 @@
+"""CharLM: input (one-hot | embedding) -> LSTM backend -> dropout -> linear head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lyricgen.config import ModelConfig
+from lyricgen.models import BACKENDS
+from lyricgen.models.scratch import State
+
+
+class CharLM(nn.Module):
+    def __init__(self, vocab_size: int, cfg: ModelConfig):
+        super().__init__()
+        self.vocab_size, self.cfg = vocab_size, cfg
+        # Construction order (embedding, rnn, head) fixes the order random numbers are drawn
+        # in, so the same seed gives the same weights whichever backend is chosen.
+        self.embedding = nn.Embedding(vocab_size, cfg.embedding_size) \
+            if cfg.input == "embedding" else None
+        rnn_in = cfg.embedding_size if self.embedding is not None else vocab_size
+        self.rnn = BACKENDS[cfg.backend](rnn_in, cfg.hidden_size, cfg.num_layers, cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(cfg.hidden_size, vocab_size)
+        if cfg.init == "normal":
+            self._init_normal()
+
+    def _init_normal(self) -> None:
+        # The book's scratch model: weights N(0, 0.01), biases 0.
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name.startswith("embedding"):
+                    continue
+                if "bias" in name:
+                    p.zero_()
+                else:
+                    p.normal_(0.0, 0.01)
+
+    def forward(self, ids: torch.Tensor, state: State | None = None
+                ) -> tuple[torch.Tensor, State]:
+        x = self.embedding(ids) if self.embedding is not None else ids  # (B, T, E) | (B, T)
+        out, state = self.rnn(x, state)  # (B, T, H)
+        return self.head(self.drop(out)), state  # logits (B, T, V)
+
+    def begin_state(self, batch_size: int) -> State:
+        w = self.head.weight
+        zeros = w.new_zeros(self.cfg.num_layers, batch_size, self.cfg.hidden_size)
+        return zeros, zeros.clone()

@@ -1,0 +1,45 @@
+"""Rich tables for the terminal: training summary and corpus description."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from lyricgen.train import TrainResult
+
+
+def print_training_summary(result: TrainResult, console: Console | None = None) -> None:
+    console = console or Console()
+    if not result.history:
+        console.print(f"no epoch completed; {result.out / 'last.pt'} holds the run so far")
+        return
+    table = Table(title=f"training {result.stop}: {len(result.history)} epochs, "
+                        f"best at epoch {result.best_epoch}")
+    for name in ("epoch", "train ppl", "val ppl", "seconds", "tokens/s", "lr"):
+        table.add_column(name, justify="right")
+    rows = result.history
+    shown = rows if len(rows) <= 12 else rows[:5] + [None] + rows[-6:]
+    for row in shown:
+        if row is None:
+            table.add_row("...", "", "", "", "", "")
+            continue
+        val = f"{row['val_ppl']:.2f}" if row["val_ppl"] is not None else "-"
+        style = "bold green" if row["epoch"] == result.best_epoch else None
+        table.add_row(str(row["epoch"]), f"{row['train_ppl']:.2f}", val,
+                      f"{row['seconds']:.1f}", f"{row['tokens_per_s']:,.0f}",
+                      f"{row['lr']:.3g}", style=style)
+    console.print(table)
+    console.print(f"checkpoints: {result.out / 'best.pt'} (best), {result.out / 'last.pt'}; "
+                  f"metrics: {result.out / 'metrics.jsonl'}")
+
+
+def print_data_info(info: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(show_header=False)
+    for key in ("chars", "vocab_size", "lines", "train_chars", "val_chars"):
+        table.add_row(key.replace("_", " "), f"{info[key]:,}")
+    common = "  ".join(f"{c!r} {n:,}" for c, n in info["most_common"])
+    table.add_row("most common", common)
+    console.print(table)

@@ -1,0 +1,311 @@
+"""The training loop: batches, clipping, optimizer and schedule, train / val perplexity,
+previews, early stopping and checkpoints. No command-line code here.
+
+Every checkpoint records where training stands (epochs done, batches done in the epoch under
+way, the carried LSTM state, the per-batch losses so far, RNG states), so a run stopped at any
+batch boundary (time limit, SIGINT, SIGTERM) resumes to exactly what an unbroken run gives.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from lyricgen.batching import Batches, make_batches
+from lyricgen.checkpoint import copy_checkpoint, save_checkpoint
+from lyricgen.config import Config, SampleConfig
+from lyricgen.corpus import Corpus
+from lyricgen.device import resolve_device
+from lyricgen.errors import Interrupted, LyricgenError
+from lyricgen.evaluate import evaluate
+from lyricgen.generate import generate
+from lyricgen.models.lm import CharLM
+
+Log = Callable[[str], None]
+CHECK_EVERY = 16  # batches between syncs that read the loss (finite check, progress bar)
+PREVIEW = SampleConfig(length=50, greedy=True)  # the book previews 50 greedy characters
+
+
+@dataclass
+class Progress:
+    """Where a run stands; saved in every checkpoint."""
+
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches done in epoch `epoch + 1` (non-zero only after a mid-epoch stop)
+    batch_losses: list[float] = field(default_factory=list)  # of those batches
+    hidden: list[torch.Tensor] | None = None  # the carried (h, c) at a mid-epoch stop
+    seconds: float = 0.0  # spent on that epoch so far
+    best: float = math.inf  # best monitored perplexity (validation, else training)
+    best_epoch: int = 0
+    bad_epochs: int = 0  # epochs since `best` improved (early stopping)
+    plateau_epochs: int = 0  # likewise, for the plateau schedule
+    prev_train_loss: float | None = None  # for the halve-on-increase schedule
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, Any]]
+    stop: str  # finished | early stop | time limit
+    out: Path
+    best_epoch: int
+
+
+class Trainer:
+    def __init__(self, cfg: Config, corpus: Corpus, out: Path, log: Log = print,
+                 progress_bar: bool = True):
+        self.cfg, self.corpus, self.out, self.log = cfg, corpus, out, log
+        self.progress_bar = progress_bar
+        self.device = resolve_device(cfg.train.device)
+        torch.manual_seed(cfg.train.seed)  # the initial weights
+        self.model = CharLM(len(corpus.vocab), cfg.model).to(self.device)
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.progress = Progress()
+        self.history: list[dict[str, Any]] = []
+        self._batches(1)  # fails now, not after set-up, if the text is too short for a batch
+        if len(corpus.val_ids) == 1:
+            raise LyricgenError("the validation part is a single character; raise "
+                                "--val-fraction or set it to 0")
+
+    # --- checkpoints ---------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "config": self.cfg.to_dict(),
+            "vocab": self.corpus.vocab.to_dict(),
+            "corpus_sha256": self.corpus.sha256,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "progress": asdict(self.progress),
+            "rng": rng,
+            "history": self.history,
+        }
+
+    def load_state_dict(self, payload: dict[str, Any]) -> None:
+        """Continue from a checkpoint written by `state_dict` (the caller checked its corpus)."""
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.progress = Progress(**payload["progress"])
+        self.history = list(payload["history"])
+        torch.set_rng_state(payload["rng"]["torch"])
+        if "cuda" in payload["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(payload["rng"]["cuda"], self.device)
+
+    def save(self, best: bool = False) -> None:
+        save_checkpoint(self.state_dict(), self.out / "last.pt")
+        if best:
+            copy_checkpoint(self.out / "last.pt", self.out / "best.pt")
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        cfg = self.cfg.train
+        self._rewrite_metrics()
+        deadline = time.monotonic() + cfg.time_limit * 60 if cfg.time_limit else math.inf
+        stop = "finished"
+        with stop_signals() as signals:
+            while self.progress.epoch < cfg.epochs:
+                epoch = self.progress.epoch + 1
+                complete, stopped = self._train_epoch(epoch, deadline, signals)
+                if complete and self._end_epoch(epoch):
+                    stop = "early stop"
+                    break
+                if not stopped:
+                    continue
+                if not complete:
+                    self.save(best=not (self.out / "best.pt").exists())
+                where = f"epoch {self.progress.epoch + 1}, batch {self.progress.batch}" \
+                    if not complete else f"the end of epoch {epoch}"
+                if stopped == "time limit":
+                    self.log(f"time limit reached at {where}; {self.out / 'last.pt'} holds it "
+                             "(continue with --resume)")
+                    stop = "time limit"
+                    break
+                raise Interrupted(f"interrupted by {stopped} at {where}; saved "
+                                  f"{self.out / 'last.pt'}; continue with --resume",
+                                  exit_code=130 if stopped == "SIGINT" else 143)
+        return TrainResult(self.history, stop, self.out, self.progress.best_epoch)
+
+    def _train_epoch(self, epoch: int, deadline: float, signals: StopFlag
+                     ) -> tuple[bool, str | None]:
+        """Train the batches of `epoch` left to do; whether the epoch is complete, and why
+        training must stop (time limit, a signal) if it must."""
+        cfg, p = self.cfg.train, self.progress
+        model, optimizer = self.model, self.optimizer
+        params = [q for q in model.parameters() if q.requires_grad]
+        batches = self._batches(epoch)
+        losses = torch.zeros(len(batches), dtype=torch.float64, device=self.device)
+        losses[: p.batch] = torch.tensor(p.batch_losses, dtype=torch.float64)
+        hidden = tuple(h.to(self.device) for h in p.hidden) if p.hidden else None
+        start, done, stopped = time.perf_counter(), p.batch, None
+        model.train()
+        bar = tqdm(total=len(batches), initial=done, desc=f"epoch {epoch}/{cfg.epochs}",
+                   leave=False, disable=not self.progress_bar, dynamic_ncols=True)
+        while done < len(batches) and not stopped:
+            X, Y = batches.batch(done)  # (B, T) each
+            if not batches.carries_state:
+                hidden = None
+            elif hidden is not None:
+                hidden = (hidden[0].detach(), hidden[1].detach())  # truncated BPTT
+            logits, hidden = model(X, hidden)  # (B, T, V)
+            loss = F.cross_entropy(logits.flatten(0, 1), Y.flatten())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, cfg.clip, foreach=True)
+            optimizer.step()
+            losses[done] = loss.detach()
+            done += 1
+            bar.update(1)
+            if signals.raised or time.monotonic() > deadline:
+                stopped = signals.raised or "time limit"
+            if stopped or done - p.batch >= CHECK_EVERY or done == len(batches):
+                self._check_finite(losses, p.batch, done, epoch)
+                p.batch = done  # everything up to here is known to be finite
+                bar.set_postfix(ppl=f"{math.exp(losses[:done].mean().item()):.2f}")
+        bar.close()
+        p.seconds += time.perf_counter() - start
+        p.batch_losses = losses[:done].tolist()
+        complete = done == len(batches)
+        p.hidden = [h.detach().cpu() for h in hidden] \
+            if not complete and batches.carries_state else None
+        return complete, stopped
+
+    def _batches(self, epoch: int) -> Batches:
+        cfg = self.cfg.train
+        return make_batches(self.corpus.train_ids, cfg.batch_size, cfg.num_steps, cfg.sampling,
+                            self.device, epoch_generator(cfg.seed, epoch))
+
+    def _check_finite(self, losses: torch.Tensor, lo: int, hi: int, epoch: int) -> None:
+        bad = (~torch.isfinite(losses[lo:hi])).nonzero()
+        if len(bad):
+            b = lo + int(bad[0])
+            raise LyricgenError(
+                f"the loss became {losses[b].item()} at epoch {epoch}, batch {b + 1}; training "
+                f"stopped and the last good checkpoint in {self.out} is kept (epoch "
+                f"{self.progress.epoch}); try a lower --lr or a smaller --clip")
+
+    def _end_epoch(self, epoch: int) -> bool:
+        """Validation, metrics, schedule, checkpoints, preview; True to stop early."""
+        cfg, p = self.cfg.train, self.progress
+        train_loss = sum(p.batch_losses) / len(p.batch_losses)
+        val_loss = None
+        if len(self.corpus.val_ids):
+            val_loss = evaluate(self.model, self.corpus.val_ids, cfg.batch_size, cfg.num_steps)
+        tokens = len(p.batch_losses) * cfg.batch_size * cfg.num_steps
+        row = {
+            "epoch": epoch,
+            "train_ppl": math.exp(train_loss),
+            "val_ppl": math.exp(val_loss) if val_loss is not None else None,
+            "seconds": p.seconds,
+            "tokens_per_s": tokens / p.seconds,
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
+        self.history.append(row)
+        with (self.out / "metrics.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+        monitored = row["val_ppl"] if val_loss is not None else row["train_ppl"]
+        improved = monitored < p.best
+        if improved:
+            p.best, p.best_epoch, p.bad_epochs, p.plateau_epochs = monitored, epoch, 0, 0
+        else:
+            p.bad_epochs += 1
+            p.plateau_epochs += 1
+        self._schedule(train_loss)
+        p.prev_train_loss = train_loss
+        p.epoch, p.batch, p.batch_losses, p.seconds = epoch, 0, [], 0.0
+        self.save(best=improved)
+
+        self.log(format_row(row, cfg.epochs) + ("  *" if improved else ""))
+        if cfg.preview_every and epoch % cfg.preview_every == 0:
+            for line in self.preview():
+                self.log(f"  {line}")
+        if cfg.patience and p.bad_epochs >= cfg.patience:
+            self.log(f"early stop: no improvement for {p.bad_epochs} epochs "
+                     f"(best {p.best:.2f} at epoch {p.best_epoch})")
+            return True
+        return False
+
+    def _schedule(self, train_loss: float) -> None:
+        cfg, p = self.cfg.train, self.progress
+        halve = (cfg.lr_schedule == "halve" and p.prev_train_loss is not None
+                 and train_loss > p.prev_train_loss) or \
+                (cfg.lr_schedule == "plateau" and p.plateau_epochs >= cfg.plateau_patience)
+        if halve:
+            p.plateau_epochs = 0
+            for group in self.optimizer.param_groups:
+                group["lr"] /= 2
+            self.log(f"lr halved to {self.optimizer.param_groups[0]['lr']:.3g}")
+
+    def preview(self) -> list[str]:
+        vocab, lines = self.corpus.vocab, []
+        for prefix in self.cfg.train.prefix:
+            ids = vocab.encode(prefix, unknown="skip")
+            if ids:
+                text = vocab.decode(generate(self.model, ids, PREVIEW)[0])
+                lines.append((vocab.decode(ids) + text).replace("\n", " / "))
+        return lines
+
+    def _rewrite_metrics(self) -> None:
+        """metrics.jsonl as the history says (a resumed run drops rows of lost epochs)."""
+        with (self.out / "metrics.jsonl").open("w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row) + "\n" for row in self.history)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    t = cfg.train
+    kinds = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    return kinds[t.optimizer](model.parameters(), lr=t.lr, weight_decay=t.weight_decay,
+                              foreach=True)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The data order of an epoch depends on (seed, epoch) alone, so resuming needs no state."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
+
+
+def format_row(row: dict[str, Any], epochs: int) -> str:
+    val = f"{row['val_ppl']:9.2f}" if row["val_ppl"] is not None else "        -"
+    return (f"epoch {row['epoch']:>4}/{epochs}  train ppl {row['train_ppl']:9.2f}  val ppl {val}"
+            f"  {row['seconds']:6.1f}s  {row['tokens_per_s']:8,.0f} tok/s  lr {row['lr']:.3g}")
+
+
+class StopFlag:
+    raised: str | None = None
+
+
+@contextmanager
+def stop_signals() -> Iterator[StopFlag]:
+    """SIGINT / SIGTERM ask the loop to stop at the next batch boundary; a second SIGINT stops
+    at once (the checkpoint on disk is still the previous, complete one)."""
+    flag = StopFlag()
+
+    def handler(signum, frame):
+        if flag.raised and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        flag.raised = signal.Signals(signum).name
+
+    try:
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: leave signals alone
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
