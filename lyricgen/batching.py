@@ -38,9 +38,10 @@ class AdjacentBatches:
         targets = row_len - 1
         self.num_batches = targets // num_steps if drop_last else -(-targets // num_steps)
         if self.num_batches < 1:
+            needed = batch_size * (num_steps + 1) if drop_last else 2 * batch_size
             raise LyricgenError(
                 f"the text is too short for one batch: {len(ids)} characters, but batch size "
-                f"{batch_size} x {num_steps} steps needs at least {batch_size * (num_steps + 1)}; "
+                f"{batch_size} x {num_steps} steps needs at least {needed}; "
                 "use more text or lower --batch-size / --num-steps")
 
     def __len__(self) -> int:

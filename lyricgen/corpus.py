@@ -9,6 +9,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,8 +90,8 @@ def _read_text(path: Path) -> str:
         if not files:
             raise LyricgenError(f"{path} holds no .txt files")
         parts = [(str(p), p.read_bytes()) for p in files]
-    elif zipfile.is_zipfile(path):
-        parts = _zip_members(path)
+    elif zipfile.is_zipfile(path) or path.suffix.lower() == ".zip":  # a .zip that is not one
+        parts = _zip_members(path)                                    # is a damaged zip
     else:
         parts = [(str(path), path.read_bytes())]
     text = "\n".join(_decode(name, raw) for name, raw in parts)
@@ -107,7 +108,7 @@ def _zip_members(path: Path) -> list[tuple[str, bytes]]:
             if not names:
                 raise LyricgenError(f"{path} is a zip without any .txt member")
             return [(f"{path}:{n}", z.read(n)) for n in names]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as e:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError) as e:
         raise LyricgenError(f"{path} is a damaged zip file ({e})") from None
 
 

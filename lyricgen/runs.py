@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lyricgen.checkpoint import load_checkpoint
-from lyricgen.config import Config, TrainConfig, load_config
+from lyricgen.config import Config, TrainConfig, load_config  # noqa: F401 (re-exported)
 from lyricgen.corpus import load_corpus
 from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.train import Log, Trainer, TrainResult
@@ -37,8 +37,9 @@ def train(config_file: str | None, overrides: dict[str, Any], *, resume: bool = 
         if not last.exists():
             raise LyricgenError(f"nothing to resume: {last} does not exist")
         payload = load_checkpoint(last)
-        cfg = Config.from_dict(payload["config"], source=str(last)).with_overrides(overrides)
-        cfg.validate()
+        cfg = Config.from_dict(payload["config"], source=str(last))
+        cfg.train.time_limit = None  # a time limit is for one invocation, not inherited
+        cfg = cfg.with_overrides(overrides).validate()
     else:
         cfg = load_config(config_file, overrides)
     out = Path(cfg.train.out)

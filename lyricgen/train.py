@@ -202,9 +202,7 @@ class Trainer:
         """Validation, metrics, schedule, checkpoints, preview; True to stop early."""
         cfg, p = self.cfg.train, self.progress
         train_loss = sum(p.batch_losses) / len(p.batch_losses)
-        val_loss = None
-        if len(self.corpus.val_ids):
-            val_loss = evaluate(self.model, self.corpus.val_ids, cfg.batch_size, cfg.num_steps)
+        val_loss = self._validation_loss()
         tokens = len(p.batch_losses) * cfg.batch_size * cfg.num_steps
         row = {
             "epoch": epoch,
@@ -239,6 +237,12 @@ class Trainer:
                      f"(best {p.best:.2f} at epoch {p.best_epoch})")
             return True
         return False
+
+    def _validation_loss(self) -> float | None:
+        if not len(self.corpus.val_ids):
+            return None
+        cfg = self.cfg.train
+        return evaluate(self.model, self.corpus.val_ids, cfg.batch_size, cfg.num_steps)
 
     def _schedule(self, train_loss: float) -> None:
         cfg, p = self.cfg.train, self.progress

@@ -1,0 +1,56 @@
+"""Shared fixtures: generated corpora (never real lyrics) and a small trained checkpoint."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+# The test models are tiny: one thread avoids OpenMP start-up and contention costs.
+torch.set_num_threads(1)
+
+# Invented lines; the generator below strings them into songs with a fixed seed.
+WORDS = ["分开", "不分开", "月光", "窗外", "雨下", "风吹", "我们", "你的", "微笑", "回忆",
+         "走过", "街角", "心跳", "永远", "城市", "夜晚", "慢慢", "想念", "天空", "海边"]
+
+
+def lyrics(num_lines: int = 300, seed: int = 0) -> str:
+    """Song-like text: short lines of invented two-character words, a refrain that repeats."""
+    rng = random.Random(seed)
+    refrain = ["".join(rng.choice(WORDS) for _ in range(3)) for _ in range(2)]
+    lines = []
+    for n in range(num_lines):
+        lines.append(refrain[n % 2] if n % 5 == 4 else
+                     "".join(rng.choice(WORDS) for _ in range(rng.randint(2, 4))))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def lyrics_file(tmp_path: Path) -> Path:
+    path = tmp_path / "lyrics.txt"
+    path.write_text(lyrics(), encoding="utf-8")
+    return path
+
+
+TINY = {"hidden_size": 32, "embedding_size": 16, "num_layers": 1, "dropout": 0.0,
+        "num_steps": 16, "batch_size": 8, "lr": 0.01, "epochs": 2}
+
+
+def tiny_options(data: Path, out: Path, **extra) -> dict:
+    """Options for a small, fast training run (the flat keys the CLI passes to runs.train)."""
+    return {"data": str(data), "out": str(out), **TINY, **extra}
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Path:
+    """The output folder of a small finished run (best.pt, last.pt, metrics.jsonl)."""
+    from lyricgen import runs
+
+    root = tmp_path_factory.mktemp("trained")
+    data = root / "lyrics.txt"
+    data.write_text(lyrics(), encoding="utf-8")
+    runs.train(None, tiny_options(data, root / "run", epochs=3), log=lambda m: None,
+               progress_bar=False)
+    return root / "run"
