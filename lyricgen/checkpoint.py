@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +77,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         what = "is a folder, not a checkpoint file" if path.is_dir() else "not found"
         raise CheckpointError(f"checkpoint {path} {what} (train one with `lyricgen train`)")
+    damaged = f"{path} is not a readable checkpoint: damaged or not a lyricgen file"
+    if not zipfile.is_zipfile(path):  # torch.save writes zip archives; never unpickle the rest
+        raise CheckpointError(f"{damaged} (not a PyTorch zip archive)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(f"refused to load {path}: it is not a plain checkpoint and loading "
-                              f"it would run code ({_first_line(e)})") from None
-    except Exception as e:  # truncated, random bytes, foreign zip: torch raises many kinds
-        raise CheckpointError(f"{path} is not a readable checkpoint: damaged or not a "
-                              f"lyricgen file ({_first_line(e)})") from None
+        code = [line.strip() for line in str(e).splitlines() if "GLOBAL" in line]
+        if code:
+            raise CheckpointError(f"refused to load {path}: loading it would run code, which "
+                                  f"lyricgen never does ({code[0][:120]})") from None
+        raise CheckpointError(f"{damaged} ({_first_line(e)})") from None
+    except Exception as e:  # truncated, foreign zip, ...: torch raises many kinds
+        raise CheckpointError(f"{damaged} ({_first_line(e)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a lyricgen checkpoint")
     version = payload.get("version")

@@ -14,6 +14,7 @@ from lyricgen.config import SampleConfig
 from lyricgen.device import resolve_device
 from lyricgen.errors import UsageError
 from lyricgen.generate import generate, start_ids
+from lyricgen.models import BACKENDS
 from lyricgen.vocab import UnknownCharsError, UnknownPolicy
 
 Stream = Callable[..., None]
@@ -26,6 +27,8 @@ def sample(checkpoint: Path, prefixes: list[str], cfg: SampleConfig, *,
     """`cfg.num_samples` continuations of each prefix. With `stream`, each character is passed
     to it as it is made (for a terminal; meant for one sample per prefix)."""
     cfg.validate()
+    if backend is not None and backend not in BACKENDS:
+        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     dev = resolve_device(device)
     model, vocab, config = model_from_checkpoint(load_checkpoint(checkpoint), str(checkpoint),
                                                  backend)

@@ -1,0 +1,195 @@
+"""Sampling: greedy against independent loops, seeds, top-k / top-p / temperature against their
+definitions, unknown characters, bad values, and the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from conftest import lyrics, tiny_options
+from lyricgen import runs
+from lyricgen.checkpoint import load_checkpoint, model_from_checkpoint
+from lyricgen.cli import app
+from lyricgen.config import ModelConfig, SampleConfig
+from lyricgen.generate import generate, pick_next, start_ids, top_p_filter
+from lyricgen.models.lm import CharLM
+from lyricgen.vocab import Vocab
+
+
+def sample_cli(*args):
+    return CliRunner().invoke(app, ["sample", *map(str, args)])
+
+
+def greedy_by_hand(step, prefix: list[int], length: int) -> list[int]:
+    """Feed the prefix one character at a time, then argmax: the book's `predict_rnn`."""
+    state, out = None, []
+    for i in prefix:
+        logits, state = step(i, state)
+    for _ in range(length):
+        out.append(int(logits.argmax()))
+        logits, state = step(out[-1], state)
+    return out
+
+
+def test_greedy_equals_an_argmax_loop_over_the_model(trained):
+    model, vocab, _ = model_from_checkpoint(load_checkpoint(trained / "best.pt"), "best")
+    prefix = vocab.encode("分开")
+    ours = generate(model, prefix, SampleConfig(length=40, greedy=True))[0]
+    with torch.no_grad():
+        def step(i, state):
+            logits, state = model(torch.tensor([[i]]), state)
+            return logits[0, -1], state
+        assert ours == greedy_by_hand(step, prefix, 40)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("backend", ["scratch", "builtin"])
+def test_sample_greedy_equals_a_plain_nn_lstm_rebuilt_from_the_checkpoint(
+        tmp_path, lyrics_file, layers, backend):
+    """Rebuild nn.LSTM + head from the checkpoint's tensors alone (found by nn.LSTM's names)
+    and compare greedy text with `lyricgen sample --greedy` on either backend."""
+    out = tmp_path / "run"
+    runs.train(None, tiny_options(lyrics_file, out, input="onehot", num_layers=layers,
+                                  epochs=2), log=lambda m: None, progress_bar=False)
+    payload = load_checkpoint(out / "last.pt")
+    weights, chars = payload["model"], payload["vocab"]["chars"]
+    V, H = len(chars), weights["rnn.weight_hh_l0"].shape[1]
+    lstm, head = nn.LSTM(V, H, layers), nn.Linear(H, V)
+    lstm.load_state_dict({k[4:]: v for k, v in weights.items() if k.startswith("rnn.")})
+    head.load_state_dict({k[5:]: v for k, v in weights.items() if k.startswith("head.")})
+
+    with torch.no_grad():
+        def step(i, state):
+            y, state = lstm(nn.functional.one_hot(torch.tensor([[i]]), V).float(), state)
+            return head(y[0, 0]), state
+        expected = greedy_by_hand(step, [chars.index(c) for c in "分开"], 30)
+
+    result = sample_cli("--checkpoint", out / "last.pt", "--prefix", "分开", "--greedy",
+                        "--length", 30, "--backend", backend, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "分开" + "".join(chars[i] for i in expected) + "\n"
+
+
+def test_same_seed_same_text_different_seed_different_text(trained):
+    args = ["--checkpoint", trained / "best.pt", "--prefix", "月光", "--length", 60]
+    a = sample_cli(*args, "--seed", 1).stdout
+    assert a == sample_cli(*args, "--seed", 1).stdout
+    assert a != sample_cli(*args, "--seed", 2).stdout
+
+
+def test_top_k_1_equals_greedy(trained):
+    args = ["--checkpoint", trained / "best.pt", "--prefix", "风吹", "--length", 50]
+    assert sample_cli(*args, "--top-k", 1, "--seed", 3).stdout == \
+        sample_cli(*args, "--greedy").stdout
+
+
+def test_temperature_1_draws_match_the_softmax():
+    torch.manual_seed(0)
+    logits = torch.randn(1, 8) * 1.5
+    n = 40_000
+    draws = pick_next(logits.expand(n, 8), SampleConfig(), torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=8).double() / n
+    p = torch.softmax(logits[0].double(), -1)
+    # Five standard errors per category: a false alarm is far below one in a million runs.
+    assert ((freq - p).abs() <= 5 * (p * (1 - p) / n).sqrt() + 1e-9).all()
+
+
+def test_low_temperature_approaches_greedy():
+    logits = torch.tensor([[1.0, 1.2, 0.5, 1.1]])
+    draws = pick_next(logits.expand(1000, 4), SampleConfig(temperature=0.001),
+                      torch.Generator().manual_seed(0))
+    assert (draws == 1).all()
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.75, 0.85, 0.97, 1.0])
+def test_top_p_keeps_exactly_the_smallest_set_reaching_p(p):
+    probs = torch.tensor([[0.05, 0.5, 0.15, 0.3], [0.25, 0.25, 0.25, 0.25]], dtype=torch.float64)
+    filtered = top_p_filter(probs, p)
+    for row, out in zip(probs.tolist(), filtered):
+        order = sorted(range(len(row)), key=lambda i: -row[i])
+        kept, mass = set(), 0.0
+        for i in order:  # the definition, one id at a time
+            if mass >= p:
+                break
+            kept.add(i)
+            mass += row[i]
+        assert {i for i, v in enumerate(out.tolist()) if v > 0} == kept
+        assert out.sum().item() == pytest.approx(1.0)
+        for i in kept:
+            assert out[i].item() == pytest.approx(row[i] / mass)
+
+
+def test_top_k_draws_only_from_the_k_most_likely():
+    logits = torch.tensor([[0.1, 3.0, 2.0, -1.0, 2.5]])
+    draws = pick_next(logits.expand(5000, 5), SampleConfig(top_k=2),
+                      torch.Generator().manual_seed(0))
+    assert set(draws.tolist()) == {1, 4}
+
+
+def test_num_samples_are_one_batch_of_distinct_draws(trained):
+    result = sample_cli("--checkpoint", trained / "best.pt", "--prefix", "分开", "--prefix",
+                        "月光", "--num-samples", 3, "--length", 40, "--seed", 0, "--json")
+    assert result.exit_code == 0, result.output
+    samples = json.loads(result.stdout)
+    assert [s["prefix"] for s in samples] == ["分开"] * 3 + ["月光"] * 3
+    assert all(len(s["text"]) == 40 for s in samples)
+    assert len({s["text"] for s in samples}) == 6
+    assert samples[0]["settings"]["seed"] == 0 and samples[0]["settings"]["num_samples"] == 3
+
+
+def test_empty_prefix_starts_from_a_newline_or_a_unigram_draw():
+    vocab = Vocab("\nab", [5, 1, 1])
+    assert start_ids(vocab, "", "error", None) == ([0], "")
+    no_newline = Vocab("ab", [0, 7])  # 'a' never occurs: the draw must give 'b'
+    assert start_ids(no_newline, "", "error", torch.Generator().manual_seed(0)) == ([1], "b")
+
+
+def test_unknown_prefix_characters(trained):
+    result = sample_cli("--checkpoint", trained / "best.pt", "--prefix", "分开Z", "--length", 5)
+    assert result.exit_code == 2
+    assert "'Z'" in result.stderr and "--unknown skip" in result.stderr
+    assert "Traceback" not in result.output
+    skipped = sample_cli("--checkpoint", trained / "best.pt", "--prefix", "分开Z", "--length",
+                         5, "--unknown", "skip", "--greedy")
+    assert skipped.exit_code == 0
+    assert skipped.stdout.startswith("分开") and "'Z'" in skipped.stderr
+
+
+@pytest.mark.parametrize("args", [["--length", -1], ["--temperature", 0], ["--top-p", 0],
+                                  ["--top-p", 1.5], ["--top-k", 0], ["--num-samples", 0],
+                                  ["--backend", "gpu-lstm"]])
+def test_bad_sampling_values_are_usage_errors(trained, args):
+    result = sample_cli("--checkpoint", trained / "best.pt", *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+
+
+def test_missing_or_damaged_checkpoint_exits_1(tmp_path):
+    missing = sample_cli("--checkpoint", tmp_path / "none.pt")
+    assert missing.exit_code == 1 and "not found" in missing.stderr
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    damaged = sample_cli("--checkpoint", bad)
+    assert damaged.exit_code == 1 and "not a readable checkpoint" in damaged.stderr
+
+
+def test_each_backend_samples_from_the_others_checkpoint(trained):
+    args = ["--checkpoint", trained / "best.pt", "--prefix", "城市", "--length", 40, "--greedy"]
+    texts = {b: sample_cli(*args, "--backend", b).stdout for b in ("scratch", "builtin")}
+    assert texts["scratch"] == texts["builtin"] and texts["scratch"].startswith("城市")
+
+
+def test_checkpoint_loads_on_cpu(trained):
+    model, _, _ = model_from_checkpoint(load_checkpoint(trained / "best.pt"), "best")
+    assert {p.device.type for p in model.parameters()} == {"cpu"}
+
+
+def test_generated_lines_keep_the_corpus_newlines(trained):
+    text = sample_cli("--checkpoint", trained / "best.pt", "--prefix", "分开", "--length", 200,
+                      "--greedy").stdout
+    assert "\n" in text.strip()
+    assert set(text) <= set(lyrics())
