@@ -4,6 +4,7 @@ registry with its verified download."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.error
@@ -110,6 +111,8 @@ def _zip_members(path: Path) -> list[tuple[str, bytes]]:
             return [(f"{path}:{n}", z.read(n)) for n in names]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError) as e:
         raise LyricgenError(f"{path} is a damaged zip file ({e})") from None
+    except (RuntimeError, NotImplementedError) as e:  # encrypted, or an unknown compression
+        raise LyricgenError(f"{path} cannot be read: {e}; unpack it and pass the .txt") from None
 
 
 def _decode(name: str, raw: bytes) -> str:
@@ -184,7 +187,7 @@ def _download(url: str, out, progress: bool, label: str) -> str:
                     out.write(block)
                     digest.update(block)
                     bar.update(len(block))
-    except (urllib.error.URLError, OSError, ValueError) as e:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
         reason = getattr(e, "reason", None) or e
         raise LyricgenError(
             f"could not download {url} ({reason}). Without network, pass --data PATH to a local "

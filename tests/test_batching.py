@@ -1,0 +1,188 @@
+"""AdjacentBatches and RandomBatches: shapes, the one-step shift, coverage, order, bad sizes.
+
+Batching a stream of positions (`torch.arange`) shows where every window came from; batching
+a random id stream with the same settings checks that the values are those positions' ids.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lyricgen.batching import AdjacentBatches, RandomBatches
+from lyricgen.errors import LyricgenError
+
+PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, database=None)
+
+
+def random_ids(n: int, seed: int = 0, vocab: int = 50) -> torch.Tensor:
+    return torch.randint(vocab, (n,), generator=torch.Generator().manual_seed(seed),
+                         dtype=torch.int64).to(torch.int16)
+
+
+def positions(n: int) -> torch.Tensor:
+    return torch.arange(n, dtype=torch.int32)
+
+
+def all_batches(batches) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [batches.batch(i) for i in range(len(batches))]
+
+
+def random_batches(ids, b, t, seed=0):
+    return RandomBatches(ids, b, t, generator=torch.Generator().manual_seed(seed))
+
+
+def targets(batches) -> Counter:
+    return Counter(p for _, y in all_batches(batches) for p in y.flatten().tolist())
+
+
+# --- AdjacentBatches ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("drop_last", [True, False])
+def test_adjacent_batches_are_int64_and_shifted_by_one(drop_last):
+    n, b, t = 1003, 4, 7
+    ids = random_ids(n)
+    pos_batches = all_batches(AdjacentBatches(positions(n), b, t, drop_last=drop_last))
+    id_batches = all_batches(AdjacentBatches(ids, b, t, drop_last=drop_last))
+    stream = ids.long()
+    for (xp, yp), (x, y) in zip(pos_batches, id_batches, strict=True):
+        assert x.dtype == y.dtype == torch.int64
+        assert x.shape == y.shape and x.shape[0] == b
+        assert torch.equal(yp, xp + 1)
+        assert torch.equal(x, stream[xp]) and torch.equal(y, stream[xp + 1])
+    full = [x.shape == (b, t) for x, _ in pos_batches]
+    assert all(full) if drop_last else all(full[:-1])
+
+
+def test_adjacent_row_continues_from_batch_to_batch():
+    n, b, t = 500, 3, 8
+    batches = AdjacentBatches(positions(n), b, t)
+    row_len = n // b
+    num = (row_len - 1) // t
+    assert len(batches) == num
+    xs = torch.cat([x for x, _ in all_batches(batches)], dim=1)  # (B, num * T)
+    for row in range(b):
+        assert xs[row].tolist() == list(range(row * row_len, row * row_len + num * t))
+
+
+@pytest.mark.parametrize("n, b, t", [(1000, 4, 7), (1000, 4, 5), (37, 3, 4), (64, 1, 63)])
+def test_adjacent_drop_last_targets_each_position_once(n, b, t):
+    row_len = n // b
+    num = (row_len - 1) // t
+    expected = Counter(row * row_len + j for row in range(b) for j in range(1, 1 + num * t))
+    assert targets(AdjacentBatches(positions(n), b, t, drop_last=True)) == expected
+
+
+@pytest.mark.parametrize("n, b, t", [(1000, 4, 7), (1000, 4, 5), (37, 3, 4), (10, 5, 9)])
+def test_adjacent_without_drop_last_targets_every_position_after_the_first(n, b, t):
+    row_len = n // b
+    expected = Counter(row * row_len + j for row in range(b) for j in range(1, row_len))
+    assert targets(AdjacentBatches(positions(n), b, t, drop_last=False)) == expected
+
+
+def test_adjacent_batch_index_out_of_range():
+    batches = AdjacentBatches(positions(100), 2, 5)
+    for i in (-1, len(batches)):
+        with pytest.raises(IndexError):
+            batches.batch(i)
+
+
+@pytest.mark.parametrize("b, t", [(4, 7), (1, 1), (32, 35)])
+def test_adjacent_too_short_text_states_the_minimum(b, t):
+    minimum = b * (t + 1)  # every row needs T inputs and one more character as the last target
+    assert len(AdjacentBatches(positions(minimum), b, t)) == 1
+    with pytest.raises(LyricgenError, match=rf"\b{minimum}\b"):
+        AdjacentBatches(positions(minimum - 1), b, t)
+
+
+@pytest.mark.parametrize("b, t", [(4, 7), (1, 1), (32, 35)])
+def test_adjacent_without_drop_last_too_short_states_the_minimum(b, t):
+    minimum = 2 * b  # every row needs one input and one target
+    assert len(AdjacentBatches(positions(minimum), b, t, drop_last=False)) == 1
+    with pytest.raises(LyricgenError, match=rf"\b{minimum}\b"):
+        AdjacentBatches(positions(minimum - 1), b, t, drop_last=False)
+
+
+# --- RandomBatches ------------------------------------------------------------------------------
+
+def test_random_batches_are_disjoint_windows_shifted_by_one():
+    n, b, t = 1003, 4, 7
+    ids = random_ids(n, seed=1)
+    pos = all_batches(random_batches(positions(n), b, t, seed=5))
+    vals = all_batches(random_batches(ids, b, t, seed=5))
+    stream = ids.long()
+    assert len(pos) == ((n - 1) // t) // b
+    seen = Counter()
+    for (xp, yp), (x, y) in zip(pos, vals, strict=True):
+        assert x.shape == y.shape == (b, t) and x.dtype == y.dtype == torch.int64
+        assert torch.equal(xp, xp[:, :1] + torch.arange(t))  # each row one contiguous window
+        assert torch.equal(yp, xp + 1)
+        assert torch.equal(x, stream[xp]) and torch.equal(y, stream[xp + 1])
+        seen.update(xp.flatten().tolist())
+    assert max(seen.values()) == 1  # no two windows of an epoch overlap
+
+
+def test_random_same_seed_same_batches_other_seed_other_order():
+    n, b, t = 4 * 9 * 50 + 1, 4, 9  # 200 windows, all of them used each epoch
+
+    def starts(seed):
+        return [x[:, 0].tolist() for x, _ in all_batches(random_batches(positions(n), b, t, seed))]
+    assert starts(3) == starts(3)
+    assert starts(3) != starts(4)
+    assert sorted(sum(starts(3), [])) == sorted(sum(starts(4), []))  # same windows, new order
+
+
+def test_random_batch_index_out_of_range():
+    batches = random_batches(positions(100), 2, 5)
+    for i in (-1, len(batches)):
+        with pytest.raises(IndexError):
+            batches.batch(i)
+
+
+@pytest.mark.parametrize("b, t", [(4, 7), (1, 1), (32, 35)])
+def test_random_too_short_text_states_the_minimum(b, t):
+    minimum = b * t + 1  # B windows of T inputs, plus the last window's last target
+    assert len(random_batches(positions(minimum), b, t)) == 1
+    with pytest.raises(LyricgenError, match=rf"\b{minimum}\b"):
+        random_batches(positions(minimum - 1), b, t)
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+@st.composite
+def layouts(draw, minimum):
+    """(n, b, t) with n at least `minimum(b, t)`."""
+    b = draw(st.integers(1, 8))
+    t = draw(st.integers(1, 12))
+    n = draw(st.integers(minimum(b, t), minimum(b, t) + 300))
+    return n, b, t
+
+
+@PROPERTY
+@given(layouts(lambda b, t: b * (t + 1)), st.booleans())
+def test_adjacent_every_target_exactly_once(layout, drop_last):
+    n, b, t = layout
+    batches = AdjacentBatches(positions(n), b, t, drop_last=drop_last)
+    row_len = n // b
+    last = 1 + ((row_len - 1) // t) * t if drop_last else row_len
+    expected = Counter(row * row_len + j for row in range(b) for j in range(1, last))
+    assert targets(batches) == expected
+    for x, y in all_batches(batches):
+        assert torch.equal(y, x + 1)
+
+
+@PROPERTY
+@given(layouts(lambda b, t: b * t + 1), st.integers(0, 2**31))
+def test_random_windows_disjoint(layout, seed):
+    n, b, t = layout
+    batches = all_batches(random_batches(positions(n), b, t, seed))
+    assert len(batches) == ((n - 1) // t) // b
+    xs = torch.stack([x for x, _ in batches])
+    assert len(set(xs.flatten().tolist())) == xs.numel()
+    assert int(xs.max()) + 1 < n  # the last target still lies in the stream
+    for x, y in batches:
+        assert torch.equal(y, x + 1)
