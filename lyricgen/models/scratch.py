@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lyricgen.models.fused import LSTMLayer, lstm_layer_forward
+
 State = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -34,13 +36,18 @@ def lstm_cell(xw: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
 
 
 class ScratchLSTM(nn.Module):
-    """Multi-layer LSTM over (B, T, in) floats or, for one-hot input, (B, T) integer ids."""
+    """Multi-layer LSTM over (B, T, in) floats or, for one-hot input, (B, T) integer ids.
+
+    `fused` (the default) runs each layer through `fused.LSTMLayer`, a hand-written BPTT over
+    the whole sequence; `fused=False` runs `lstm_cell` step by step under autograd, the
+    readable reference the fast path is tested against.
+    """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, fused: bool = True):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
-        self.num_layers, self.dropout = num_layers, dropout
+        self.num_layers, self.dropout, self.fused = num_layers, dropout, fused
         gates = 4 * hidden_size
         for k in range(num_layers):
             layer_in = input_size if k == 0 else hidden_size
@@ -76,11 +83,18 @@ class ScratchLSTM(nn.Module):
             else:
                 xw = torch.addmm(b_ih + b_hh, layer_in.reshape(T * B, -1), w_ih.t()).view(T, B, -1)
             h, c = state[0][k], state[1][k]
-            outputs = []
-            for t in range(T):
-                h, c = lstm_cell(xw[t], h, c, w_hh)
-                outputs.append(h)
-            layer_in = torch.stack(outputs)  # (T, B, H)
+            if not self.fused:
+                outputs = []
+                for t in range(T):
+                    h, c = lstm_cell(xw[t], h, c, w_hh)
+                    outputs.append(h)
+                layer_in = torch.stack(outputs)  # (T, B, H)
+            elif torch.is_grad_enabled():
+                layer_in, c = LSTMLayer.apply(xw, w_hh, h, c)  # (T, B, H), (B, H)
+                h = layer_in[-1]
+            else:  # sampling, evaluation: nothing to save for a backward pass
+                layer_in, cs, _, _ = lstm_layer_forward(xw, w_hh, h, c)
+                h, c = layer_in[-1], cs[-1]
             if self.dropout and self.training and k < self.num_layers - 1:
                 layer_in = F.dropout(layer_in, self.dropout, training=True)
             last_h.append(h)
