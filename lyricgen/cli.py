@@ -4,6 +4,7 @@ end as one line on stderr and an exit code (2 for usage, 1 for the rest), never 
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -176,6 +177,26 @@ def train(
     result = runs.train(str(config) if config else None, options, resume=resume,
                         overwrite=overwrite, log=typer.echo)
     report.print_training_summary(result)
+
+
+def compare(**options: Any) -> None:
+    """Train both backends (scratch and builtin) on the same data, seed, initial weights and
+    batches, and report speed, perplexity curves and numerical agreement side by side in a
+    table and in OUT/compare.json, compare.csv and compare.png (default OUT:
+    checkpoints/compare; --time-limit is shared, half per backend)."""
+    config, overwrite = options.pop("config"), options.pop("overwrite")
+    from lyricgen import compare as comparison, report
+
+    options = {"out": "checkpoints/compare", **_given(options)}
+    result = comparison.compare(str(config) if config else None, options, overwrite=overwrite,
+                                log=typer.echo)
+    report.print_comparison(result)
+
+
+_train_signature = inspect.signature(train, eval_str=True)
+compare.__signature__ = _train_signature.replace(
+    parameters=[p for p in _train_signature.parameters.values() if p.name != "resume"])
+app.command()(compare)
 
 
 @app.command()

@@ -35,6 +35,40 @@ def print_training_summary(result: TrainResult, console: Console | None = None) 
                   f"metrics: {result.out / 'metrics.jsonl'}")
 
 
+def print_comparison(report: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    runs, summary, agree = report["backends"], report["summary"], report["agreement"]
+    names = list(runs)
+    table = Table(title="scratch vs builtin")
+    table.add_column("")
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_row("parameters", *(f"{runs[n]['parameters']:,}" for n in names))
+    table.add_row("tokens/s", *(f"{runs[n]['tokens_per_s']:,.0f}" for n in names))
+    epochs = [runs[n]["epochs"] for n in names]
+    for i in range(max(map(len, epochs))):
+        cells = [_ppl(rows[i]) if i < len(rows) else "" for rows in epochs]
+        table.add_row(f"epoch {i + 1} train / val ppl", *cells)
+    console.print(table)
+    ratio = summary["speedup_scratch_over_builtin"]
+    faster, slower = ("scratch", "builtin") if ratio >= 1 else ("builtin", "scratch")
+    console.print(f"[bold]{faster} is {max(ratio, 1 / ratio):.2f}x as fast as {slower}[/bold]")
+    if summary["max_rel_train_ppl_diff"] is not None:
+        console.print(f"training perplexities agree within a relative "
+                      f"{summary['max_rel_train_ppl_diff']:.1e} over "
+                      f"{summary['epochs_compared']} epoch(s)")
+    console.print(f"same starting weights: logits differ by at most "
+                  f"{agree['logits_max_abs_diff_float32']:.1e} (float32), "
+                  f"{agree['logits_max_abs_diff_float64']:.1e} (float64); gradients by "
+                  f"{agree['grad_max_abs_diff_float32']:.1e} / "
+                  f"{agree['grad_max_abs_diff_float64']:.1e}")
+
+
+def _ppl(row: dict[str, Any]) -> str:
+    val = f"{row['val_ppl']:.2f}" if row["val_ppl"] is not None else "-"
+    return f"{row['train_ppl']:.2f} / {val}"
+
+
 def print_data_info(info: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     table = Table(show_header=False)

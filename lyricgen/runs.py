@@ -55,9 +55,14 @@ def train(config_file: str | None, overrides: dict[str, Any], *, resume: bool = 
         log(f"resuming {out / 'last.pt'} after epoch {trainer.progress.epoch}"
             + (f", batch {trainer.progress.batch}" if trainer.progress.batch else ""))
     elif overwrite:
-        for name in OUTPUTS:
-            (out / name).unlink(missing_ok=True)
+        clear_outputs(out)
     return trainer.run()
+
+
+def clear_outputs(out: Path) -> None:
+    """Remove an earlier run's files (only once the new run's settings proved valid)."""
+    for name in OUTPUTS:
+        (out / name).unlink(missing_ok=True)
 
 
 def check_out_dir(out: Path, fresh: bool, overwrite: bool) -> None:

@@ -185,9 +185,7 @@ class Trainer:
         return complete, stopped
 
     def _batches(self, epoch: int) -> Batches:
-        cfg = self.cfg.train
-        return make_batches(self.corpus.train_ids, cfg.batch_size, cfg.num_steps, cfg.sampling,
-                            self.device, epoch_generator(cfg.seed, epoch))
+        return training_batches(self.cfg, self.corpus, self.device, epoch)
 
     def _check_finite(self, losses: torch.Tensor, lo: int, hi: int, epoch: int) -> None:
         bad = (~torch.isfinite(losses[lo:hi])).nonzero()
@@ -277,9 +275,13 @@ def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer
                               foreach=True)
 
 
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """The data order of an epoch depends on (seed, epoch) alone, so resuming needs no state."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
+def training_batches(cfg: Config, corpus: Corpus, device: torch.device, epoch: int) -> Batches:
+    """The batches of `epoch`: their order depends on (seed, epoch) alone, so resuming needs
+    no data-order state."""
+    t = cfg.train
+    generator = torch.Generator().manual_seed((t.seed * 1_000_003 + epoch) % 2**63)
+    return make_batches(corpus.train_ids, t.batch_size, t.num_steps, t.sampling, device,
+                        generator)
 
 
 def format_row(row: dict[str, Any], epochs: int) -> str:

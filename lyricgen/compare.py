@@ -1,0 +1,146 @@
+"""`lyricgen compare`: both backends on the same data, seed, initial weights and batches; speed,
+perplexity curves and numerical agreement side by side, as a table, JSON, CSV and a plot."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from lyricgen.config import Config, load_config
+from lyricgen.corpus import Corpus, load_corpus
+from lyricgen.device import resolve_device
+from lyricgen.errors import UsageError
+from lyricgen.models.lm import CharLM
+from lyricgen.runs import check_out_dir, clear_outputs
+from lyricgen.train import Log, Trainer, training_batches
+
+BACKENDS = ("scratch", "builtin")
+ROW_KEYS = ("epoch", "train_ppl", "val_ppl", "seconds", "tokens_per_s")
+
+
+def compare(config_file: str | None, overrides: dict[str, Any], *, overwrite: bool = False,
+            log: Log = print, progress_bar: bool = True) -> dict[str, Any]:
+    """Train each backend in OUT/<backend>; write OUT/compare.{json,csv,png}; the report."""
+    cfg = load_config(config_file, overrides)
+    out = Path(cfg.train.out)
+    for backend in BACKENDS:
+        check_out_dir(out / backend, fresh=True, overwrite=overwrite)
+    corpus = load_corpus(cfg.data)
+    if cfg.train.time_limit:  # the limit is for the whole comparison: half each
+        cfg.train.time_limit /= 2
+    report: dict[str, Any] = {"config": cfg.to_dict(), "agreement": agreement(cfg, corpus),
+                              "backends": {}}
+    for backend in BACKENDS:
+        run_cfg = replace(cfg, model=replace(cfg.model, backend=backend),
+                          train=replace(cfg.train, out=str(out / backend)))
+        log(f"--- {backend} ---")
+        trainer = Trainer(run_cfg, corpus, out / backend, log=log, progress_bar=progress_bar)
+        clear_outputs(out / backend)
+        result = trainer.run()
+        report["backends"][backend] = {
+            "parameters": sum(p.numel() for p in trainer.model.parameters()),
+            "tokens_per_s": speed(result.history, trainer),
+            "epochs": [{k: row[k] for k in ROW_KEYS} for row in result.history],
+        }
+    report["summary"] = summarise(report)
+    write_outputs(report, out, log)
+    return report
+
+
+def agreement(cfg: Config, corpus: Corpus) -> dict[str, float]:
+    """Max |difference| of logits and of gradients between the backends at the shared initial
+    weights, on the first training batch, in float32 (as trained) and float64."""
+    device = resolve_device(cfg.train.device)
+    X, Y = training_batches(cfg, corpus, device, epoch=1).batch(0)
+    result = {}
+    for dtype, label in ((torch.float32, "float32"), (torch.float64, "float64")):
+        outputs = []
+        for backend in BACKENDS:
+            torch.manual_seed(cfg.train.seed)
+            model = CharLM(len(corpus.vocab), replace(cfg.model, backend=backend, dropout=0.0))
+            model = model.to(device=device, dtype=dtype)
+            logits, _ = model(X)
+            loss = F.cross_entropy(logits.flatten(0, 1), Y.flatten())
+            outputs.append((logits.detach(), torch.autograd.grad(loss, list(model.parameters()))))
+        (la, ga), (lb, gb) = outputs
+        result[f"logits_max_abs_diff_{label}"] = (la - lb).abs().max().item()
+        result[f"grad_max_abs_diff_{label}"] = max((a - b).abs().max().item()
+                                                  for a, b in zip(ga, gb))
+    return result
+
+
+def speed(history: list[dict[str, Any]], trainer: Trainer) -> float:
+    """Median tokens/s over the epochs after the first (the first pays for warm-up); the one
+    epoch's, or the unfinished epoch's, when that is all there is."""
+    rates = [row["tokens_per_s"] for row in history]
+    if len(rates) > 1:
+        return statistics.median(rates[1:])
+    if rates:
+        return rates[0]
+    p, t = trainer.progress, trainer.cfg.train
+    if not p.batch:
+        raise UsageError("the time limit ended the comparison before one batch was trained; "
+                         "give it more time")
+    return p.batch * t.batch_size * t.num_steps / p.seconds
+
+
+def summarise(report: dict[str, Any]) -> dict[str, Any]:
+    a, b = (report["backends"][name] for name in BACKENDS)
+    rel = [abs(x["train_ppl"] - y["train_ppl"]) / y["train_ppl"]
+           for x, y in zip(a["epochs"], b["epochs"])]
+    return {
+        "faster": BACKENDS[0] if a["tokens_per_s"] >= b["tokens_per_s"] else BACKENDS[1],
+        "speedup_scratch_over_builtin": a["tokens_per_s"] / b["tokens_per_s"],
+        "max_rel_train_ppl_diff": max(rel) if rel else None,
+        "epochs_compared": len(rel),
+    }
+
+
+def write_outputs(report: dict[str, Any], out: Path, log: Log) -> None:
+    (out / "compare.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    with (out / "compare.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["backend", *ROW_KEYS])
+        for backend in BACKENDS:
+            for row in report["backends"][backend]["epochs"]:
+                writer.writerow([backend, *(row[k] for k in ROW_KEYS)])
+    try:
+        plot(report, out / "compare.png")
+    except ImportError:
+        log("matplotlib is not installed, so no compare.png (pip install 'lyricgen[plot]'); "
+            "compare.json and compare.csv are written")
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (curves, bars) = plt.subplots(1, 2, figsize=(11, 4.2),
+                                       gridspec_kw={"width_ratios": [2, 1]})
+    # Markers differ so that curves lying on top of each other (as they should) both show.
+    for backend, color, marker in zip(BACKENDS, ("tab:blue", "tab:orange"), ("o", "x")):
+        rows = report["backends"][backend]["epochs"]
+        epochs = [r["epoch"] for r in rows]
+        curves.plot(epochs, [r["train_ppl"] for r in rows], color=color, marker=marker,
+                    label=f"{backend} train")
+        if rows and rows[0]["val_ppl"] is not None:
+            curves.plot(epochs, [r["val_ppl"] for r in rows], color=color, marker=marker,
+                        linestyle="--", label=f"{backend} val")
+    curves.set(xlabel="epoch", ylabel="perplexity", yscale="log", title="perplexity")
+    curves.xaxis.get_major_locator().set_params(integer=True)
+    curves.legend()
+    speeds = [report["backends"][b]["tokens_per_s"] for b in BACKENDS]
+    bars.bar(BACKENDS, speeds, color=["tab:blue", "tab:orange"])
+    bars.set(ylabel="tokens / s", title="training speed")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,93 @@
+"""`lyricgen compare`: both backends learn the same thing from the same start; files written."""
+
+from __future__ import annotations
+
+import builtins
+import csv
+import json
+
+from typer.testing import CliRunner
+
+from conftest import TINY
+from lyricgen import compare
+from lyricgen.cli import app
+
+
+def compare_cli(data, out, *extra):
+    args = ["compare", "--data", str(data), "--out", str(out), "--dropout", "0"]
+    for key, value in TINY.items():
+        if key != "dropout":
+            args += [f"--{key.replace('_', '-')}", str(value)]
+    return CliRunner().invoke(app, [*args, "--epochs", "3", *map(str, extra)])
+
+
+def test_backends_agree_and_the_report_files_are_written(lyrics_file, tmp_path):
+    out = tmp_path / "cmp"
+    result = compare_cli(lyrics_file, out, "--num-layers", 2)
+    assert result.exit_code == 0, result.output
+    assert "as fast as" in result.stdout
+
+    report = json.loads((out / "compare.json").read_text())
+    scratch, builtin = (report["backends"][b]["epochs"] for b in ("scratch", "builtin"))
+    assert [r["epoch"] for r in scratch] == [r["epoch"] for r in builtin] == [1, 2, 3]
+    for a, b in zip(scratch, builtin):
+        assert abs(a["train_ppl"] - b["train_ppl"]) <= 1e-4 * b["train_ppl"]
+        assert abs(a["val_ppl"] - b["val_ppl"]) <= 1e-4 * b["val_ppl"]
+        assert set(a) == {"epoch", "train_ppl", "val_ppl", "seconds", "tokens_per_s"}
+    assert report["backends"]["scratch"]["parameters"] == \
+        report["backends"]["builtin"]["parameters"]
+    agreement = report["agreement"]
+    assert agreement["logits_max_abs_diff_float64"] < 1e-12
+    assert agreement["grad_max_abs_diff_float64"] < 1e-12
+    assert agreement["logits_max_abs_diff_float32"] < 1e-5
+    summary = report["summary"]
+    speeds = {b: report["backends"][b]["tokens_per_s"] for b in ("scratch", "builtin")}
+    assert summary["speedup_scratch_over_builtin"] == speeds["scratch"] / speeds["builtin"]
+    assert summary["faster"] == max(speeds, key=speeds.get)
+
+    with (out / "compare.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["backend"], int(r["epoch"])) for r in rows] == \
+        [(b, e) for b in ("scratch", "builtin") for e in (1, 2, 3)]
+    assert float(rows[0]["train_ppl"]) == scratch[0]["train_ppl"]
+    assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for backend in ("scratch", "builtin"):  # each backend's run is a normal, sampleable run
+        assert (out / backend / "best.pt").exists()
+        assert len((out / backend / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_without_matplotlib_json_and_csv_are_still_written(lyrics_file, tmp_path, monkeypatch):
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("no matplotlib here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    out = tmp_path / "cmp"
+    result = compare_cli(lyrics_file, out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("matplotlib is not installed") == 1
+    assert (out / "compare.json").exists() and (out / "compare.csv").exists()
+    assert not (out / "compare.png").exists()
+
+
+def test_time_limit_gives_a_quick_speed_comparison(lyrics_file, tmp_path):
+    out = tmp_path / "cmp"
+    result = compare_cli(lyrics_file, out, "--time-limit", "1e-9")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "compare.json").read_text())
+    for backend in compare.BACKENDS:
+        assert report["backends"][backend]["epochs"] == []
+        assert report["backends"][backend]["tokens_per_s"] > 0
+
+
+def test_an_earlier_comparison_is_kept_unless_overwrite(lyrics_file, tmp_path):
+    out = tmp_path / "cmp"
+    assert compare_cli(lyrics_file, out, "--epochs", 1).exit_code == 0
+    before = (out / "scratch" / "last.pt").read_bytes()
+    again = compare_cli(lyrics_file, out, "--epochs", 1)
+    assert again.exit_code == 2 and "--overwrite" in again.stderr
+    assert (out / "scratch" / "last.pt").read_bytes() == before
+    assert compare_cli(lyrics_file, out, "--epochs", 1, "--overwrite").exit_code == 0
