@@ -58,6 +58,26 @@ def _write_atomically(path: Path, write) -> None:
         raise CheckpointError(f"could not write checkpoint {path} ({reason}); {kept}") from None
 
 
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete the temporary files of checkpoint writes whose process was killed mid-write."""
+    for tmp in folder.glob(".*.pt.*.tmp"):
+        pid = tmp.name.split(".")[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if os.name != "posix":  # os.kill(pid, 0) would end the process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, owned by someone else
+        return True
+    return True
+
+
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)

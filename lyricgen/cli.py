@@ -50,6 +50,10 @@ class LyricgenGroup(TyperGroup):
             if debug:
                 raise
             code = fail(str(e), e.exit_code)
+        except OSError as e:  # the system said no (disk full, no permission, ...): not a bug
+            if debug:
+                raise
+            code = fail(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e), 1)
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -175,7 +179,8 @@ def train(
     from lyricgen import report, runs
 
     result = runs.train(str(config) if config else None, options, resume=resume,
-                        overwrite=overwrite, log=typer.echo)
+                        overwrite=overwrite, log=typer.echo,
+                        progress_bar=sys.stderr.isatty())  # no bars in logs: stderr is errors
     report.print_training_summary(result)
 
 

@@ -8,7 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lyricgen.checkpoint import load_checkpoint
+from lyricgen.checkpoint import (CheckpointError, _first_line, load_checkpoint,
+                                 model_from_checkpoint, remove_stale_temporaries)
 from lyricgen.config import Config, TrainConfig, load_config  # noqa: F401 (re-exported)
 from lyricgen.corpus import load_corpus
 from lyricgen.errors import LyricgenError, UsageError
@@ -37,6 +38,7 @@ def train(config_file: str | None, overrides: dict[str, Any], *, resume: bool = 
         if not last.exists():
             raise LyricgenError(f"nothing to resume: {last} does not exist")
         payload = load_checkpoint(last)
+        model_from_checkpoint(payload, str(last))  # damaged settings, vocab or weights: stop now
         cfg = Config.from_dict(payload["config"], source=str(last))
         cfg.train.time_limit = None  # a time limit is for one invocation, not inherited
         cfg = cfg.with_overrides(overrides).validate()
@@ -51,11 +53,16 @@ def train(config_file: str | None, overrides: dict[str, Any], *, resume: bool = 
                             "trained on (its fingerprint differs); resume needs the same text")
     trainer = Trainer(cfg, corpus, out, log=log, progress_bar=progress_bar)
     if payload is not None:
-        trainer.load_state_dict(payload)
+        try:
+            trainer.load_state_dict(payload)
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+            raise CheckpointError(f"{out / 'last.pt'} is damaged: its training state cannot be "
+                                  f"restored ({type(e).__name__}: {_first_line(e)})") from None
         log(f"resuming {out / 'last.pt'} after epoch {trainer.progress.epoch}"
             + (f", batch {trainer.progress.batch}" if trainer.progress.batch else ""))
     elif overwrite:
         clear_outputs(out)
+    remove_stale_temporaries(out)  # left by a run killed while writing a checkpoint
     return trainer.run()
 
 

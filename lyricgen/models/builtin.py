@@ -14,7 +14,7 @@ class BuiltinLSTM(nn.LSTM):
     column for one-hot input, so ids are expanded to dense one-hot vectors first."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, onehot: bool = False):
         super().__init__(input_size, hidden_size, num_layers, batch_first=True,
                          dropout=dropout if num_layers > 1 else 0.0)
 

@@ -19,7 +19,8 @@ class CharLM(nn.Module):
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_size) \
             if cfg.input == "embedding" else None
         rnn_in = cfg.embedding_size if self.embedding is not None else vocab_size
-        self.rnn = BACKENDS[cfg.backend](rnn_in, cfg.hidden_size, cfg.num_layers, cfg.dropout)
+        self.rnn = BACKENDS[cfg.backend](rnn_in, cfg.hidden_size, cfg.num_layers, cfg.dropout,
+                                         onehot=self.embedding is None)
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.hidden_size, vocab_size)
         if cfg.init == "normal":

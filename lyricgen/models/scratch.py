@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lyricgen.models.fused import LSTMLayer, lstm_layer_forward
+from lyricgen.models.fused import ColumnLookup, LSTMLayer, lstm_layer_forward
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -44,14 +44,17 @@ class ScratchLSTM(nn.Module):
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 dropout: float = 0.0, fused: bool = True):
+                 dropout: float = 0.0, fused: bool = True, onehot: bool = False):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
         self.num_layers, self.dropout, self.fused = num_layers, dropout, fused
         gates = 4 * hidden_size
         for k in range(num_layers):
             layer_in = input_size if k == 0 else hidden_size
-            self.register_parameter(f"weight_ih_l{k}", nn.Parameter(torch.empty(gates, layer_in)))
+            w_ih = torch.empty(gates, layer_in)
+            if k == 0 and onehot:  # shape (4H, V) as nn.LSTM's, stored column-major: see
+                w_ih = torch.empty(layer_in, gates).t()  # fused.ColumnLookup
+            self.register_parameter(f"weight_ih_l{k}", nn.Parameter(w_ih))
             self.register_parameter(f"weight_hh_l{k}", nn.Parameter(torch.empty(gates, hidden_size)))
             self.register_parameter(f"bias_ih_l{k}", nn.Parameter(torch.empty(gates)))
             self.register_parameter(f"bias_hh_l{k}", nn.Parameter(torch.empty(gates)))
@@ -60,8 +63,9 @@ class ScratchLSTM(nn.Module):
     def reset_parameters(self) -> None:
         # nn.LSTM's rule, in its order: the same seed gives the same weights in both backends.
         bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+        with torch.no_grad():
+            for p in self.parameters():  # drawn in logical order, whatever the memory layout
+                p.copy_(torch.empty(p.shape, dtype=p.dtype).uniform_(-bound, bound))
 
     def layer(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         return (getattr(self, f"weight_ih_l{k}"), getattr(self, f"weight_hh_l{k}"),
@@ -79,7 +83,11 @@ class ScratchLSTM(nn.Module):
             w_ih, w_hh, b_ih, b_hh = self.layer(k)
             if layer_in.dtype in _INDEX_DTYPES:
                 # W_ih times a one-hot vector is column x of W_ih: a lookup, never a dense matmul.
-                xw = F.embedding(layer_in, w_ih.t()) + (b_ih + b_hh)  # (T, B, 4H)
+                if self.fused:
+                    xw = ColumnLookup.apply(w_ih, layer_in.reshape(-1)).view(T, B, -1)
+                    xw = xw + (b_ih + b_hh)  # (T, B, 4H)
+                else:
+                    xw = F.embedding(layer_in, w_ih.t()) + (b_ih + b_hh)  # (T, B, 4H)
             else:
                 xw = torch.addmm(b_ih + b_hh, layer_in.reshape(T * B, -1), w_ih.t()).view(T, B, -1)
             h, c = state[0][k], state[1][k]

@@ -1,0 +1,57 @@
+"""Helpers shared by the benchmark scripts: running lyricgen and the reference, recording."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+DEFAULT_CORPUS = SHARED / "data" / "jaychou_lyrics.txt.zip"
+REFERENCE = SHARED / "reference" / "d2l_reference.py"
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def lyricgen_train(args: list[str], timeout: float = 3600) -> list[dict]:
+    """Run `lyricgen train ARGS` in a fresh process; its metrics.jsonl rows."""
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run([sys.executable, "-m", "lyricgen", "train", *args, "--out", out,
+                        "--preview-every", "0"], check=True, timeout=timeout,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        lines = (Path(out) / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def median_speed(rows: list[dict]) -> float:
+    """tokens/s: the median over the epochs after the first (the first pays for warm-up)."""
+    rates = [r["tokens_per_s"] for r in rows]
+    return statistics.median(rates[1:] if len(rates) > 1 else rates)
+
+
+def reference(corpus: Path, kind: str, epochs: int) -> dict:
+    """The book's pipeline (shared/reference/d2l_reference.py): its JSON line."""
+    done = subprocess.run([sys.executable, str(REFERENCE), str(corpus), kind, str(epochs)],
+                          check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+            f"torch {torch.__version__}, Python {platform.python_version()}")
+
+
+def record(title: str, command: str, lines: list[str]) -> None:
+    """Print `lines` and append them, dated, to benchmarks/RESULTS.md."""
+    text = "\n".join(lines)
+    print(text)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    with RESULTS.open("a", encoding="utf-8") as f:
+        f.write(f"\n## {title} ({stamp})\n\n`{command}` on {machine()}\n\n{text}\n")
