@@ -107,9 +107,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         if code:
             raise CheckpointError(f"refused to load {path}: loading it would run code, which "
                                   f"lyricgen never does ({code[0][:120]})") from None
-        raise CheckpointError(f"{damaged} ({_first_line(e)})") from None
+        raise CheckpointError(f"{damaged} ({first_line(e)})") from None
     except Exception as e:  # truncated, foreign zip, ...: torch raises many kinds
-        raise CheckpointError(f"{damaged} ({_first_line(e)})") from None
+        raise CheckpointError(f"{damaged} ({first_line(e)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a lyricgen checkpoint")
     version = payload.get("version")
@@ -136,12 +136,12 @@ def model_from_checkpoint(payload: dict[str, Any], source: str, backend: str | N
     except LyricgenError as e:
         raise CheckpointError(f"{source} holds bad settings: {e}") from None
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{source} is damaged ({_first_line(e)})") from None
+        raise CheckpointError(f"{source} is damaged ({first_line(e)})") from None
     model.eval()
     return model, vocab, config
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     line = text[0] if text else type(e).__name__
     return line if len(line) <= 160 else line[:157] + "..."

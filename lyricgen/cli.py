@@ -194,7 +194,7 @@ def compare(**options: Any) -> None:
 
     options = {"out": "checkpoints/compare", **_given(options)}
     result = comparison.compare(str(config) if config else None, options, overwrite=overwrite,
-                                log=typer.echo)
+                                log=typer.echo, progress_bar=sys.stderr.isatty())
     report.print_comparison(result)
 
 

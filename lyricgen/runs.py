@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lyricgen.checkpoint import (CheckpointError, _first_line, load_checkpoint,
+from lyricgen.checkpoint import (CheckpointError, first_line, load_checkpoint,
                                  model_from_checkpoint, remove_stale_temporaries)
 from lyricgen.config import Config, TrainConfig, load_config  # noqa: F401 (re-exported)
 from lyricgen.corpus import load_corpus
@@ -57,7 +57,7 @@ def train(config_file: str | None, overrides: dict[str, Any], *, resume: bool = 
             trainer.load_state_dict(payload)
         except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
             raise CheckpointError(f"{out / 'last.pt'} is damaged: its training state cannot be "
-                                  f"restored ({type(e).__name__}: {_first_line(e)})") from None
+                                  f"restored ({type(e).__name__}: {first_line(e)})") from None
         log(f"resuming {out / 'last.pt'} after epoch {trainer.progress.epoch}"
             + (f", batch {trainer.progress.batch}" if trainer.progress.batch else ""))
     elif overwrite:

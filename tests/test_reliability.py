@@ -1,0 +1,626 @@
+"""Reliability: every user error is one `error:` line and an exit code (2 usage, 1 runtime), no
+traceback unless --debug, and never a damaged checkpoint; damaged, foreign, newer and malicious
+checkpoints are refused; SIGINT / SIGTERM / kill -9 / failing writes leave a loadable last.pt
+that --resume continues."""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import io
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import lyricgen.checkpoint
+from conftest import TINY, lyrics
+from lyricgen.checkpoint import load_checkpoint
+from lyricgen.cli import app
+
+OUTPUTS = {"last.pt", "best.pt", "metrics.jsonl"}
+TEMPORARY = re.compile(r"^\.(last|best)\.pt\.\d+\.tmp$")  # checkpoint.py's temporary files
+TINY_ARGS = [a for k, v in TINY.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+def cli(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, code: int, *phrases: str) -> None:
+    """Exit `code`, stderr exactly one line `error: ...` holding every phrase, no traceback."""
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        repr(result.exception)  # an exception escaping the CLI would be a traceback
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for phrase in phrases:
+        assert phrase in lines[0]
+    assert "Traceback" not in result.output
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file in `folder` by name, with its bytes."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def metric_epochs(out: Path) -> list[int]:
+    return [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def run_copy(trained, tmp_path) -> Path:
+    """A private copy of the finished tiny run (last.pt, best.pt, metrics.jsonl)."""
+    copy = tmp_path / "run"
+    shutil.copytree(trained, copy)
+    assert set(os.listdir(copy)) == OUTPUTS
+    return copy
+
+
+@pytest.fixture(autouse=True)
+def no_cuda(monkeypatch):
+    """Every test sees a machine without CUDA, so `--device cuda` fails on GPU machines too."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+# --- bad input to `lyricgen train` ---------------------------------------------------------------
+
+def make_zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buffer.getvalue()
+
+
+# Files each case writes under tmp_path ("{tmp}" in its arguments), its arguments (they come
+# after a good tiny run's, so they win), the exit code, and what the error line must say.
+TRAIN_CASES = [
+    # runtime problems with the corpus: exit 1
+    pytest.param({}, ["--data", "{tmp}/missing.txt"], 1, ["corpus not found", "missing.txt"],
+                 id="missing corpus"),
+    pytest.param({"c.txt": b""}, ["--data", "{tmp}/c.txt"], 1, ["holds no text"],
+                 id="empty corpus"),
+    pytest.param({"c.txt": b" \n\t\r\n  \n"}, ["--data", "{tmp}/c.txt"], 1, ["holds no text"],
+                 id="whitespace-only corpus"),
+    pytest.param({"c.txt": bytes(range(256)) * 8}, ["--data", "{tmp}/c.txt"], 1,
+                 ["looks binary"], id="binary corpus"),
+    pytest.param({"c.txt": "分开 不分开\n".encode("gbk") * 50}, ["--data", "{tmp}/c.txt"], 1,
+                 ["not UTF-8"], id="non-UTF-8 corpus"),
+    pytest.param({"c.zip": make_zip({"readme.md": b"# songs", "cover.jpg": b"\xff\xd8"})},
+                 ["--data", "{tmp}/c.zip"], 1, ["zip without any .txt member"],
+                 id="zip without text"),
+    pytest.param({"c.zip": b"PK\x03\x04 this is not really a zip"}, ["--data", "{tmp}/c.zip"],
+                 1, ["damaged zip"], id="damaged zip"),
+    pytest.param({"songs/cover.jpg": b"\xff\xd8"}, ["--data", "{tmp}/songs"], 1,
+                 ["holds no .txt files"], id="folder without text"),
+    # 8 sequences x 16 steps need 8 x 17 = 136 characters; this text has 3 x 12 = 36
+    pytest.param({"c.txt": "月光 窗外 雨下 风吹\n".encode() * 3}, ["--data", "{tmp}/c.txt"], 1,
+                 ["too short for one batch"], id="corpus shorter than one batch"),
+    # --out that is not a writable folder: exit 1
+    pytest.param({"afile": b"x"}, ["--out", "{tmp}/afile/run"], 1, ["not a writable folder"],
+                 id="out under a file"),
+    pytest.param({"afile": b"x"}, ["--out", "{tmp}/afile"], 1, ["not a writable folder"],
+                 id="out is a file"),
+    # bad option values: exit 2
+    pytest.param({}, ["--epochs", "0"], 2, ["epochs must be at least 1"], id="epochs 0"),
+    pytest.param({}, ["--epochs", "-3"], 2, ["epochs must be at least 1"], id="epochs -3"),
+    pytest.param({}, ["--epochs", "ten"], 2, ["Invalid value for '--epochs'", "valid integer"],
+                 id="epochs not a number"),
+    pytest.param({}, ["--hidden-size", "-1"], 2, ["hidden_size must be at least 1"],
+                 id="negative hidden size"),
+    pytest.param({}, ["--embedding-size", "-16"], 2, ["embedding_size must be at least 1"],
+                 id="negative embedding size"),
+    pytest.param({}, ["--num-layers", "0"], 2, ["num_layers must be at least 1"],
+                 id="zero layers"),
+    pytest.param({}, ["--batch-size", "-8"], 2, ["batch_size must be at least 1"],
+                 id="negative batch size"),
+    pytest.param({}, ["--num-steps", "-1"], 2, ["num_steps must be at least 1"],
+                 id="negative num steps"),
+    pytest.param({}, ["--max-chars", "-5"], 2, ["max_chars must be at least 1"],
+                 id="negative max chars"),
+    pytest.param({}, ["--dropout", "1.5"], 2, ["dropout must be in [0, 1)"], id="dropout 1.5"),
+    pytest.param({}, ["--val-fraction", "1"], 2, ["val_fraction must be in [0, 1)"],
+                 id="val fraction 1"),
+    pytest.param({}, ["--lr", "-0.1"], 2, ["lr must be a positive number"], id="negative lr"),
+    pytest.param({}, ["--lr", "nan"], 2, ["lr must be a positive number"], id="lr nan"),
+    pytest.param({}, ["--time-limit", "0"], 2, ["time_limit must be positive"],
+                 id="time limit 0"),
+    pytest.param({}, ["--newlines", "drop"], 2, ["'drop' is not one of"],
+                 id="unknown newlines mode"),
+    pytest.param({}, ["--backend", "gpu-lstm"], 2, ["backend must be one of", "scratch"],
+                 id="unknown backend"),
+    pytest.param({}, ["--device", "cuda"], 2, ["no CUDA", "--device cpu"],
+                 id="cuda without CUDA"),
+    pytest.param({}, ["--device", "tpu"], 2, ["device must be auto, cpu or cuda"],
+                 id="unknown device"),
+    # config files: exit 2
+    pytest.param({"c.toml": b"[model]\nhiden_size = 16\n"}, ["--config", "{tmp}/c.toml"], 2,
+                 ["unknown key 'hiden_size'", "did you mean 'hidden_size'"],
+                 id="unknown config key"),
+    pytest.param({"c.toml": b"[data]\nval_fraction = 0.1\n[optim]\nlr = 1\n"},
+                 ["--config", "{tmp}/c.toml"], 2, ["unknown table [optim]"],
+                 id="unknown config table"),
+    pytest.param({"c.toml": b"[train]\nepochs = \"ten\"\n"}, ["--config", "{tmp}/c.toml"], 2,
+                 ["epochs must be an integer", "'ten'"], id="wrong-typed config value"),
+    pytest.param({"c.toml": b"[train]\nclip = true\n"}, ["--config", "{tmp}/c.toml"], 2,
+                 ["clip must be a number"], id="boolean where a number goes"),
+    pytest.param({"c.toml": b"[model]\nbackend = \"gpu-lstm\"\n"}, ["--config", "{tmp}/c.toml"],
+                 2, ["backend must be one of"], id="unknown backend in config"),
+    pytest.param({"c.toml": b"[train\nepochs = 3\n"}, ["--config", "{tmp}/c.toml"], 2,
+                 ["not valid TOML"], id="broken TOML"),
+    pytest.param({"c.toml": "[train]\nseed = 1 # Ä\n".encode("latin-1")},
+                 ["--config", "{tmp}/c.toml"], 2, ["not valid TOML"], id="non-UTF-8 TOML"),
+    pytest.param({}, ["--config", "{tmp}/missing.toml"], 2,
+                 ["config file not found", "missing.toml"], id="missing config file"),
+    pytest.param({"configs/x": b""}, ["--config", "{tmp}/configs"], 2,
+                 ["config file is a folder"], id="config file is a folder"),
+]
+
+
+def write_files(root: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+
+
+@pytest.mark.parametrize("files, args, code, phrases", TRAIN_CASES)
+def test_bad_training_input_is_one_line_and_keeps_the_checkpoint(
+        run_copy, lyrics_file, tmp_path, files, args, code, phrases):
+    write_files(tmp_path, files)
+    before = snapshot(run_copy)
+    # --overwrite: a good run would start over, so the checks must all come before any delete
+    result = cli("train", "--data", lyrics_file, "--out", run_copy, "--overwrite", "--device",
+                 "cpu", "--preview-every", 0, *TINY_ARGS,
+                 *(a.format(tmp=tmp_path) for a in args))
+    assert_one_line_error(result, code, *phrases)
+    assert snapshot(run_copy) == before
+
+
+def test_the_training_matrix_would_see_a_changed_checkpoint(run_copy, lyrics_file):
+    """The same command with good input does start over: the checks above can fail."""
+    before = snapshot(run_copy)
+    result = cli("train", "--data", lyrics_file, "--out", run_copy, "--overwrite", "--device",
+                 "cpu", *TINY_ARGS, "--epochs", 1, "--seed", 5)
+    assert result.exit_code == 0, result.output
+    assert snapshot(run_copy) != before and metric_epochs(run_copy) == [1]
+
+
+@pytest.mark.parametrize("args, code, phrases", [
+    pytest.param(["--hidden-size", 64], 2, ["--hidden-size cannot be given"],
+                 id="changed setting"),
+    pytest.param(["--data", "other.txt"], 2, ["--data cannot be given"], id="changed corpus"),
+    pytest.param(["--config", "configs/default.toml"], 2, ["drop --config"], id="with config"),
+    pytest.param(["--epochs", 0], 2, ["epochs must be at least 1"], id="epochs 0"),
+    pytest.param(["--device", "cuda"], 2, ["no CUDA", "--device cpu"], id="cuda without CUDA"),
+])
+def test_bad_resume_options_keep_the_checkpoint(run_copy, args, code, phrases):
+    before = snapshot(run_copy)
+    result = cli("train", "--resume", "--out", run_copy, *args)
+    assert_one_line_error(result, code, *phrases)
+    assert snapshot(run_copy) == before
+
+
+@pytest.mark.parametrize("change, phrases", [
+    pytest.param(lambda corpus: corpus.write_text(lyrics(seed=1), encoding="utf-8"),
+                 ["is not the text this checkpoint was trained on"], id="changed corpus file"),
+    pytest.param(lambda corpus: corpus.unlink(), ["corpus not found"], id="deleted corpus file"),
+])
+def test_resume_needs_the_same_corpus(lyrics_file, tmp_path, change, phrases):
+    out = tmp_path / "run"
+    done = cli("train", "--data", lyrics_file, "--out", out, "--device", "cpu", *TINY_ARGS,
+               "--epochs", 1)
+    assert done.exit_code == 0, done.output
+    change(lyrics_file)
+    before = snapshot(out)
+    assert_one_line_error(cli("train", "--resume", "--out", out, "--epochs", 2), 1, *phrases)
+    assert snapshot(out) == before
+
+
+def test_resume_without_a_run(tmp_path):
+    result = cli("train", "--resume", "--out", tmp_path / "empty")
+    assert_one_line_error(result, 1, "nothing to resume", "last.pt does not exist")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    command = [sys.executable, "-m", "lyricgen", "--debug", "train", "--data",
+               str(tmp_path / "missing.txt"), "--out", str(tmp_path / "run")]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
+                          env=child_env(), timeout=120)
+    assert done.returncode != 0
+    assert "Traceback" in done.stderr and "LyricgenError: corpus not found" in done.stderr
+
+
+# --- bad input to `lyricgen sample` --------------------------------------------------------------
+
+@pytest.mark.parametrize("args, phrases", [
+    pytest.param(["--length", -1], ["length must be >= 0"], id="negative length"),
+    pytest.param(["--length", "many"], ["Invalid value for '--length'", "valid integer"],
+                 id="length not a number"),
+    pytest.param(["--temperature", 0], ["temperature must be > 0"], id="temperature 0"),
+    pytest.param(["--temperature", -1], ["temperature must be > 0"], id="negative temperature"),
+    pytest.param(["--temperature", "nan"], ["temperature must be > 0"], id="temperature nan"),
+    pytest.param(["--top-k", 0], ["top_k must be at least 1"], id="top-k 0"),
+    pytest.param(["--top-p", 0], ["top_p must be in (0, 1]"], id="top-p 0"),
+    pytest.param(["--top-p", 1.5], ["top_p must be in (0, 1]"], id="top-p 1.5"),
+    pytest.param(["--num-samples", 0], ["num_samples must be at least 1"], id="no samples"),
+    pytest.param(["--backend", "gpu-lstm"], ["--backend must be one of"], id="unknown backend"),
+    pytest.param(["--unknown", "ignore"], ["'ignore' is not one of"], id="unknown policy"),
+    pytest.param(["--device", "cuda"], ["no CUDA", "--device cpu"], id="cuda without CUDA"),
+    pytest.param(["--device", "tpu"], ["unknown device 'tpu'"], id="unknown device"),
+    pytest.param(["--prefix", "分开Zq"], ["not in the model's vocabulary", "'Z', 'q'",
+                                        "--unknown skip"], id="prefix outside the vocabulary"),
+])
+def test_bad_sampling_input_is_a_usage_error(trained, args, phrases):
+    result = cli("sample", "--checkpoint", trained / "best.pt", "--length", 5, *args)
+    assert_one_line_error(result, 2, *phrases)
+
+
+# --- damaged, foreign, newer and malicious checkpoints -------------------------------------------
+
+class RunsCode:
+    """Unpickling this calls `function(argument)`: what a malicious checkpoint would do."""
+
+    def __init__(self, function, argument):
+        self.function, self.argument = function, argument
+
+    def __reduce__(self):
+        return (self.function, (self.argument,))
+
+
+def newer_format(good: Path, path: Path) -> None:
+    payload = torch.load(good, weights_only=True)
+    payload["version"] = 99
+    torch.save(payload, path)
+
+
+def without_weights(good: Path, path: Path) -> None:
+    payload = torch.load(good, weights_only=True)
+    del payload["model"]
+    torch.save(payload, path)
+
+
+def without_optimizer_state(good: Path, path: Path) -> None:
+    payload = torch.load(good, weights_only=True)
+    del payload["optimizer"]
+    torch.save(payload, path)
+
+
+def random_bytes(good: Path, path: Path) -> None:
+    path.write_bytes(random.Random(0).randbytes(good.stat().st_size))
+
+
+def truncated(good: Path, path: Path) -> None:
+    data = good.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def foreign_zip(good: Path, path: Path) -> None:
+    path.write_bytes(make_zip({"notes.txt": "分开\n".encode()}))
+
+
+def foreign_torch_file(good: Path, path: Path) -> None:
+    torch.save({"state_dict": {"weight": torch.zeros(3)}}, path)
+
+
+BAD_CHECKPOINTS = [
+    pytest.param(truncated, ["not a readable checkpoint"], id="truncated"),
+    pytest.param(random_bytes, ["not a readable checkpoint"], id="random bytes"),
+    pytest.param(foreign_zip, ["not a readable checkpoint"], id="foreign zip"),
+    pytest.param(foreign_torch_file, ["is not a lyricgen checkpoint"], id="foreign torch file"),
+    pytest.param(newer_format, ["newer lyricgen", "format 99", "upgrade"], id="newer format"),
+    pytest.param(without_weights, ["damaged", "'model'"], id="without its weights"),
+]
+
+
+@pytest.mark.parametrize("make, phrases", BAD_CHECKPOINTS)
+def test_sample_refuses_a_bad_checkpoint(trained, tmp_path, make, phrases):
+    bad = tmp_path / "bad.pt"
+    make(trained / "last.pt", bad)
+    assert_one_line_error(cli("sample", "--checkpoint", bad), 1, "bad.pt", *phrases)
+
+
+@pytest.mark.parametrize("make, phrases", [
+    *BAD_CHECKPOINTS,
+    pytest.param(without_optimizer_state, ["damaged", "training state", "'optimizer'"],
+                 id="without its optimizer state"),
+])
+def test_resume_refuses_a_bad_checkpoint_and_leaves_it(run_copy, make, phrases):
+    make(run_copy / "best.pt", run_copy / "last.pt")
+    before = snapshot(run_copy)
+    result = cli("train", "--resume", "--out", run_copy, "--epochs", 5)
+    assert_one_line_error(result, 1, "last.pt", *phrases)
+    assert snapshot(run_copy) == before
+
+
+@pytest.mark.parametrize("where", ["missing", "a folder"])
+def test_sample_without_a_checkpoint_file(tmp_path, where):
+    path = tmp_path / "model.pt"
+    if where == "a folder":
+        path.mkdir()
+    expected = "not found" if where == "missing" else "is a folder"
+    assert_one_line_error(cli("sample", "--checkpoint", path), 1, "model.pt", expected)
+
+
+@pytest.mark.parametrize("function", [os.system, builtins.exec], ids=["os.system", "exec"])
+def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(
+        run_copy, tmp_path, function):
+    marker = tmp_path / "the-code-ran"
+    code = f"touch {marker}" if function is os.system else f"open({str(marker)!r}, 'w').close()"
+    payload = torch.load(run_copy / "last.pt", weights_only=True)
+    payload["config"] = RunsCode(function, code)
+    torch.save(payload, run_copy / "last.pt")
+    before = snapshot(run_copy)
+
+    sampled = cli("sample", "--checkpoint", run_copy / "last.pt")
+    assert_one_line_error(sampled, 1, "refused", "would run code")
+    resumed = cli("train", "--resume", "--out", run_copy, "--epochs", 5)
+    assert_one_line_error(resumed, 1, "refused", "would run code")
+    assert not marker.exists()
+    assert snapshot(run_copy) == before
+
+    torch.load(run_copy / "last.pt", weights_only=False)  # the unsafe way does run it
+    assert marker.exists()
+
+
+# --- failing writes ------------------------------------------------------------------------------
+
+def fail_second_save(monkeypatch, error: OSError) -> None:
+    """The second checkpoint save (last.pt after epoch 2) fails half-way, once."""
+    real, calls = torch.save, []
+
+    def save(obj, f, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            f.write(b"PK\x03\x04 half a checkpoint")
+            raise error
+        return real(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(lyricgen.checkpoint.torch, "save", save)
+
+
+def fail_second_rename(monkeypatch, error: OSError) -> None:
+    """The second rename onto last.pt fails, once."""
+    real, calls = os.replace, []
+
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst).name == "last.pt":
+            calls.append(1)
+            if len(calls) == 2:
+                raise error
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(lyricgen.checkpoint.os, "replace", replace)
+
+
+def fail_second_metrics_append(monkeypatch, error: OSError) -> None:
+    """The second append to metrics.jsonl (after epoch 2, before its checkpoint) fails, once."""
+    real, calls = Path.open, []
+
+    def open_(self, mode="r", *args, **kwargs):
+        if self.name == "metrics.jsonl" and mode == "a":
+            calls.append(1)
+            if len(calls) == 2:
+                raise error
+        return real(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_)
+
+
+@pytest.mark.parametrize("inject, error, phrases", [
+    pytest.param(fail_second_save, OSError(errno.ENOSPC, "No space left on device"),
+                 ["could not write checkpoint", "No space left on device",
+                  "the previous one is kept"], id="disk full"),
+    pytest.param(fail_second_rename, PermissionError(errno.EACCES, "Permission denied"),
+                 ["could not write checkpoint", "Permission denied", "the previous one is kept"],
+                 id="permission denied"),
+    pytest.param(fail_second_metrics_append,
+                 OSError(errno.ENOSPC, "No space left on device", "metrics.jsonl"),
+                 ["metrics.jsonl", "No space left on device"], id="disk full for metrics"),
+])
+def test_a_failing_write_keeps_the_previous_checkpoint(lyrics_file, tmp_path, monkeypatch,
+                                                       inject, error, phrases):
+    out = tmp_path / "run"
+    inject(monkeypatch, error)
+    result = cli("train", "--data", lyrics_file, "--out", out, "--device", "cpu", *TINY_ARGS,
+                 "--epochs", 3)
+    assert_one_line_error(result, 1, *phrases)
+    assert set(os.listdir(out)) == OUTPUTS  # no temporary file left behind
+    last = load_checkpoint(out / "last.pt")
+    assert last["progress"]["epoch"] == 1 and len(last["history"]) == 1
+
+    resumed = cli("train", "--resume", "--out", out, "--device", "cpu")
+    assert resumed.exit_code == 0, resumed.output
+    assert metric_epochs(out) == [1, 2, 3]
+    assert load_checkpoint(out / "last.pt")["progress"]["epoch"] == 3
+
+
+# --- signals and kill -9 during training, in a real process --------------------------------------
+
+FAULT_ARGS = ["--hidden-size", "64", "--embedding-size", "16", "--num-layers", "1", "--dropout",
+              "0", "--num-steps", "16", "--batch-size", "8", "--epochs", "1000",
+              "--preview-every", "0", "--device", "cpu"]
+TIMEOUT = 120  # seconds; generous for a loaded machine, reached only when something is wrong
+
+
+def stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return info.st_ino, info.st_mtime_ns
+
+
+def size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return -1
+
+
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "LYRICGEN_DEBUG"}
+    return {**env, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def long_corpus(tmp_path_factory) -> Path:
+    """About 50 batches an epoch at FAULT_ARGS: checkpoints come every fraction of a second."""
+    path = tmp_path_factory.mktemp("long") / "lyrics.txt"
+    path.write_text(lyrics(num_lines=1000, seed=3), encoding="utf-8")
+    return path
+
+
+class Training:
+    """`lyricgen train --out OUT ARGS` in a child process, its stderr in a file beside OUT."""
+
+    def __init__(self, out: Path, *args: str):
+        self.out = out
+        self.stderr_path = out.parent / f"{out.name}-{time.monotonic_ns()}.stderr"
+        with self.stderr_path.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "lyricgen", "train", "--out", str(out), *args],
+                stdout=subprocess.DEVNULL, stderr=err, cwd=out.parent, env=child_env())
+
+    @classmethod
+    def fresh(cls, out: Path, corpus: Path) -> Training:
+        return cls(out, "--data", str(corpus), *FAULT_ARGS)
+
+    def wait_for(self, condition, what: str) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while not condition():
+            assert self.proc.poll() is None, f"training ended before {what}: {self.stderr()}"
+            assert time.monotonic() < deadline, f"no {what} after {TIMEOUT} s"
+            time.sleep(0.001)
+
+    def wait_for_checkpoint(self) -> None:
+        """Until last.pt changes (this process has trained an epoch)."""
+        last = self.out / "last.pt"
+        old = stamp(last)
+        self.wait_for(lambda: stamp(last) not in (old, None), "a new last.pt")
+
+    def wait_for_a_write(self) -> None:
+        """Until this process is half-way through writing last.pt (its temporary file has
+        bytes; the previous last.pt is still in place)."""
+        tmp = self.out / f".last.pt.{self.proc.pid}.tmp"
+        self.wait_for(lambda: size(tmp) > 0, "a write of last.pt")
+
+    def wait_for_an_epoch_end(self) -> None:
+        """Until metrics.jsonl gains a line: the epoch's checkpoint is about to be written."""
+        metrics = self.out / "metrics.jsonl"
+        old = size(metrics)
+        self.wait_for(lambda: size(metrics) > old, "the end of an epoch")
+
+    def stop(self, sig: int) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=TIMEOUT)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture
+def started():
+    """Training processes started by a test; any still running at its end are killed."""
+    runs: list[Training] = []
+    yield runs
+    for training in runs:
+        if training.proc.poll() is None:
+            training.proc.kill()
+            training.proc.wait()
+
+
+def assert_clean_checkpoint(out: Path) -> dict:
+    """last.pt loads and is at a clean point; only checkpoint.py's temporaries may lie beside."""
+    assert all(name in OUTPUTS or TEMPORARY.match(name) for name in os.listdir(out)), \
+        os.listdir(out)
+    payload = load_checkpoint(out / "last.pt")
+    p = payload["progress"]
+    assert len(payload["history"]) == p["epoch"] >= 1
+    assert len(p["batch_losses"]) == p["batch"]
+    assert (p["hidden"] is not None) == (p["batch"] > 0)  # adjacent sampling carries the state
+    return p
+
+
+def resume_one_more_epoch(out: Path) -> None:
+    """--resume finishes the epoch under way (or trains one more), leaving no temporaries."""
+    epochs = load_checkpoint(out / "last.pt")["progress"]["epoch"] + 1
+    result = cli("train", "--resume", "--out", out, "--epochs", epochs)
+    assert result.exit_code == 0, result.output
+    assert metric_epochs(out) == list(range(1, epochs + 1))
+    assert load_checkpoint(out / "last.pt")["progress"]["epoch"] == epochs
+    assert set(os.listdir(out)) == OUTPUTS
+
+
+def test_sigint_and_sigterm_save_last_pt_and_resume_continues(long_corpus, tmp_path, started):
+    signals = {signal.SIGINT: 130, signal.SIGTERM: 143}
+    # Started together, so the two wait for Python and torch to load at the same time.
+    started += [Training.fresh(tmp_path / sig.name, long_corpus) for sig in signals]
+    rng = random.Random(1)
+    for training, (sig, code) in zip(started, signals.items()):
+        training.wait_for_checkpoint()
+        time.sleep(rng.uniform(0, 0.3))
+        assert training.stop(sig) == code, training.stderr()
+        lines = training.stderr().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: interrupted by {sig.name}"), \
+            lines
+        assert "--resume" in lines[0]
+        assert_clean_checkpoint(training.out)
+        assert set(os.listdir(training.out)) == OUTPUTS  # a clean stop leaves no temporaries
+        sampled = cli("sample", "--checkpoint", training.out / "last.pt", "--prefix", "分开",
+                      "--length", 20)
+        assert sampled.exit_code == 0 and sampled.stdout.startswith("分开"), sampled.output
+        resume_one_more_epoch(training.out)
+
+
+def kill_9(training: Training, moment: str, rng: random.Random) -> None:
+    """SIGKILL once training has written a checkpoint, at `moment`; last.pt must still load."""
+    training.wait_for_checkpoint()
+    if moment == "as an epoch ends":
+        training.wait_for_an_epoch_end()
+    elif moment == "while writing last.pt":
+        training.wait_for_a_write()
+    else:
+        time.sleep(rng.uniform(0, 0.5))
+    assert training.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert_clean_checkpoint(training.out)
+
+
+def test_kill_9_at_any_moment_leaves_a_loadable_last_pt(long_corpus, tmp_path, started):
+    """A resumed run and two fresh ones, killed as an epoch ends (its checkpoint about to be
+    written), at a random moment, and half-way through writing last.pt; started together, so
+    they wait for Python and torch to load at the same time."""
+    done = cli("train", "--out", tmp_path / "resumed", "--data", long_corpus, *FAULT_ARGS,
+               "--epochs", 1)  # a run to resume
+    assert done.exit_code == 0, done.output
+    started += [Training(tmp_path / "resumed", "--resume", "--epochs", "1000"),
+                Training.fresh(tmp_path / "fresh", long_corpus),
+                Training.fresh(tmp_path / "fresh2", long_corpus)]
+    rng = random.Random(9)
+    moments = ["as an epoch ends", "at random", "while writing last.pt"]
+    for training, moment in zip(started, moments):
+        kill_9(training, moment, rng)
+    for training in started:
+        resume_one_more_epoch(training.out)
+
+
+def test_resume_removes_the_temporary_files_of_a_killed_write(run_copy):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = run_copy / f".last.pt.{dead.pid}.tmp"
+    stale.write_bytes(b"PK\x03\x04 half a checkpoint")
+    resume_one_more_epoch(run_copy)
+    assert not stale.exists()
