@@ -108,6 +108,12 @@ NumLayers = Annotated[Optional[int], typer.Option(
     help=f"Number of stacked LSTM layers (default: {M.num_layers}).")]
 Dropout = Annotated[Optional[float], typer.Option(
     help=f"Dropout between layers and before the output layer (default: {M.dropout}).")]
+EmbeddingDropout = Annotated[Optional[float], typer.Option(
+    help=f"Dropout on the embedded characters (default: {M.embedding_dropout}).")]
+TieWeights = Annotated[Optional[bool], typer.Option(
+    "--tie-weights/--no-tie-weights",
+    help="Let the output layer share the embedding matrix (needs --embedding-size equal to "
+         f"--hidden-size) (default: {M.tie_weights}).")]
 Init = Annotated[Optional[Literal["uniform", "normal"]], typer.Option(
     help=f"Initial weights: nn.LSTM's uniform rule, or the book's N(0, 0.01) with zero biases "
          f"(default: {M.init}).")]
@@ -136,6 +142,11 @@ PlateauPatience = Annotated[Optional[int], typer.Option(
          f"(default: {T.plateau_patience}).")]
 Patience = Annotated[Optional[int], typer.Option(
     help="Stop early after this many epochs without improvement; 0 never stops early.")]
+CacheEval = Annotated[Optional[bool], typer.Option(
+    "--cache-eval/--no-cache-eval",
+    help="Report val_ppl with a continuous cache over the held-out text already read (lyrics "
+         "repeat lines); the plain figure is kept as val_ppl_plain "
+         f"(default: {T.cache_eval}).")]
 Seed = Annotated[Optional[int], typer.Option(
     help=f"Random seed for weights, batches and dropout (default: {T.seed}).")]
 Device = Annotated[Optional[str], typer.Option(
@@ -161,12 +172,14 @@ def train(
     config: ConfigFile = None, data: Data = None, newlines: Newlines = None,
     max_chars: MaxChars = None, val_fraction: ValFraction = None, backend: Backend = None,
     input: Input = None, embedding_size: EmbeddingSize = None, hidden_size: HiddenSize = None,
-    num_layers: NumLayers = None, dropout: Dropout = None, init: Init = None,
+    num_layers: NumLayers = None, dropout: Dropout = None,
+    embedding_dropout: EmbeddingDropout = None, tie_weights: TieWeights = None, init: Init = None,
     num_steps: NumSteps = None, batch_size: BatchSize = None, sampling: Sampling = None,
     optimizer: Optimizer = None, lr: Lr = None, weight_decay: WeightDecay = None,
     clip: Clip = None, epochs: Epochs = None, time_limit: TimeLimit = None,
     lr_schedule: LrSchedule = None, plateau_patience: PlateauPatience = None,
-    patience: Patience = None, seed: Seed = None, device: Device = None, out: Out = None,
+    patience: Patience = None, cache_eval: CacheEval = None, seed: Seed = None,
+    device: Device = None, out: Out = None,
     preview_every: PreviewEvery = None, prefix: Prefixes = None,
     resume: Annotated[bool, typer.Option(
         help="Continue the run in --out from its last.pt up to --epochs.")] = False,

@@ -43,6 +43,8 @@ class ModelConfig:
     hidden_size: int = 512
     num_layers: int = 2
     dropout: float = 0.3
+    embedding_dropout: float = 0.0
+    tie_weights: bool = False  # the output layer reuses the embedding matrix
     init: Literal["uniform", "normal"] = "uniform"  # normal = the book's N(0, 0.01), zero biases
 
     def validate(self) -> None:
@@ -51,7 +53,11 @@ class ModelConfig:
         _require(self.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}")
         for name in ("embedding_size", "hidden_size", "num_layers"):
             _require(getattr(self, name) >= 1, f"{name} must be at least 1")
-        _require(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")
+        for name in ("dropout", "embedding_dropout"):
+            _require(0.0 <= getattr(self, name) < 1.0, f"{name} must be in [0, 1)")
+        _require(not self.tie_weights or (self.input == "embedding"
+                                          and self.embedding_size == self.hidden_size),
+                 "tie_weights needs --input embedding and embedding_size == hidden_size")
 
 
 @dataclass
@@ -68,6 +74,7 @@ class TrainConfig:
     lr_schedule: Literal["none", "halve", "plateau"] = "none"
     plateau_patience: int = 2
     patience: int = 0  # early stopping after this many epochs without improvement; 0 = off
+    cache_eval: bool = False  # val_ppl with the continuous cache (evaluate.py); plain one kept too
     seed: int = 0
     device: str = "auto"
     out: str = "checkpoints"

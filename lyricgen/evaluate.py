@@ -1,6 +1,24 @@
-"""Mean cross-entropy of a model over a held-out stream, the LSTM state carried through it."""
+"""Loss of a model over a held-out stream, the LSTM state carried through it; optionally also
+with a continuous cache over the part of the stream already seen.
+
+The cache (after Grave et al., 2017, "Improving neural language models with a continuous
+cache") remembers, for each of the last `window` positions, the LSTM output h_i there and the
+character that followed it. At position t it puts probability on the characters that followed
+positions whose h_i is most like h_t (cosine similarity, sharpened by theta):
+
+    p_cache(y) = sum_i softmax_i(theta * cos(h_t, h_i)) [x_{i+1} = y]
+    p(y)       = (1 - lambda) p_model(y) + lambda p_cache(y)
+
+Lyrics repeat lines within a song, which is what a cache exploits. theta and lambda are not
+tuned on the figure reported: each (theta, lambda) on a small grid, and the model alone, is an
+expert in a Bayesian mixture whose weights come from how well each predicted the characters
+already seen, so the cache learns its own settings as it reads.
+"""
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -8,21 +26,88 @@ import torch.nn.functional as F
 from lyricgen.batching import AdjacentBatches
 from lyricgen.models.lm import CharLM
 
+ROW_CHARS = 65_536  # evaluation rows: long enough that the state runs through, and few
+CACHE_WINDOW = 4096
+THETAS = (5.0, 10.0, 20.0, 40.0)
+LAMBDAS = (0.1, 0.25, 0.5)
+
+
+@dataclass
+class Evaluation:
+    loss: float  # mean cross-entropy per character, the model alone
+    cache_loss: float | None = None  # the same with the continuous cache
+
 
 @torch.no_grad()
-def evaluate(model: CharLM, ids: torch.Tensor, batch_size: int, num_steps: int) -> float:
-    """Mean loss per character over `ids` laid out as up to `batch_size` rows (every position
-    after a row's first is predicted once; the state runs through each row from its start)."""
-    rows = max(1, min(batch_size, len(ids) // 2))
-    batches = AdjacentBatches(ids, rows, num_steps, model.head.weight.device, drop_last=False)
+def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = False
+             ) -> Evaluation:
+    """Every position after a row's first is predicted once; the stream is cut into rows of at
+    most ROW_CHARS characters, each read from its start with the state carried through it."""
+    device = model.head.weight.device
+    rows = max(1, min(-(-len(ids) // ROW_CHARS), len(ids) // 2))
+    batches = AdjacentBatches(ids, rows, num_steps, device, drop_last=False)
     was_training = model.training
     model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=model.head.weight.device)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    mixture = CacheMixture(rows, device) if cache else None
     count, state = 0, None
     for i in range(len(batches)):
-        X, Y = batches.batch(i)  # (rows, T)
-        logits, state = model(X, state)  # (rows, T, V)
-        total += F.cross_entropy(logits.flatten(0, 1), Y.flatten(), reduction="sum")
+        X, Y = batches.batch(i)  # (R, T)
+        features, state = model.features(X, state)  # (R, T, H)
+        logits = model.logits(features)  # (R, T, V)
+        logp = torch.log_softmax(logits, -1, dtype=_at_least_float32(logits.dtype))
+        logp_y = logp.gather(2, Y.unsqueeze(-1)).squeeze(-1)  # (R, T)
+        total -= logp_y.sum()
+        if mixture is not None:
+            mixture.read(features, Y, logp_y)
         count += Y.numel()
     model.train(was_training)
-    return total.item() / count
+    cache_loss = mixture.loss / count if mixture is not None else None
+    return Evaluation(total.item() / count, cache_loss)
+
+
+def _at_least_float32(dtype: torch.dtype) -> torch.dtype:
+    return torch.promote_types(dtype, torch.float32)
+
+
+class CacheMixture:
+    """The continuous cache of each row and the Bayesian mixture over its settings."""
+
+    def __init__(self, rows: int, device: torch.device):
+        settings = [(t, lam) for t in THETAS for lam in LAMBDAS]
+        self.thetas = torch.tensor([t for t, _ in settings], device=device,
+                                   dtype=torch.float64)  # (K - 1,)
+        self.lambdas = torch.tensor([lam for _, lam in settings], device=device,
+                                    dtype=torch.float64)
+        num_experts = len(settings) + 1  # expert 0: the model alone
+        self.log_evidence = torch.full((num_experts, rows), -math.log(num_experts),
+                                       dtype=torch.float64, device=device)
+        self.keys: torch.Tensor | None = None  # (R, M, H) unit vectors
+        self.values: torch.Tensor | None = None  # (R, M) the character after each key
+        self.loss = 0.0
+
+    def read(self, h: torch.Tensor, y: torch.Tensor, logp_y: torch.Tensor) -> None:
+        """Score the window's targets `y` (R, T) given the model's log p(y) and outputs `h`,
+        then remember the window."""
+        R, T, _ = h.shape
+        h = F.normalize(h.to(_at_least_float32(h.dtype)), dim=-1)
+        keys = h if self.keys is None else torch.cat([self.keys, h], dim=1)  # (R, M + T, H)
+        values = y if self.values is None else torch.cat([self.values, y], dim=1)
+        M = keys.shape[1] - T
+        cos = h @ keys.transpose(1, 2)  # (R, T, M + T)
+        # Position t may use keys up to its own predecessor (their next character is seen).
+        seen = torch.arange(M + T, device=h.device) < (M + torch.arange(T, device=h.device))[:, None]
+        hit = (values.unsqueeze(1) == y.unsqueeze(2)) & seen  # key's next char is the target
+        scores = (self.thetas[:, None, None, None] * cos).masked_fill(~seen, float("-inf"))
+        attention = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # (K-1, R, T, M + T)
+        p_cache = (attention * hit).sum(-1)  # (K-1, R, T)
+        p_model = logp_y.exp()
+        lam = self.lambdas[:, None, None] * seen.any(-1)  # no memory yet: the model alone
+        log_p = torch.cat([logp_y.unsqueeze(0),
+                           torch.log((1 - lam) * p_model + lam * p_cache)]).double()
+        # Each expert's weight at step t: its prior times its likelihood of everything before t.
+        before = self.log_evidence.unsqueeze(-1) + log_p.cumsum(-1) - log_p  # (K, R, T)
+        log_mix = torch.logsumexp(before + log_p, 0) - torch.logsumexp(before, 0)
+        self.loss -= log_mix.sum().item()
+        self.log_evidence += log_p.sum(-1)
+        self.keys, self.values = keys[:, -CACHE_WINDOW:], values[:, -CACHE_WINDOW:]

@@ -28,7 +28,7 @@ from lyricgen.config import Config, SampleConfig
 from lyricgen.corpus import Corpus
 from lyricgen.device import resolve_device
 from lyricgen.errors import Interrupted, LyricgenError
-from lyricgen.evaluate import evaluate
+from lyricgen.evaluate import Evaluation, evaluate
 from lyricgen.generate import generate
 from lyricgen.models.lm import CharLM
 
@@ -105,9 +105,13 @@ class Trainer:
             torch.cuda.set_rng_state(payload["rng"]["cuda"], self.device)
 
     def save(self, best: bool = False) -> None:
-        save_checkpoint(self.state_dict(), self.out / "last.pt")
+        # best.pt first: a crash between the two writes leaves last.pt one epoch behind (that
+        # epoch is redone on resume) rather than a best.pt older than the best epoch.
         if best:
-            copy_checkpoint(self.out / "last.pt", self.out / "best.pt")
+            save_checkpoint(self.state_dict(), self.out / "best.pt")
+            copy_checkpoint(self.out / "best.pt", self.out / "last.pt")
+        else:
+            save_checkpoint(self.state_dict(), self.out / "last.pt")
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -200,21 +204,23 @@ class Trainer:
         """Validation, metrics, schedule, checkpoints, preview; True to stop early."""
         cfg, p = self.cfg.train, self.progress
         train_loss = sum(p.batch_losses) / len(p.batch_losses)
-        val_loss = self._validation_loss()
         tokens = len(p.batch_losses) * cfg.batch_size * cfg.num_steps
         row = {
             "epoch": epoch,
             "train_ppl": math.exp(train_loss),
-            "val_ppl": math.exp(val_loss) if val_loss is not None else None,
+            "val_ppl": None,
             "seconds": p.seconds,
             "tokens_per_s": tokens / p.seconds,
             "lr": self.optimizer.param_groups[0]["lr"],
         }
+        val = self._validation()
+        if val is not None and val.cache_loss is not None:  # val_ppl is the cache figure
+            row["val_ppl"], row["val_ppl_plain"] = math.exp(val.cache_loss), math.exp(val.loss)
+        elif val is not None:
+            row["val_ppl"] = math.exp(val.loss)
         self.history.append(row)
-        with (self.out / "metrics.jsonl").open("a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
 
-        monitored = row["val_ppl"] if val_loss is not None else row["train_ppl"]
+        monitored = row["val_ppl"] if val is not None else row["train_ppl"]
         improved = monitored < p.best
         if improved:
             p.best, p.best_epoch, p.bad_epochs, p.plateau_epochs = monitored, epoch, 0, 0
@@ -225,6 +231,8 @@ class Trainer:
         p.prev_train_loss = train_loss
         p.epoch, p.batch, p.batch_losses, p.seconds = epoch, 0, [], 0.0
         self.save(best=improved)
+        with (self.out / "metrics.jsonl").open("a", encoding="utf-8") as f:  # after the save:
+            f.write(json.dumps(row) + "\n")  # never a row for an epoch that was not saved
 
         self.log(format_row(row, cfg.epochs) + ("  *" if improved else ""))
         if cfg.preview_every and epoch % cfg.preview_every == 0:
@@ -236,11 +244,11 @@ class Trainer:
             return True
         return False
 
-    def _validation_loss(self) -> float | None:
+    def _validation(self) -> Evaluation | None:
         if not len(self.corpus.val_ids):
             return None
         cfg = self.cfg.train
-        return evaluate(self.model, self.corpus.val_ids, cfg.batch_size, cfg.num_steps)
+        return evaluate(self.model, self.corpus.val_ids, cfg.num_steps, cache=cfg.cache_eval)
 
     def _schedule(self, train_loss: float) -> None:
         cfg, p = self.cfg.train, self.progress

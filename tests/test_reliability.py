@@ -407,7 +407,7 @@ def fail_second_rename(monkeypatch, error: OSError) -> None:
 
 
 def fail_second_metrics_append(monkeypatch, error: OSError) -> None:
-    """The second append to metrics.jsonl (after epoch 2, before its checkpoint) fails, once."""
+    """The second append to metrics.jsonl (after epoch 2's checkpoint) fails, once."""
     real, calls = Path.open, []
 
     def open_(self, mode="r", *args, **kwargs):
@@ -420,19 +420,20 @@ def fail_second_metrics_append(monkeypatch, error: OSError) -> None:
     monkeypatch.setattr(Path, "open", open_)
 
 
-@pytest.mark.parametrize("inject, error, phrases", [
+@pytest.mark.parametrize("inject, error, phrases, saved_epoch", [
     pytest.param(fail_second_save, OSError(errno.ENOSPC, "No space left on device"),
                  ["could not write checkpoint", "No space left on device",
-                  "the previous one is kept"], id="disk full"),
+                  "the previous one is kept"], 1, id="disk full"),
     pytest.param(fail_second_rename, PermissionError(errno.EACCES, "Permission denied"),
                  ["could not write checkpoint", "Permission denied", "the previous one is kept"],
-                 id="permission denied"),
+                 1, id="permission denied"),
+    # The metrics row is written after its epoch's checkpoint: that checkpoint is kept.
     pytest.param(fail_second_metrics_append,
                  OSError(errno.ENOSPC, "No space left on device", "metrics.jsonl"),
-                 ["metrics.jsonl", "No space left on device"], id="disk full for metrics"),
+                 ["metrics.jsonl", "No space left on device"], 2, id="disk full for metrics"),
 ])
 def test_a_failing_write_keeps_the_previous_checkpoint(lyrics_file, tmp_path, monkeypatch,
-                                                       inject, error, phrases):
+                                                       inject, error, phrases, saved_epoch):
     out = tmp_path / "run"
     inject(monkeypatch, error)
     result = cli("train", "--data", lyrics_file, "--out", out, "--device", "cpu", *TINY_ARGS,
@@ -440,7 +441,7 @@ def test_a_failing_write_keeps_the_previous_checkpoint(lyrics_file, tmp_path, mo
     assert_one_line_error(result, 1, *phrases)
     assert set(os.listdir(out)) == OUTPUTS  # no temporary file left behind
     last = load_checkpoint(out / "last.pt")
-    assert last["progress"]["epoch"] == 1 and len(last["history"]) == 1
+    assert last["progress"]["epoch"] == saved_epoch and len(last["history"]) == saved_epoch
 
     resumed = cli("train", "--resume", "--out", out, "--device", "cpu")
     assert resumed.exit_code == 0, resumed.output

@@ -16,6 +16,7 @@ from lyricgen.checkpoint import load_checkpoint, model_from_checkpoint
 from lyricgen.cli import app
 from lyricgen.config import Config, ModelConfig
 from lyricgen.corpus import load_corpus
+from lyricgen.evaluate import Evaluation
 from lyricgen.models.lm import CharLM
 
 QUIET = dict(log=lambda m: None, progress_bar=False)
@@ -40,7 +41,7 @@ def test_perplexity_falls_and_metrics_are_written(lyrics_file, tmp_path):
 def test_perplexities_match_an_independent_computation(lyrics_file, tmp_path):
     """With a negligible learning rate the weights stay the initial ones, so the epoch's
     training perplexity is exp(mean CE) of the seed's model over the book's consecutive
-    windows, and validation is each held-out row run in one piece (the state carried)."""
+    windows, and validation is the held-out text run in one piece (the state carried)."""
     B, T = 4, 10
     options = tiny_options(lyrics_file, tmp_path / "run", epochs=1, lr=1e-30, batch_size=B,
                            num_steps=T, optimizer="sgd", clip=None)
@@ -61,11 +62,9 @@ def test_perplexities_match_an_independent_computation(lyrics_file, tmp_path):
             losses.append(F.cross_entropy(logits.flatten(0, 1), rows[:, j + 1:j + T + 1].flatten()))
         assert row["train_ppl"] == pytest.approx(math.exp(torch.stack(losses).mean()), rel=1e-5)
 
-        val = corpus.val_ids.long()
-        val_len = len(val) // B
-        val_rows = val[: B * val_len].view(B, val_len)
-        logits, _ = model(val_rows[:, :-1])
-        val_loss = F.cross_entropy(logits.flatten(0, 1), val_rows[:, 1:].flatten())
+        val = corpus.val_ids.long()[None]  # (1, N): one row, shorter than evaluate.ROW_CHARS
+        logits, _ = model(val[:, :-1])
+        val_loss = F.cross_entropy(logits[0], val[0, 1:])
     assert row["val_ppl"] == pytest.approx(math.exp(val_loss), rel=1e-5)
 
 
@@ -163,7 +162,7 @@ def test_halve_schedule_and_early_stopping(lyrics_file, tmp_path, monkeypatch):
     # Validation that only gets worse: early stopping after `patience` epochs, and the
     # plateau schedule halves the lr after each `plateau_patience` epochs without improvement.
     values = iter([2.0, 2.1, 2.2, 2.3, 2.4, 2.5])
-    monkeypatch.setattr(runs.Trainer, "_validation_loss", lambda self: next(values))
+    monkeypatch.setattr(runs.Trainer, "_validation", lambda self: Evaluation(next(values)))
     result = runs.train(None, tiny_options(lyrics_file, tmp_path / "run", epochs=6, patience=3,
                                            lr_schedule="plateau", plateau_patience=1), **QUIET)
     assert result.stop == "early stop"

@@ -22,7 +22,10 @@ class CharLM(nn.Module):
         self.rnn = BACKENDS[cfg.backend](rnn_in, cfg.hidden_size, cfg.num_layers, cfg.dropout,
                                          onehot=self.embedding is None)
         self.drop = nn.Dropout(cfg.dropout)
+        self.embedding_drop = nn.Dropout(cfg.embedding_dropout)
         self.head = nn.Linear(cfg.hidden_size, vocab_size)
+        if cfg.tie_weights:  # rare characters then learn from both ends of the model
+            self.head.weight = self.embedding.weight
         if cfg.init == "normal":
             self._init_normal()
 
@@ -39,9 +42,19 @@ class CharLM(nn.Module):
 
     def forward(self, ids: torch.Tensor, state: State | None = None
                 ) -> tuple[torch.Tensor, State]:
-        x = self.embedding(ids) if self.embedding is not None else ids  # (B, T, E) | (B, T)
-        out, state = self.rnn(x, state)  # (B, T, H)
-        return self.head(self.drop(out)), state  # logits (B, T, V)
+        features, state = self.features(ids, state)
+        return self.logits(features), state  # (B, T, V)
+
+    def features(self, ids: torch.Tensor, state: State | None = None
+                 ) -> tuple[torch.Tensor, State]:
+        """The last LSTM layer's outputs (B, T, H) for ids (B, T), and the final state."""
+        x = ids
+        if self.embedding is not None:
+            x = self.embedding_drop(self.embedding(ids))  # (B, T, E)
+        return self.rnn(x, state)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(features))
 
     def begin_state(self, batch_size: int) -> State:
         w = self.head.weight

@@ -1,0 +1,96 @@
+"""Evaluation: the plain loss, and the continuous cache against a naive implementation of its
+definition; weight tying."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lyricgen import evaluate as evaluation
+from lyricgen.config import ModelConfig
+from lyricgen.errors import UsageError
+from lyricgen.models.lm import CharLM
+
+V = 11
+
+
+def model(**cfg) -> CharLM:
+    torch.manual_seed(0)
+    return CharLM(V, ModelConfig(hidden_size=16, embedding_size=16, num_layers=1, dropout=0.0,
+                                 **cfg)).double().eval()
+
+
+def naive_cache_loss(h, logp_y, y, num_steps, window):
+    """Position by position: every expert's probability of the target, the mixture weighted
+    by each expert's likelihood of the targets before, and the memory evaluate.py keeps (the
+    last `window` positions before the current window, plus the window so far)."""
+    experts = [(None, 0.0)] + [(t, lam) for t in evaluation.THETAS for lam in evaluation.LAMBDAS]
+    log_evidence = [-math.log(len(experts))] * len(experts)
+    total = 0.0
+    for t in range(len(y)):
+        first_key = max(0, (t // num_steps) * num_steps - window)
+        p_model = math.exp(logp_y[t])
+        probs = []
+        for theta, lam in experts:
+            if theta is None or t == first_key:
+                probs.append(p_model)
+                continue
+            sims = torch.tensor([theta * F.cosine_similarity(h[t], h[j], dim=0).item()
+                                 for j in range(first_key, t)], dtype=torch.float64)
+            attention = torch.softmax(sims, 0)
+            p_cache = sum(a.item() for j, a in zip(range(first_key, t), attention) if y[j] == y[t])
+            probs.append((1 - lam) * p_model + lam * p_cache)
+        weights = torch.softmax(torch.tensor(log_evidence, dtype=torch.float64), 0)
+        total -= math.log(sum(w.item() * p for w, p in zip(weights, probs)))
+        log_evidence = [e + math.log(p) for e, p in zip(log_evidence, probs)]
+    return total / len(y)
+
+
+def test_plain_loss_is_the_cross_entropy_of_one_carried_pass():
+    lm = model()
+    ids = torch.randint(0, V, (300,), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = F.cross_entropy(lm(ids[None, :-1])[0][0], ids[1:]).item()
+    assert evaluation.evaluate(lm, ids, num_steps=7).loss == pytest.approx(expected, rel=1e-9)
+
+
+def test_cache_loss_matches_its_definition(monkeypatch):
+    monkeypatch.setattr(evaluation, "CACHE_WINDOW", 9)
+    lm = model()
+    gen = torch.Generator().manual_seed(2)
+    ids = torch.cat([torch.randint(0, V, (20,), generator=gen)] * 2)[:37]
+    with torch.no_grad():
+        h, _ = lm.features(ids[None, :-1])
+        logp = torch.log_softmax(lm.logits(h), -1)[0]
+    y = ids[1:].tolist()
+    logp_y = [logp[t, y[t]].item() for t in range(len(y))]
+    expected = naive_cache_loss(h[0], logp_y, y, num_steps=5, window=9)
+    result = evaluation.evaluate(lm, ids, num_steps=5, cache=True)
+    assert result.cache_loss == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_cache_helps_on_repeated_text():
+    lm = model()
+    line = torch.randint(0, V, (40,), generator=torch.Generator().manual_seed(3))
+    result = evaluation.evaluate(lm, torch.cat([line] * 5), num_steps=16, cache=True)
+    assert result.cache_loss < 0.6 * result.loss
+
+
+def test_tied_weights_share_one_matrix_and_move_between_backends():
+    tied = model(tie_weights=True, backend="scratch")
+    assert tied.head.weight is tied.embedding.weight
+    other = model(tie_weights=True, backend="builtin")
+    other.load_state_dict(tied.state_dict())
+    ids = torch.randint(0, V, (2, 6))
+    assert torch.allclose(tied(ids)[0], other(ids)[0], atol=1e-12)
+
+
+def test_tying_needs_equal_embedding_and_hidden_sizes():
+    with pytest.raises(UsageError, match="tie_weights"):
+        ModelConfig(tie_weights=True, embedding_size=8, hidden_size=16).validate()
+    with pytest.raises(UsageError, match="tie_weights"):
+        ModelConfig(tie_weights=True, input="onehot", embedding_size=16,
+                    hidden_size=16).validate()
