@@ -7,13 +7,14 @@ import io
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from lyricgen.config import ModelConfig
 from lyricgen.models import BACKENDS, BuiltinLSTM, ScratchLSTM
-from lyricgen.models.fused import LSTMLayer
+from lyricgen.models.fused import LSTMLayer, RowLookup, column_lookup
 from lyricgen.models.lm import CharLM
 
 V, E, H, B, T = 23, 8, 12, 3, 7
@@ -147,6 +148,18 @@ def test_hand_written_bptt_passes_gradcheck():
     inputs = [torch.randn(*shape, generator=gen, dtype=torch.float64, requires_grad=True)
               for shape in ((T_, B_, 4 * H_), (4 * H_, H_), (B_, H_), (B_, H_))]
     assert torch.autograd.gradcheck(LSTMLayer.apply, inputs)
+
+
+def test_lookup_gradients_match_embedding_and_gradcheck():
+    table = torch.randn(9, 4, dtype=torch.float64, requires_grad=True)
+    ids = torch.tensor([3, 0, 3, 8, 1, 3])
+    assert torch.autograd.gradcheck(lambda t: RowLookup.apply(t, ids), (table,))
+    upstream = torch.randn(6, 4, dtype=torch.float64)
+    ours = torch.autograd.grad((RowLookup.apply(table, ids) * upstream).sum(), table)[0]
+    theirs = torch.autograd.grad((F.embedding(ids, table) * upstream).sum(), table)[0]
+    assert torch.allclose(ours, theirs, atol=1e-14)
+    weight = torch.randn(4, 9, dtype=torch.float64)
+    assert torch.equal(column_lookup(weight, ids), weight[:, ids].t())
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

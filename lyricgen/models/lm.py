@@ -7,6 +7,7 @@ from torch import nn
 
 from lyricgen.config import ModelConfig
 from lyricgen.models import BACKENDS
+from lyricgen.models.fused import RowLookup
 from lyricgen.models.scratch import State
 
 
@@ -25,6 +26,8 @@ class CharLM(nn.Module):
         self.embedding_drop = nn.Dropout(cfg.embedding_dropout)
         self.head = nn.Linear(cfg.hidden_size, vocab_size)
         if cfg.tie_weights:  # rare characters then learn from both ends of the model
+            with torch.no_grad():  # start as the output layer would: N(0, 1) logits explode
+                self.embedding.weight.copy_(self.head.weight)
             self.head.weight = self.embedding.weight
         if cfg.init == "normal":
             self._init_normal()
@@ -49,8 +52,9 @@ class CharLM(nn.Module):
                  ) -> tuple[torch.Tensor, State]:
         """The last LSTM layer's outputs (B, T, H) for ids (B, T), and the final state."""
         x = ids
-        if self.embedding is not None:
-            x = self.embedding_drop(self.embedding(ids))  # (B, T, E)
+        if self.embedding is not None:  # nn.Embedding's weight, through the fast lookup
+            rows = RowLookup.apply(self.embedding.weight, ids.reshape(-1))
+            x = self.embedding_drop(rows.view(*ids.shape, -1))  # (B, T, E)
         return self.rnn(x, state)
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:

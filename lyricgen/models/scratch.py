@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lyricgen.models.fused import ColumnLookup, LSTMLayer, lstm_layer_forward
+from lyricgen.models.fused import LSTMLayer, column_lookup, lstm_layer_forward
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -53,7 +53,7 @@ class ScratchLSTM(nn.Module):
             layer_in = input_size if k == 0 else hidden_size
             w_ih = torch.empty(gates, layer_in)
             if k == 0 and onehot:  # shape (4H, V) as nn.LSTM's, stored column-major: see
-                w_ih = torch.empty(layer_in, gates).t()  # fused.ColumnLookup
+                w_ih = torch.empty(layer_in, gates).t()  # fused.column_lookup
             self.register_parameter(f"weight_ih_l{k}", nn.Parameter(w_ih))
             self.register_parameter(f"weight_hh_l{k}", nn.Parameter(torch.empty(gates, hidden_size)))
             self.register_parameter(f"bias_ih_l{k}", nn.Parameter(torch.empty(gates)))
@@ -84,7 +84,7 @@ class ScratchLSTM(nn.Module):
             if layer_in.dtype in _INDEX_DTYPES:
                 # W_ih times a one-hot vector is column x of W_ih: a lookup, never a dense matmul.
                 if self.fused:
-                    xw = ColumnLookup.apply(w_ih, layer_in.reshape(-1)).view(T, B, -1)
+                    xw = column_lookup(w_ih, layer_in.reshape(-1)).view(T, B, -1)
                     xw = xw + (b_ih + b_hh)  # (T, B, 4H)
                 else:
                     xw = F.embedding(layer_in, w_ih.t()) + (b_ih + b_hh)  # (T, B, 4H)
