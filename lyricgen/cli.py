@@ -130,7 +130,7 @@ Lr = Annotated[Optional[float], typer.Option(help=f"Learning rate (default: {T.l
 WeightDecay = Annotated[Optional[float], typer.Option(
     help=f"Weight decay (default: {T.weight_decay}).")]
 Clip = Annotated[Optional[float], typer.Option(
-    help=f"Clip the global gradient norm to this value (default: {T.clip}).")]
+    help=f"Clip the global gradient norm to this value; 0 does not clip (default: {T.clip}).")]
 Epochs = Annotated[Optional[int], typer.Option(help=f"Epochs to train (default: {T.epochs}).")]
 TimeLimit = Annotated[Optional[float], typer.Option(
     help="Stop cleanly after this many minutes of training, checkpoints written.")]

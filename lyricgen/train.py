@@ -168,7 +168,7 @@ class Trainer:
             loss = F.cross_entropy(logits.flatten(0, 1), Y.flatten())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if cfg.clip is not None:
+            if cfg.clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.clip, foreach=True)
             optimizer.step()
             losses[done] = loss.detach()

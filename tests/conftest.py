@@ -34,8 +34,21 @@ def lyrics_file(tmp_path: Path) -> Path:
     return path
 
 
+# Small and fast, and pinned: the tests do not follow the quality preset's defaults.
 TINY = {"hidden_size": 32, "embedding_size": 16, "num_layers": 1, "dropout": 0.0,
-        "num_steps": 16, "batch_size": 8, "lr": 0.01, "epochs": 2}
+        "embedding_dropout": 0.0, "tie_weights": False, "num_steps": 16, "batch_size": 8,
+        "optimizer": "adam", "lr": 0.01, "weight_decay": 0.0, "lr_schedule": "none",
+        "patience": 0, "cache_eval": False, "epochs": 2}
+
+
+def cli_args(options: dict) -> list[str]:
+    """The command-line form of flat options (as runs.train takes them)."""
+    args = []
+    for key, value in options.items():
+        flag = key.replace("_", "-")
+        args += [f"--{flag}" if value else f"--no-{flag}"] if isinstance(value, bool) else \
+            [f"--{flag}", str(value)]
+    return args
 
 
 def tiny_options(data: Path, out: Path, **extra) -> dict:

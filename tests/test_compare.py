@@ -8,16 +8,13 @@ import json
 
 from typer.testing import CliRunner
 
-from conftest import TINY
+from conftest import TINY, cli_args
 from lyricgen import compare
 from lyricgen.cli import app
 
 
 def compare_cli(data, out, *extra):
-    args = ["compare", "--data", str(data), "--out", str(out), "--dropout", "0"]
-    for key, value in TINY.items():
-        if key != "dropout":
-            args += [f"--{key.replace('_', '-')}", str(value)]
+    args = ["compare", "--data", str(data), "--out", str(out), *cli_args(TINY)]
     return CliRunner().invoke(app, [*args, "--epochs", "3", *map(str, extra)])
 
 

@@ -11,7 +11,6 @@ import torch.nn.functional as F
 
 from lyricgen import evaluate as evaluation
 from lyricgen.config import ModelConfig
-from lyricgen.errors import UsageError
 from lyricgen.models.lm import CharLM
 
 V = 11
@@ -19,8 +18,9 @@ V = 11
 
 def model(**cfg) -> CharLM:
     torch.manual_seed(0)
-    return CharLM(V, ModelConfig(hidden_size=16, embedding_size=16, num_layers=1, dropout=0.0,
-                                 **cfg)).double().eval()
+    cfg = {"hidden_size": 16, "embedding_size": 16, "num_layers": 1, "dropout": 0.0,
+           "tie_weights": False, **cfg}
+    return CharLM(V, ModelConfig(**cfg)).double().eval()
 
 
 def naive_cache_loss(h, logp_y, y, num_steps, window):
@@ -88,9 +88,12 @@ def test_tied_weights_share_one_matrix_and_move_between_backends():
     assert torch.allclose(tied(ids)[0], other(ids)[0], atol=1e-12)
 
 
-def test_tying_needs_equal_embedding_and_hidden_sizes():
-    with pytest.raises(UsageError, match="tie_weights"):
-        ModelConfig(tie_weights=True, embedding_size=8, hidden_size=16).validate()
-    with pytest.raises(UsageError, match="tie_weights"):
-        ModelConfig(tie_weights=True, input="onehot", embedding_size=16,
-                    hidden_size=16).validate()
+def test_tying_bridges_differing_sizes_and_leaves_onehot_models_alone():
+    bridged = model(tie_weights=True, embedding_size=8)
+    assert bridged.head.weight is bridged.embedding.weight
+    assert bridged.proj.weight.shape == (8, 16)
+    logits, _ = bridged(torch.randint(0, V, (2, 5)))
+    assert logits.shape == (2, 5, V)
+    onehot = model(tie_weights=True, input="onehot")
+    assert onehot.embedding is None and onehot.proj is None
+    assert onehot.head.weight.shape == (V, 16)

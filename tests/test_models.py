@@ -19,13 +19,14 @@ from lyricgen.models.lm import CharLM
 
 V, E, H, B, T = 23, 8, 12, 3, 7
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
+PLAIN = dict(dropout=0.0, embedding_dropout=0.0, tie_weights=False)  # no randomness, no tying
 
 
 def pair(num_layers: int, input: str, dtype: torch.dtype, seed: int = 0):
     """A scratch and a builtin CharLM with identical weights (the builtin one loaded from the
     scratch one's state_dict)."""
     cfg = ModelConfig(input=input, embedding_size=E, hidden_size=H, num_layers=num_layers,
-                      dropout=0.0)
+                      **PLAIN)
     torch.manual_seed(seed)
     scratch = CharLM(V, ModelConfig(**{**vars(cfg), "backend": "scratch"})).to(dtype)
     builtin = CharLM(V, ModelConfig(**{**vars(cfg), "backend": "builtin"})).to(dtype)
@@ -58,7 +59,7 @@ def test_same_seed_gives_nn_lstm_initial_weights(layers):
 
 @pytest.mark.parametrize("input", ["onehot", "embedding"])
 def test_same_seed_same_charlm_weights_in_both_backends(input):
-    cfg = dict(input=input, embedding_size=E, hidden_size=H, num_layers=2)
+    cfg = dict(input=input, embedding_size=E, hidden_size=H, num_layers=2, **PLAIN)
     torch.manual_seed(3)
     a = CharLM(V, ModelConfig(backend="scratch", **cfg)).state_dict()
     torch.manual_seed(3)
@@ -98,7 +99,7 @@ def test_outputs_states_and_gradients_agree(dtype, input, layers, with_state):
 
 @pytest.mark.parametrize("direction", [("scratch", "builtin"), ("builtin", "scratch")])
 def test_state_dict_moves_between_backends_through_a_file(direction):
-    cfg = dict(input="onehot", hidden_size=H, num_layers=2, dropout=0.0)
+    cfg = dict(input="onehot", hidden_size=H, num_layers=2, **PLAIN)
     torch.manual_seed(5)
     source = CharLM(V, ModelConfig(backend=direction[0], **cfg)).double()
     buffer = io.BytesIO()
@@ -224,11 +225,12 @@ def test_dropout_acts_between_layers_in_training_only():
 def test_backends_are_chosen_by_name():
     assert set(BACKENDS) == {"scratch", "builtin"}
     for name, klass in BACKENDS.items():
-        assert isinstance(CharLM(V, ModelConfig(backend=name, hidden_size=H)).rnn, klass)
+        model = CharLM(V, ModelConfig(backend=name, hidden_size=H, embedding_size=E, **PLAIN))
+        assert isinstance(model.rnn, klass)
     assert issubclass(BuiltinLSTM, nn.LSTM)
 
 
 def test_begin_state_shape():
-    model = CharLM(V, ModelConfig(hidden_size=H, num_layers=2))
+    model = CharLM(V, ModelConfig(hidden_size=H, embedding_size=E, num_layers=2, **PLAIN))
     h, c = model.begin_state(4)
     assert h.shape == c.shape == (2, 4, H) and not h.any() and not c.any()

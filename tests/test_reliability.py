@@ -25,13 +25,13 @@ import torch
 from typer.testing import CliRunner
 
 import lyricgen.checkpoint
-from conftest import TINY, lyrics
+from conftest import TINY, cli_args, lyrics
 from lyricgen.checkpoint import load_checkpoint
 from lyricgen.cli import app
 
 OUTPUTS = {"last.pt", "best.pt", "metrics.jsonl"}
 TEMPORARY = re.compile(r"^\.(last|best)\.pt\.\d+\.tmp$")  # checkpoint.py's temporary files
-TINY_ARGS = [a for k, v in TINY.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+TINY_ARGS = cli_args(TINY)
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -24,8 +24,13 @@ class CharLM(nn.Module):
                                          onehot=self.embedding is None)
         self.drop = nn.Dropout(cfg.dropout)
         self.embedding_drop = nn.Dropout(cfg.embedding_dropout)
-        self.head = nn.Linear(cfg.hidden_size, vocab_size)
-        if cfg.tie_weights:  # rare characters then learn from both ends of the model
+        # Tying (embedding input only): the output layer is the embedding matrix, so rare
+        # characters learn from both ends of the model; a projection bridges differing sizes.
+        tied = cfg.tie_weights and self.embedding is not None
+        self.proj = nn.Linear(cfg.hidden_size, cfg.embedding_size, bias=False) \
+            if tied and cfg.embedding_size != cfg.hidden_size else None
+        self.head = nn.Linear(cfg.embedding_size if tied else cfg.hidden_size, vocab_size)
+        if tied:
             with torch.no_grad():  # start as the output layer would: N(0, 1) logits explode
                 self.embedding.weight.copy_(self.head.weight)
             self.head.weight = self.embedding.weight
@@ -58,7 +63,8 @@ class CharLM(nn.Module):
         return self.rnn(x, state)
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(features))
+        x = self.drop(features)
+        return self.head(x if self.proj is None else self.proj(x))
 
     def begin_state(self, batch_size: int) -> State:
         w = self.head.weight
