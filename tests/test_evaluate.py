@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from lyricgen import evaluate as evaluation
 from lyricgen.config import ModelConfig
-from lyricgen.models.lm import CharLM
+from lyricgen.models.lm import CharacterDropout, CharLM, LockedDropout
 
 V = 11
 
@@ -97,3 +97,26 @@ def test_tying_bridges_differing_sizes_and_leaves_onehot_models_alone():
     onehot = model(tie_weights=True, input="onehot")
     assert onehot.embedding is None and onehot.proj is None
     assert onehot.head.weight.shape == (V, 16)
+
+
+def test_locked_dropout_keeps_one_mask_per_sequence():
+    torch.manual_seed(0)
+    drop = LockedDropout(0.5).train()
+    out = drop(torch.ones(64, 10, 32))
+    assert torch.equal(out, out[:, :1].expand_as(out))  # the same at every time step
+    assert set(out.unique().tolist()) == {0.0, 2.0}
+    assert abs((out == 0).float().mean().item() - 0.5) < 0.05
+    assert torch.equal(drop.eval()(out), out)
+
+
+def test_character_dropout_drops_a_character_wherever_it_occurs():
+    torch.manual_seed(0)
+    drop = CharacterDropout(0.5).train()
+    ids = torch.randint(0, 200, (8, 30))
+    out = drop(torch.ones(8, 30, 4), ids)
+    for char in ids.unique():
+        values = out[ids == char]  # every occurrence, every dimension
+        assert values.unique().numel() == 1 and values[0, 0].item() in (0.0, 2.0)
+    dropped = [out[ids == c][0, 0].item() == 0 for c in ids.unique()]
+    assert 0.35 < sum(dropped) / len(dropped) < 0.65
+    assert torch.equal(drop.eval()(out, ids), out)

@@ -34,7 +34,7 @@ def lstm_layer_forward(xw: torch.Tensor, w_hh: torch.Tensor, h0: torch.Tensor, c
     H = G // 4
     gates = torch.empty_like(xw)
     cs, tanh_cs, hs = (xw.new_empty(T, B, H) for _ in range(3))
-    w_hh_t = w_hh.t()
+    w_hh_t = w_hh.t().contiguous()  # addmm into `out` runs at half speed on a transposed view
     # Per-step views, made once: indexing inside the loop would cost a call per view per step.
     steps = zip(xw.unbind(0), gates.unbind(0), gates[..., :2 * H].unbind(0),
                 gates[..., 2 * H:3 * H].unbind(0), gates[..., 3 * H:].unbind(0),

@@ -22,8 +22,8 @@ class CharLM(nn.Module):
         rnn_in = cfg.embedding_size if self.embedding is not None else vocab_size
         self.rnn = BACKENDS[cfg.backend](rnn_in, cfg.hidden_size, cfg.num_layers, cfg.dropout,
                                          onehot=self.embedding is None)
-        self.drop = nn.Dropout(cfg.dropout)
-        self.embedding_drop = nn.Dropout(cfg.embedding_dropout)
+        self.drop = LockedDropout(cfg.dropout)
+        self.embedding_drop = CharacterDropout(cfg.embedding_dropout)
         # Tying (embedding input only): the output layer is the embedding matrix, so rare
         # characters learn from both ends of the model; a projection bridges differing sizes.
         tied = cfg.tie_weights and self.embedding is not None
@@ -59,7 +59,7 @@ class CharLM(nn.Module):
         x = ids
         if self.embedding is not None:  # nn.Embedding's weight, through the fast lookup
             rows = RowLookup.apply(self.embedding.weight, ids.reshape(-1))
-            x = self.embedding_drop(rows.view(*ids.shape, -1))  # (B, T, E)
+            x = self.embedding_drop(rows.view(*ids.shape, -1), ids)  # (B, T, E)
         return self.rnn(x, state)
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
@@ -70,3 +70,35 @@ class CharLM(nn.Module):
         w = self.head.weight
         zeros = w.new_zeros(self.cfg.num_layers, batch_size, self.cfg.hidden_size)
         return zeros, zeros.clone()
+
+
+class LockedDropout(nn.Module):
+    """Dropout with one mask per sequence, the same at every time step (variational dropout,
+    as in AWD-LSTM); it also draws T times fewer random numbers than plain dropout."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, H)
+        if not self.training or not self.p:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(keep).div_(keep)
+        return x * mask
+
+
+class CharacterDropout(nn.Module):
+    """Drops whole characters: for a batch, each vocabulary entry's embedding is zeroed with
+    probability p wherever it occurs (embedding dropout, as in AWD-LSTM)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:  # (B, T, E)
+        if not self.training or not self.p:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty(int(ids.max()) + 1).bernoulli_(keep).div_(keep)
+        return x * mask[ids].unsqueeze(-1)
