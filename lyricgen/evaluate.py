@@ -38,7 +38,7 @@ class Evaluation:
     cache_loss: float | None = None  # the same with the continuous cache
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = False
              ) -> Evaluation:
     """Every position after a row's first is predicted once; the stream is cut into rows of at

@@ -36,7 +36,7 @@ def top_p_filter(probs: torch.Tensor, p: float) -> torch.Tensor:
     return kept / kept.sum(dim=-1, keepdim=True)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate(model: CharLM, prefix: list[int], cfg: SampleConfig,
              generator: torch.Generator | None = None,
              on_step: Callable[[torch.Tensor], None] | None = None) -> list[list[int]]:

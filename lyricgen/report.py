@@ -12,25 +12,32 @@ from lyricgen.train import TrainResult
 
 def print_training_summary(result: TrainResult, console: Console | None = None) -> None:
     console = console or Console()
-    if not result.history:
+    rows = result.history
+    if not rows:
         console.print(f"no epoch completed; {result.out / 'last.pt'} holds the run so far")
         return
-    table = Table(title=f"training {result.stop}: {len(result.history)} epochs, "
-                        f"best at epoch {result.best_epoch}")
-    for name in ("epoch", "train ppl", "val ppl", "seconds", "tokens/s", "lr"):
+    cache = "val_ppl_plain" in rows[0]
+    table = Table(title=f"training {result.stop}: {len(rows)} epochs, best at epoch "
+                        f"{result.best_epoch}")
+    columns = ["epoch", "train ppl", "val ppl (cache)" if cache else "val ppl",
+               *(["val ppl (plain)"] if cache else []), "seconds", "tokens/s", "lr"]
+    for name in columns:
         table.add_column(name, justify="right")
-    rows = result.history
     shown = rows if len(rows) <= 12 else rows[:5] + [None] + rows[-6:]
     for row in shown:
         if row is None:
-            table.add_row("...", "", "", "", "", "")
+            table.add_row(*["..."] + [""] * (len(columns) - 1))
             continue
-        val = f"{row['val_ppl']:.2f}" if row["val_ppl"] is not None else "-"
+        vals = [row["val_ppl"], *([row["val_ppl_plain"]] if cache else [])]
         style = "bold green" if row["epoch"] == result.best_epoch else None
-        table.add_row(str(row["epoch"]), f"{row['train_ppl']:.2f}", val,
+        table.add_row(str(row["epoch"]), f"{row['train_ppl']:.2f}",
+                      *(f"{v:.2f}" if v is not None else "-" for v in vals),
                       f"{row['seconds']:.1f}", f"{row['tokens_per_s']:,.0f}",
                       f"{row['lr']:.3g}", style=style)
     console.print(table)
+    if cache:
+        console.print("val ppl (cache) is with the continuous cache over the held-out text "
+                      "already read (it picks best.pt); val ppl (plain) is the model alone")
     console.print(f"checkpoints: {result.out / 'best.pt'} (best), {result.out / 'last.pt'}; "
                   f"metrics: {result.out / 'metrics.jsonl'}")
 

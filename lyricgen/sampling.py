@@ -34,7 +34,10 @@ def sample(checkpoint: Path, prefixes: list[str], cfg: SampleConfig, *,
                                                  backend)
     model.to(dev)
     generator = torch.Generator(dev)
-    generator.manual_seed(cfg.seed) if cfg.seed is not None else generator.seed()
+    if cfg.seed is not None:
+        generator.manual_seed(cfg.seed)
+    else:
+        generator.seed()
     settings = {**asdict(cfg), "seed": generator.initial_seed(), "checkpoint": str(checkpoint),
                 "backend": config.model.backend}
     results = []
