@@ -24,7 +24,17 @@ def pick_next(logits: torch.Tensor, cfg: SampleConfig, generator: torch.Generato
     probs = torch.softmax(logits, dim=-1)
     if cfg.top_p is not None and cfg.top_p < 1.0:
         probs = top_p_filter(probs, cfg.top_p)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    return draw(probs, generator)
+
+
+def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One id per row of `probs` (N, V) by inverse CDF: the first id whose cumulative
+    probability exceeds u ~ U(0, total). Exact, and far cheaper than torch.multinomial for one
+    draw; an id of probability 0 adds nothing to the sum, so it is never picked."""
+    cdf = probs.double().cumsum(dim=-1)  # (N, V)
+    u = torch.rand(cdf.shape[0], 1, generator=generator, dtype=cdf.dtype,
+                   device=cdf.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(1)
 
 
 def top_p_filter(probs: torch.Tensor, p: float) -> torch.Tensor:

@@ -34,7 +34,7 @@ def lstm_layer_forward(xw: torch.Tensor, w_hh: torch.Tensor, h0: torch.Tensor, c
     H = G // 4
     gates = torch.empty_like(xw)
     cs, tanh_cs, hs = (xw.new_empty(T, B, H) for _ in range(3))
-    w_hh_t = w_hh.t().contiguous()  # addmm into `out` runs at half speed on a transposed view
+    w_hh_t = w_hh.t()
     # Per-step views, made once: indexing inside the loop would cost a call per view per step.
     steps = zip(xw.unbind(0), gates.unbind(0), gates[..., :2 * H].unbind(0),
                 gates[..., 2 * H:3 * H].unbind(0), gates[..., 3 * H:].unbind(0),
@@ -72,11 +72,18 @@ class RowLookup(torch.autograd.Function):
         return grad.new_zeros(ctx.rows, grad.shape[1]).index_add_(0, ids, grad), None
 
 
+def lookup_rows(table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """table[ids]: through RowLookup when a gradient is wanted, else a plain index_select."""
+    if torch.is_grad_enabled() and table.requires_grad:
+        return RowLookup.apply(table, ids)
+    return table.index_select(0, ids)
+
+
 def column_lookup(weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """W x for one-hot vectors x, (weight (G, V), ids (N,)) -> (N, G): the columns of W.
     Fast when W is stored column-major, as ScratchLSTM stores a one-hot layer's W_ih: its
     columns are then contiguous rows of memory, and so are those of its gradient."""
-    return RowLookup.apply(weight.t(), ids)
+    return lookup_rows(weight.t(), ids)
 
 
 class LSTMLayer(torch.autograd.Function):

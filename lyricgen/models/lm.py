@@ -7,7 +7,7 @@ from torch import nn
 
 from lyricgen.config import ModelConfig
 from lyricgen.models import BACKENDS
-from lyricgen.models.fused import RowLookup
+from lyricgen.models.fused import lookup_rows
 from lyricgen.models.scratch import State
 
 
@@ -58,7 +58,7 @@ class CharLM(nn.Module):
         """The last LSTM layer's outputs (B, T, H) for ids (B, T), and the final state."""
         x = ids
         if self.embedding is not None:  # nn.Embedding's weight, through the fast lookup
-            rows = RowLookup.apply(self.embedding.weight, ids.reshape(-1))
+            rows = lookup_rows(self.embedding.weight, ids.reshape(-1))
             x = self.embedding_drop(rows.view(*ids.shape, -1), ids)  # (B, T, E)
         return self.rnn(x, state)
 

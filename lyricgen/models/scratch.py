@@ -24,7 +24,7 @@ State = tuple[torch.Tensor, torch.Tensor]
 def lstm_cell(xw: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
               weight_hh: torch.Tensor) -> State:
     """One time step. `xw` (B, 4H) is W_ih x + b_ih + b_hh, already computed for every step."""
-    gates = xw + h @ weight_hh.t()  # (B, 4H)
+    gates = torch.addmm(xw, h, weight_hh.t())  # W_ih x + b_ih + b_hh + W_hh h: (B, 4H)
     i, f, g, o = gates.chunk(4, dim=1)
     i = torch.sigmoid(i)  # input gate: how much of the candidate enters the cell
     f = torch.sigmoid(f)  # forget gate: how much of the old cell is kept
@@ -40,7 +40,8 @@ class ScratchLSTM(nn.Module):
 
     `fused` (the default) runs each layer through `fused.LSTMLayer`, a hand-written BPTT over
     the whole sequence; `fused=False` runs `lstm_cell` step by step under autograd, the
-    readable reference the fast path is tested against.
+    readable reference the fast path is tested against (sampling, one step at a time without
+    autograd, runs `lstm_cell` too).
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
@@ -91,7 +92,8 @@ class ScratchLSTM(nn.Module):
             else:
                 xw = torch.addmm(b_ih + b_hh, layer_in.reshape(T * B, -1), w_ih.t()).view(T, B, -1)
             h, c = state[0][k], state[1][k]
-            if not self.fused:
+            if not self.fused or (T == 1 and not torch.is_grad_enabled()):
+                # The readable cell: the reference path, and the cheapest for a sampling step.
                 outputs = []
                 for t in range(T):
                     h, c = lstm_cell(xw[t], h, c, w_hh)
