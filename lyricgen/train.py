@@ -179,7 +179,7 @@ class Trainer:
             if stopped or done - p.batch >= CHECK_EVERY or done == len(batches):
                 self._check_finite(losses, p.batch, done, epoch)
                 p.batch = done  # everything up to here is known to be finite
-                bar.set_postfix(ppl=f"{math.exp(losses[:done].mean().item()):.2f}")
+                bar.set_postfix(ppl=f"{perplexity(losses[:done].mean().item()):.2f}")
         bar.close()
         p.seconds += time.perf_counter() - start
         p.batch_losses = losses[:done].tolist()
@@ -207,7 +207,7 @@ class Trainer:
         tokens = len(p.batch_losses) * cfg.batch_size * cfg.num_steps
         row = {
             "epoch": epoch,
-            "train_ppl": math.exp(train_loss),
+            "train_ppl": perplexity(train_loss),
             "val_ppl": None,
             "seconds": p.seconds,
             "tokens_per_s": tokens / p.seconds,
@@ -215,9 +215,9 @@ class Trainer:
         }
         val = self._validation()
         if val is not None and val.cache_loss is not None:  # val_ppl is the cache figure
-            row["val_ppl"], row["val_ppl_plain"] = math.exp(val.cache_loss), math.exp(val.loss)
+            row["val_ppl"], row["val_ppl_plain"] = perplexity(val.cache_loss), perplexity(val.loss)
         elif val is not None:
-            row["val_ppl"] = math.exp(val.loss)
+            row["val_ppl"] = perplexity(val.loss)
         self.history.append(row)
 
         monitored = row["val_ppl"] if val is not None else row["train_ppl"]
@@ -274,6 +274,11 @@ class Trainer:
         """metrics.jsonl as the history says (a resumed run drops rows of lost epochs)."""
         with (self.out / "metrics.jsonl").open("w", encoding="utf-8") as f:
             f.writelines(json.dumps(row) + "\n" for row in self.history)
+
+
+def perplexity(loss: float) -> float:
+    """exp(mean cross-entropy); inf rather than an overflow for a loss beyond float range."""
+    return math.exp(loss) if loss < 709 else math.inf
 
 
 def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:

@@ -234,6 +234,11 @@ def test_presets_parse_and_default_preset_equals_the_defaults():
             book.train.num_steps, book.train.batch_size, book.train.sampling, book.train.clip,
             book.train.optimizer, book.train.lr, book.train.epochs) == \
         (10000, "space", "onehot", 256, 35, 32, "adjacent", 0.01, "sgd", 100.0, 160)
+    for book_preset in (book, runs.load_config(configs / "d2l-builtin.toml", {})):
+        t = book_preset.train  # the quality preset's regularisers and schedules stay out
+        assert (t.weight_decay, t.lr_schedule, t.patience, t.cache_eval) == (0.0, "none", 0, False)
+        assert book_preset.model.dropout == 0.0 and book_preset.model.init == \
+            ("normal" if book_preset is book else "uniform")
     builtin = runs.load_config(configs / "d2l-builtin.toml", {})
     assert (builtin.model.backend, builtin.train.optimizer, builtin.train.lr) == \
         ("builtin", "adam", 0.01)
