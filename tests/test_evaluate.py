@@ -111,7 +111,7 @@ def test_locked_dropout_keeps_one_mask_per_sequence():
 
 def test_character_dropout_drops_a_character_wherever_it_occurs():
     torch.manual_seed(0)
-    drop = CharacterDropout(0.5).train()
+    drop = CharacterDropout(0.5, 200).train()
     ids = torch.randint(0, 200, (8, 30))
     out = drop(torch.ones(8, 30, 4), ids)
     for char in ids.unique():

@@ -14,9 +14,8 @@ from conftest import lyrics, tiny_options
 from lyricgen import runs
 from lyricgen.checkpoint import load_checkpoint, model_from_checkpoint
 from lyricgen.cli import app
-from lyricgen.config import ModelConfig, SampleConfig
+from lyricgen.config import SampleConfig
 from lyricgen.generate import generate, pick_next, start_ids, top_p_filter
-from lyricgen.models.lm import CharLM
 from lyricgen.vocab import Vocab
 
 

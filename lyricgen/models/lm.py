@@ -23,7 +23,7 @@ class CharLM(nn.Module):
         self.rnn = BACKENDS[cfg.backend](rnn_in, cfg.hidden_size, cfg.num_layers, cfg.dropout,
                                          onehot=self.embedding is None)
         self.drop = LockedDropout(cfg.dropout)
-        self.embedding_drop = CharacterDropout(cfg.embedding_dropout)
+        self.embedding_drop = CharacterDropout(cfg.embedding_dropout, vocab_size)
         # Tying (embedding input only): the output layer is the embedding matrix, so rare
         # characters learn from both ends of the model; a projection bridges differing sizes.
         tied = cfg.tie_weights and self.embedding is not None
@@ -92,13 +92,13 @@ class CharacterDropout(nn.Module):
     """Drops whole characters: for a batch, each vocabulary entry's embedding is zeroed with
     probability p wherever it occurs (embedding dropout, as in AWD-LSTM)."""
 
-    def __init__(self, p: float):
+    def __init__(self, p: float, vocab_size: int):
         super().__init__()
-        self.p = p
+        self.p, self.vocab_size = p, vocab_size
 
     def forward(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:  # (B, T, E)
         if not self.training or not self.p:
             return x
         keep = 1.0 - self.p
-        mask = x.new_empty(int(ids.max()) + 1).bernoulli_(keep).div_(keep)
+        mask = x.new_empty(self.vocab_size).bernoulli_(keep).div_(keep)
         return x * mask[ids].unsqueeze(-1)
