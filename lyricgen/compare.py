@@ -17,11 +17,12 @@ from lyricgen.config import Config, load_config
 from lyricgen.corpus import Corpus, load_corpus
 from lyricgen.device import resolve_device
 from lyricgen.errors import UsageError
+from lyricgen import models
 from lyricgen.models.lm import CharLM
 from lyricgen.runs import check_out_dir, clear_outputs
 from lyricgen.train import Log, Trainer, training_batches
 
-BACKENDS = ("scratch", "builtin")
+BACKENDS = tuple(models.BACKENDS)  # scratch, builtin
 ROW_KEYS = ("epoch", "train_ppl", "val_ppl", "seconds", "tokens_per_s")
 
 
@@ -64,8 +65,8 @@ def agreement(cfg: Config, corpus: Corpus) -> dict[str, float]:
         outputs = []
         for backend in BACKENDS:
             torch.manual_seed(cfg.train.seed)
-            model = CharLM(len(corpus.vocab), replace(cfg.model, backend=backend, dropout=0.0))
-            model = model.to(device=device, dtype=dtype)
+            model = CharLM(len(corpus.vocab), replace(cfg.model, backend=backend))
+            model = model.to(device=device, dtype=dtype).eval()  # every kind of dropout off
             logits, _ = model(X)
             loss = F.cross_entropy(logits.flatten(0, 1), Y.flatten())
             outputs.append((logits.detach(), torch.autograd.grad(loss, list(model.parameters()))))

@@ -84,12 +84,7 @@ def start_ids(vocab: Vocab, prefix: str, unknown: UnknownPolicy,
         return ids, vocab.decode(ids)
     if "\n" in vocab.index:
         return [vocab.index["\n"]], ""
-    counts = torch.tensor(vocab.counts, dtype=torch.float64)
-    first = int(torch.multinomial(counts, 1, generator=_cpu(generator)))
+    device = generator.device if generator is not None else "cpu"
+    counts = torch.tensor([vocab.counts], dtype=torch.float64, device=device)  # (1, V)
+    first = int(draw(counts, generator))  # draw() needs no normalised probabilities
     return [first], vocab.chars[first]
-
-
-def _cpu(generator: torch.Generator | None) -> torch.Generator | None:
-    if generator is None or generator.device.type == "cpu":
-        return generator
-    return torch.Generator().manual_seed(generator.initial_seed())

@@ -3,14 +3,13 @@ continues), its output folder, its corpus; then the Trainer."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from lyricgen.checkpoint import (CheckpointError, first_line, load_checkpoint,
                                  model_from_checkpoint, remove_stale_temporaries)
-from lyricgen.config import Config, TrainConfig, load_config  # noqa: F401 (re-exported)
+from lyricgen.config import Config, TrainConfig, load_config
 from lyricgen.corpus import load_corpus
 from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.train import Log, Trainer, TrainResult
@@ -84,5 +83,3 @@ def check_out_dir(out: Path, fresh: bool, overwrite: bool) -> None:
     if fresh and not overwrite and (out / "last.pt").exists():
         raise UsageError(f"{out} already holds a training run (last.pt); continue it with "
                          "--resume, start over with --overwrite, or choose another --out")
-    if not os.access(out, os.W_OK):
-        raise LyricgenError(f"--out {out} is not a writable folder")

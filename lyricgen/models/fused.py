@@ -5,12 +5,11 @@ It computes exactly what `scratch.lstm_cell` computes, step after step; the test
 that cell, to torch.nn.LSTM, and to `torch.autograd.gradcheck`. What makes it fast:
 
 - the input projection of all T steps arrives precomputed (`xw`), so each step does one
-  (B, H) x (H, 4H) matmul into a preallocated gate buffer, then 6 small in-place ops;
+  (B, H) x (H, 4H) matmul into a preallocated gate buffer, then 7 small in-place ops;
 - the backward pass follows the derivation in the seeds' numpy LSTM: with the gate activations
   saved by the forward pass, every factor that does not depend on the carried gradients
   (e.g. g * i * (1 - i) for the input gate) is computed for all steps at once before the loop,
-  which leaves 5 ops per step; the gradient of W_hh is one matmul over all steps after it.
-
+  which leaves 5 ops per step; the gradient of W_hh is one matmul over all steps after it;
 - a one-hot input's projection W_ih x is column x of W_ih (`column_lookup`): with W_ih stored
   column-major, a gather of contiguous rows forward and an index_add backward.
 

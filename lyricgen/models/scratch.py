@@ -84,11 +84,7 @@ class ScratchLSTM(nn.Module):
             w_ih, w_hh, b_ih, b_hh = self.layer(k)
             if layer_in.dtype in _INDEX_DTYPES:
                 # W_ih times a one-hot vector is column x of W_ih: a lookup, never a dense matmul.
-                if self.fused:
-                    xw = column_lookup(w_ih, layer_in.reshape(-1)).view(T, B, -1)
-                    xw = xw + (b_ih + b_hh)  # (T, B, 4H)
-                else:
-                    xw = F.embedding(layer_in, w_ih.t()) + (b_ih + b_hh)  # (T, B, 4H)
+                xw = column_lookup(w_ih, layer_in.reshape(-1)).view(T, B, -1) + (b_ih + b_hh)
             else:
                 xw = torch.addmm(b_ih + b_hh, layer_in.reshape(T * B, -1), w_ih.t()).view(T, B, -1)
             h, c = state[0][k], state[1][k]
