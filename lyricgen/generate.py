@@ -9,6 +9,7 @@ import torch
 
 from lyricgen.config import SampleConfig
 from lyricgen.models.lm import CharLM
+from lyricgen.models.stepper import Stepper
 from lyricgen.vocab import UnknownPolicy, Vocab
 
 
@@ -17,7 +18,8 @@ def pick_next(logits: torch.Tensor, cfg: SampleConfig, generator: torch.Generato
     """The next id of each row of `logits` (N, V) under the decoding settings: (N,)."""
     if cfg.greedy:
         return logits.argmax(dim=-1)
-    logits = logits.float() / cfg.temperature
+    if cfg.temperature != 1.0:
+        logits = logits / cfg.temperature
     if cfg.top_k is not None and cfg.top_k < logits.shape[-1]:
         top = logits.topk(cfg.top_k, dim=-1)
         logits = torch.full_like(logits, float("-inf")).scatter(-1, top.indices, top.values)
@@ -31,7 +33,7 @@ def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor
     """One id per row of `probs` (N, V) by inverse CDF: the first id whose cumulative
     probability exceeds u ~ U(0, total). Exact, and far cheaper than torch.multinomial for one
     draw; an id of probability 0 adds nothing to the sum, so it is never picked."""
-    cdf = probs.double().cumsum(dim=-1)  # (N, V)
+    cdf = probs.cumsum(dim=-1, dtype=torch.float64)  # (N, V)
     u = torch.rand(cdf.shape[0], 1, generator=generator, dtype=cdf.dtype,
                    device=cdf.device) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).squeeze(1)
@@ -56,20 +58,20 @@ def generate(model: CharLM, prefix: list[int], cfg: SampleConfig,
     model.eval()
     device = model.head.weight.device
     n = cfg.num_samples
-    logits, state = model(torch.tensor([prefix], device=device))  # (1, P, V): the warm-up
-    last = logits[:, -1].expand(n, -1)  # (N, V)
-    state = tuple(s.expand(-1, n, -1).contiguous() for s in state)  # (L, N, H) each
-    out = torch.empty(n, cfg.length, dtype=torch.long, device=device)
+    _, state = model(torch.tensor([prefix], device=device))  # the warm-up: (L, 1, H) each
+    stepper = Stepper(model, tuple(s.expand(-1, n, -1) for s in state))
+    model.train(was_training)
+    logits, out = stepper.logits, []
     for t in range(cfg.length):
-        ids = pick_next(last, cfg, generator)  # (N,)
-        out[:, t] = ids
+        ids = pick_next(logits, cfg, generator)  # (N,)
+        out.append(ids)
         if on_step is not None:
             on_step(ids)
         if t + 1 < cfg.length:
-            logits, state = model(ids.view(n, 1), state)  # (N, 1, V)
-            last = logits[:, -1]
-    model.train(was_training)
-    return out.tolist()
+            logits = stepper.step(ids)  # (N, V)
+    if not out:
+        return [[] for _ in range(n)]
+    return torch.stack(out, dim=1).tolist()  # (N, length)
 
 
 def start_ids(vocab: Vocab, prefix: str, unknown: UnknownPolicy,

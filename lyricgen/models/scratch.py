@@ -40,8 +40,8 @@ class ScratchLSTM(nn.Module):
 
     `fused` (the default) runs each layer through `fused.LSTMLayer`, a hand-written BPTT over
     the whole sequence; `fused=False` runs `lstm_cell` step by step under autograd, the
-    readable reference the fast path is tested against (sampling, one step at a time without
-    autograd, runs `lstm_cell` too).
+    readable reference the fast path is tested against. (Sampling steps run through
+    `stepper.Stepper`, the same cell with the weights rearranged for one character per step.)
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
@@ -88,8 +88,7 @@ class ScratchLSTM(nn.Module):
             else:
                 xw = torch.addmm(b_ih + b_hh, layer_in.reshape(T * B, -1), w_ih.t()).view(T, B, -1)
             h, c = state[0][k], state[1][k]
-            if not self.fused or (T == 1 and not torch.is_grad_enabled()):
-                # The readable cell: the reference path, and the cheapest for a sampling step.
+            if not self.fused:  # the readable cell: the reference path
                 outputs = []
                 for t in range(T):
                     h, c = lstm_cell(xw[t], h, c, w_hh)
