@@ -100,30 +100,40 @@ class LSTMLayer(torch.autograd.Function):
         w_hh, h0, c0, hs, cs, gates, tanh_cs = ctx.saved_tensors
         T, B, H = hs.shape
         i, f, g, o = gates.split(H, dim=-1)  # (T, B, H) each
-        c_prev = torch.cat([c0.unsqueeze(0), cs[:-1]])  # c_{t-1} for every step
-        h_prev = torch.cat([h0.unsqueeze(0), hs[:-1]])
 
         # dL/d(pre-activation) = (carried gradient) x (factor known from the forward pass):
         #   input  i: dc_t * g_t * i_t (1 - i_t)        forget f: dc_t * c_{t-1} * f_t (1 - f_t)
         #   cand.  g: dc_t * i_t * (1 - g_t^2)          output o: dh_t * tanh(c_t) * o_t (1 - o_t)
         # and dc_t = dc_{t+1} f_{t+1} + dh_t * o_t * (1 - tanh(c_t)^2).
-        factors = torch.cat([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g)], dim=-1)
-        factors = factors.view(T, B, 3, H)
-        o_factor = tanh_cs * o * (1 - o)
-        c_factor = o * (1 - tanh_cs * tanh_cs)
+        # The factors are written in place (x (1 - x) as x - x^2), without temporaries.
+        factors = gates.new_empty(T, B, 3, H)
+        f_i, f_f, f_g = factors.unbind(2)
+        o_factor, c_factor = torch.empty_like(hs), torch.empty_like(hs)
+        for x, out in ((i, f_i), (f, f_f), (o, o_factor)):
+            torch.sub(x, torch.mul(x, x, out=out), out=out)  # x (1 - x)
+        f_i.mul_(g)
+        f_f[0].mul_(c0)
+        f_f[1:].mul_(cs[:-1])
+        torch.addcmul(i, i, torch.mul(g, g, out=f_g), value=-1, out=f_g)  # i (1 - g^2)
+        o_factor.mul_(tanh_cs)
+        torch.addcmul(o, o, torch.mul(tanh_cs, tanh_cs, out=c_factor), value=-1, out=c_factor)
 
         d_pre = torch.empty_like(gates)  # (T, B, 4H): gradient of the gate pre-activations
-        d_ifg = d_pre[..., :3 * H].view(T, B, 3, H)
-        d_o = d_pre[..., 3 * H:]
         dh = d_hs.clone(memory_format=torch.contiguous_format)  # gains dh_{t-1} += d_pre_t W_hh
+        d_h0 = torch.zeros_like(h0)
         dc = d_cT.clone()
-        for t in range(T - 1, -1, -1):
-            dc.addcmul_(dh[t], c_factor[t])
-            torch.mul(factors[t], dc.unsqueeze(1), out=d_ifg[t])
-            torch.mul(dh[t], o_factor[t], out=d_o[t])
-            dc.mul_(f[t])  # now dL/dc_{t-1}
-            if t > 0:
-                dh[t - 1].addmm_(d_pre[t], w_hh)
-        d_h0 = d_pre[0] @ w_hh
-        d_w_hh = d_pre.view(T * B, 4 * H).t() @ h_prev.view(T * B, H)  # sum over all steps
+        dc_3 = dc.unsqueeze(1)  # (B, 1, H): dc for the i, f, g factors at once
+        # Per-step views, made once, in reverse time order; dh_{t-1} of step 0 is d_h0.
+        steps = zip(*(reversed(x.unbind(0)) for x in (
+            dh, c_factor, factors, d_pre[..., :3 * H].view(T, B, 3, H), o_factor,
+            d_pre[..., 3 * H:], f, d_pre)), reversed([d_h0, *dh.unbind(0)[:-1]]))
+        for dh_t, c_factor_t, factors_t, d_ifg_t, o_factor_t, d_o_t, f_t, d_pre_t, dh_prev in steps:
+            dc.addcmul_(dh_t, c_factor_t)
+            torch.mul(factors_t, dc_3, out=d_ifg_t)
+            torch.mul(dh_t, o_factor_t, out=d_o_t)
+            dc.mul_(f_t)  # now dL/dc_{t-1}
+            dh_prev.addmm_(d_pre_t, w_hh)
+        # dW_hh = sum over steps of d_pre_t^T h_{t-1}: one matmul (h_{-1} = h0 apart)
+        d_w_hh = torch.addmm(d_pre[0].t() @ h0, d_pre[1:].reshape(-1, 4 * H).t(),
+                             hs[:-1].reshape(-1, H))
         return d_pre, d_w_hh, d_h0, dc
