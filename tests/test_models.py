@@ -210,6 +210,33 @@ def test_onehot_input_is_a_column_lookup_not_a_dense_matrix(backend, dense):
     assert (probe.largest >= B * T * vocab) == dense
 
 
+class OpNames(TorchDispatchMode):
+    """Records the name of every operator run."""
+
+    def __init__(self):
+        super().__init__()
+        self.names: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(func.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
+def test_builtin_trains_onehot_input_without_onednn_and_float_input_with_it():
+    """oneDNN's LSTM backward computes the dense one-hot input's gradient, which nobody needs;
+    builtin avoids it for one-hot training only, and leaves torch's flag as it was."""
+    lstm = BACKENDS["builtin"](30, 4)
+    used = {}
+    for kind, x in (("onehot", torch.randint(0, 30, (B, T))), ("float", torch.randn(B, T, 30))):
+        with OpNames() as probe:
+            out, _ = lstm(x)
+            out.sum().backward()
+        used[kind] = any("mkldnn" in name for name in probe.names)
+    assert used == {"onehot": False, "float": True}
+    assert torch.backends.mkldnn.enabled
+
+
 def test_dropout_acts_between_layers_in_training_only():
     torch.manual_seed(0)
     lstm = ScratchLSTM(4, 6, num_layers=2, dropout=0.5)
