@@ -46,9 +46,11 @@ def main() -> None:
         plain, plain_at = best(rows, "val_ppl")
         lines.append(f"| plain 2 x 512 nn.LSTM (issue's baseline) | {len(rows)} | - | "
                      f"{plain:.1f} at epoch {plain_at} |")
-    record("Quality of the default preset",
+    other = args.corpus != DEFAULT_CORPUS
+    record("Quality of the default preset" + (f" on {args.corpus.name}" if other else ""),
            f"python benchmarks/quality.py --minutes {args.minutes:g}"
-           + (" --baseline" if args.baseline else ""), lines)
+           + (" --baseline" if args.baseline else "")
+           + (f" --corpus {args.corpus}" if other else ""), lines)
 
 
 if __name__ == "__main__":

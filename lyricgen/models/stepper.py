@@ -89,7 +89,7 @@ class _Layer:
         self.h_one = h.new_ones(H + 1, N)  # [h; 1]
         self.h = self.h_one[:H]
         self.h.copy_(h.t())
-        self.c = c.t().clone()
+        self.c = c.t().clone(memory_format=torch.contiguous_format)
         self.out = h.new_empty(after.shape[0], N)  # [W_hh h + b (4H); logits (V) on the last]
         self.recurrent = self.out[:4 * H]
         self.gates = h.new_empty(4 * H, N)
