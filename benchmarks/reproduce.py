@@ -19,7 +19,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     args = parser.parse_args()
-    lines = ["| preset | epoch | train ppl | the book | target | met |", "|---|---|---|---|---|---|"]
+    lines = ["| preset | epoch | train ppl | the book | target | met |",
+             "|---|---|---|---|---|---|"]
     for backend in ("scratch", "builtin"):
         rows = lyricgen_train(["--config", str(ROOT / "configs" / f"d2l-{backend}.toml"),
                                "--data", str(args.corpus)])

@@ -157,7 +157,8 @@ def fetch(dataset: Dataset, progress: bool = True) -> Path:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise LyricgenError(f"cannot create the data folder {target.parent}: {e.strerror}") from None
+        raise LyricgenError(
+            f"cannot create the data folder {target.parent}: {e.strerror}") from None
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{dataset.filename}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:

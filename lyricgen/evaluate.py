@@ -96,7 +96,8 @@ class CacheMixture:
         M = keys.shape[1] - T
         cos = h @ keys.transpose(1, 2)  # (R, T, M + T)
         # Position t may use keys up to its own predecessor (their next character is seen).
-        seen = torch.arange(M + T, device=h.device) < (M + torch.arange(T, device=h.device))[:, None]
+        steps = torch.arange(T, device=h.device)
+        seen = torch.arange(M + T, device=h.device) < (M + steps)[:, None]
         hit = (values.unsqueeze(1) == y.unsqueeze(2)) & seen  # key's next char is the target
         scores = (self.thetas[:, None, None, None] * cos).masked_fill(~seen, float("-inf"))
         attention = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # (K-1, R, T, M + T)

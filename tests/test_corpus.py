@@ -65,7 +65,8 @@ def test_zip_reads_txt_members_in_name_order(tmp_path):
 
 
 def test_zip_members_are_normalised_each(tmp_path):
-    path = write_zip(tmp_path / "corpus.zip", {"1.txt": "\ufeff春天\r\n", "2.txt": "\ufeff夏天\r秋"})
+    path = write_zip(tmp_path / "corpus.zip",
+                     {"1.txt": "\ufeff春天\r\n", "2.txt": "\ufeff夏天\r秋"})
     assert read_text(path) == "春天\n\n夏天\n秋"
 
 

@@ -56,7 +56,8 @@ class ScratchLSTM(nn.Module):
             if k == 0 and onehot:  # shape (4H, V) as nn.LSTM's, stored column-major: see
                 w_ih = torch.empty(layer_in, gates).t()  # fused.column_lookup
             self.register_parameter(f"weight_ih_l{k}", nn.Parameter(w_ih))
-            self.register_parameter(f"weight_hh_l{k}", nn.Parameter(torch.empty(gates, hidden_size)))
+            self.register_parameter(f"weight_hh_l{k}",
+                                    nn.Parameter(torch.empty(gates, hidden_size)))
             self.register_parameter(f"bias_ih_l{k}", nn.Parameter(torch.empty(gates)))
             self.register_parameter(f"bias_hh_l{k}", nn.Parameter(torch.empty(gates)))
         self.reset_parameters()
@@ -78,7 +79,7 @@ class ScratchLSTM(nn.Module):
             zeros = x.new_zeros((self.num_layers, B, self.hidden_size),
                                 dtype=self.weight_hh_l0.dtype)
             state = (zeros, zeros)
-        layer_in = x.t() if x.dtype in _INDEX_DTYPES else x.transpose(0, 1)  # time-major (T, B, ...)
+        layer_in = x.t() if x.dtype in _INDEX_DTYPES else x.transpose(0, 1)  # time-major
         last_h, last_c = [], []
         for k in range(self.num_layers):
             w_ih, w_hh, b_ih, b_hh = self.layer(k)
