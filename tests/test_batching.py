@@ -84,8 +84,9 @@ def test_adjacent_without_drop_last_targets_every_position_after_the_first(n, b,
     assert targets(AdjacentBatches(positions(n), b, t, drop_last=False)) == expected
 
 
-def test_adjacent_batch_index_out_of_range():
-    batches = AdjacentBatches(positions(100), 2, 5)
+@pytest.mark.parametrize("make", [AdjacentBatches, random_batches])
+def test_batch_index_out_of_range(make):
+    batches = make(positions(100), 2, 5)
     for i in (-1, len(batches)):
         with pytest.raises(IndexError):
             batches.batch(i)
@@ -134,13 +135,6 @@ def test_random_same_seed_same_batches_other_seed_other_order():
     assert starts(3) == starts(3)
     assert starts(3) != starts(4)
     assert sorted(sum(starts(3), [])) == sorted(sum(starts(4), []))  # same windows, new order
-
-
-def test_random_batch_index_out_of_range():
-    batches = random_batches(positions(100), 2, 5)
-    for i in (-1, len(batches)):
-        with pytest.raises(IndexError):
-            batches.batch(i)
 
 
 @pytest.mark.parametrize("b, t", [(4, 7), (1, 1), (32, 35)])
