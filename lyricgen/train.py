@@ -30,6 +30,7 @@ from lyricgen.device import resolve_device
 from lyricgen.errors import Interrupted, LyricgenError
 from lyricgen.evaluate import Evaluation, evaluate
 from lyricgen.generate import generate
+from lyricgen.models import native
 from lyricgen.models.lm import CharLM
 
 Log = Callable[[str], None]
@@ -69,6 +70,10 @@ class Trainer:
         self.device = resolve_device(cfg.train.device)
         torch.manual_seed(cfg.train.seed)  # the initial weights
         self.model = CharLM(len(corpus.vocab), cfg.model).to(self.device)
+        if cfg.model.backend == "scratch" and native.usable(self.model.head.weight) \
+                and native.step_kernels() is None:  # built here, before any timing
+            log(f"note: {native.unavailable_reason()}; the scratch LSTM runs its steps as "
+                "PyTorch ops, which is slower")
         self.optimizer = make_optimizer(self.model, cfg)
         self.progress = Progress()
         self.history: list[dict[str, Any]] = []

@@ -21,10 +21,14 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from lyricgen.models.native import StepKernels
 
-def lstm_layer_forward(xw: torch.Tensor, w_hh: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor
+
+def lstm_layer_forward(xw: torch.Tensor, w_hh: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
+                       kernels: StepKernels | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run one layer over all steps without recording autograd.
+    """Run one layer over all steps without recording autograd; with `kernels`, each step's
+    elementwise part runs in C (float32 CPU tensors only).
 
     xw (T, B, 4H): W_ih x_t + b_ih + b_hh;  w_hh (4H, H);  h0, c0 (B, H).
     Returns hs (T, B, H), cs (T, B, H), activated gates (T, B, 4H), tanh(cs) (T, B, H).
@@ -34,6 +38,15 @@ def lstm_layer_forward(xw: torch.Tensor, w_hh: torch.Tensor, h0: torch.Tensor, c
     gates = torch.empty_like(xw)
     cs, tanh_cs, hs = (xw.new_empty(T, B, H) for _ in range(3))
     w_hh_t = w_hh.t()
+    if kernels is not None:
+        c0 = c0.contiguous()
+        steps = zip(xw.unbind(0), gates.unbind(0), [h0, *hs.unbind(0)[:-1]], _pointers(gates),
+                    [c0.data_ptr(), *_pointers(cs)[:-1]], _pointers(cs), _pointers(tanh_cs),
+                    _pointers(hs))
+        for x_t, a, h, *pointers in steps:
+            torch.addmm(x_t, h, w_hh_t, out=a)  # pre-activations of all four gates (B, 4H)
+            kernels.forward(B, H, *pointers)  # what the eager loop below does
+        return hs, cs, gates, tanh_cs
     # Per-step views, made once: indexing inside the loop would cost a call per view per step.
     steps = zip(xw.unbind(0), gates.unbind(0), gates[..., :2 * H].unbind(0),
                 gates[..., 2 * H:3 * H].unbind(0), gates[..., 3 * H:].unbind(0),
@@ -41,7 +54,7 @@ def lstm_layer_forward(xw: torch.Tensor, w_hh: torch.Tensor, h0: torch.Tensor, c
                 cs.unbind(0), tanh_cs.unbind(0), hs.unbind(0))
     h, c = h0, c0
     for x_t, a, i_f, g, o, i, f, c_t, tanh_c, h_t in steps:
-        torch.addmm(x_t, h, w_hh_t, out=a)  # pre-activations of all four gates (B, 4H)
+        torch.addmm(x_t, h, w_hh_t, out=a)
         i_f.sigmoid_()
         g.tanh_()
         o.sigmoid_()
@@ -51,6 +64,12 @@ def lstm_layer_forward(xw: torch.Tensor, w_hh: torch.Tensor, h0: torch.Tensor, c
         torch.mul(o, tanh_c, out=h_t)  # h_t = o * tanh(c_t)
         h, c = h_t, c_t
     return hs, cs, gates, tanh_cs
+
+
+def _pointers(x: torch.Tensor) -> list[int]:
+    """The data pointers of x[0], x[1], ... for the C kernels (x contiguous)."""
+    step = x.stride(0) * x.element_size()
+    return [x.data_ptr() + t * step for t in range(x.shape[0])]
 
 
 class RowLookup(torch.autograd.Function):
@@ -86,54 +105,72 @@ def column_lookup(weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 
 
 class LSTMLayer(torch.autograd.Function):
-    """(xw, w_hh, h0, c0) -> (hs (T, B, H), c_T (B, H)); h_T is hs[-1]."""
+    """(xw, w_hh, h0, c0, kernels) -> (hs (T, B, H), c_T (B, H)); h_T is hs[-1]. `kernels`
+    (native.StepKernels or None) runs the steps' elementwise parts in C, both ways."""
 
     @staticmethod
-    def forward(ctx, xw, w_hh, h0, c0):
-        hs, cs, gates, tanh_cs = lstm_layer_forward(xw, w_hh, h0, c0)
+    def forward(ctx, xw, w_hh, h0, c0, kernels=None):
+        hs, cs, gates, tanh_cs = lstm_layer_forward(xw, w_hh, h0, c0, kernels)
         ctx.save_for_backward(w_hh, h0, c0, hs, cs, gates, tanh_cs)
+        ctx.kernels = kernels
         return hs, cs[-1]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_hs, d_cT):
         w_hh, h0, c0, hs, cs, gates, tanh_cs = ctx.saved_tensors
-        T, B, H = hs.shape
-        i, f, g, o = gates.split(H, dim=-1)  # (T, B, H) each
-
-        # dL/d(pre-activation) = (carried gradient) x (factor known from the forward pass):
-        #   input  i: dc_t * g_t * i_t (1 - i_t)        forget f: dc_t * c_{t-1} * f_t (1 - f_t)
-        #   cand.  g: dc_t * i_t * (1 - g_t^2)          output o: dh_t * tanh(c_t) * o_t (1 - o_t)
-        # and dc_t = dc_{t+1} f_{t+1} + dh_t * o_t * (1 - tanh(c_t)^2).
-        # The factors are written in place (x (1 - x) as x - x^2), without temporaries.
-        factors = gates.new_empty(T, B, 3, H)
-        f_i, f_f, f_g = factors.unbind(2)
-        o_factor, c_factor = torch.empty_like(hs), torch.empty_like(hs)
-        for x, out in ((i, f_i), (f, f_f), (o, o_factor)):
-            torch.sub(x, torch.mul(x, x, out=out), out=out)  # x (1 - x)
-        f_i.mul_(g)
-        f_f[0].mul_(c0)
-        f_f[1:].mul_(cs[:-1])
-        torch.addcmul(i, i, torch.mul(g, g, out=f_g), value=-1, out=f_g)  # i (1 - g^2)
-        o_factor.mul_(tanh_cs)
-        torch.addcmul(o, o, torch.mul(tanh_cs, tanh_cs, out=c_factor), value=-1, out=c_factor)
-
+        _, B, H = hs.shape
         d_pre = torch.empty_like(gates)  # (T, B, 4H): gradient of the gate pre-activations
         dh = d_hs.clone(memory_format=torch.contiguous_format)  # gains dh_{t-1} += d_pre_t W_hh
         d_h0 = torch.zeros_like(h0)
-        dc = d_cT.clone()
-        dc_3 = dc.unsqueeze(1)  # (B, 1, H): dc for the i, f, g factors at once
-        # Per-step views, made once, in reverse time order; dh_{t-1} of step 0 is d_h0.
-        steps = zip(*(reversed(x.unbind(0)) for x in (
-            dh, c_factor, factors, d_pre[..., :3 * H].view(T, B, 3, H), o_factor,
-            d_pre[..., 3 * H:], f, d_pre)), reversed([d_h0, *dh.unbind(0)[:-1]]))
-        for dh_t, c_factor_t, factors_t, d_ifg_t, o_factor_t, d_o_t, f_t, d_pre_t, dh_prev in steps:
-            dc.addcmul_(dh_t, c_factor_t)
-            torch.mul(factors_t, dc_3, out=d_ifg_t)
-            torch.mul(dh_t, o_factor_t, out=d_o_t)
-            dc.mul_(f_t)  # now dL/dc_{t-1}
-            dh_prev.addmm_(d_pre_t, w_hh)
+        dc = d_cT.clone(memory_format=torch.contiguous_format)  # dL/dc_t, carried back in time
+        # dh_{t-1} of step 0 is d_h0
+        dh_prev = reversed([d_h0, *dh.unbind(0)[:-1]])
+        if ctx.kernels is not None:
+            steps = zip(*(reversed(x) for x in (
+                _pointers(gates), [c0.contiguous().data_ptr(), *_pointers(cs)[:-1]],
+                _pointers(tanh_cs), _pointers(dh), _pointers(d_pre))), reversed(d_pre.unbind(0)),
+                dh_prev)
+            for a, c_prev, tanh_c, dh_t, d_pre_p, d_pre_t, dh_prev_t in steps:
+                ctx.kernels.backward(B, H, a, c_prev, tanh_c, dh_t, dc.data_ptr(), d_pre_p)
+                dh_prev_t.addmm_(d_pre_t, w_hh)
+        else:
+            _backward_steps(d_pre, dh, dc, dh_prev, w_hh, c0, cs, gates, tanh_cs)
         # dW_hh = sum over steps of d_pre_t^T h_{t-1}: one matmul (h_{-1} = h0 apart)
         d_w_hh = torch.addmm(d_pre[0].t() @ h0, d_pre[1:].reshape(-1, 4 * H).t(),
                              hs[:-1].reshape(-1, H))
-        return d_pre, d_w_hh, d_h0, dc
+        return d_pre, d_w_hh, d_h0, dc, None
+
+
+def _backward_steps(d_pre, dh, dc, dh_prev, w_hh, c0, cs, gates, tanh_cs) -> None:
+    """The eager backward loop: fills d_pre, adds into dh / dh_prev, carries dc back."""
+    T, B, H = cs.shape
+    i, f, g, o = gates.split(H, dim=-1)  # (T, B, H) each
+    # dL/d(pre-activation) = (carried gradient) x (factor known from the forward pass):
+    #   input  i: dc_t * g_t * i_t (1 - i_t)        forget f: dc_t * c_{t-1} * f_t (1 - f_t)
+    #   cand.  g: dc_t * i_t * (1 - g_t^2)          output o: dh_t * tanh(c_t) * o_t (1 - o_t)
+    # and dc_t = dc_{t+1} f_{t+1} + dh_t * o_t * (1 - tanh(c_t)^2).
+    # The factors are written in place (x (1 - x) as x - x^2), without temporaries.
+    factors = gates.new_empty(T, B, 3, H)
+    f_i, f_f, f_g = factors.unbind(2)
+    o_factor, c_factor = torch.empty_like(cs), torch.empty_like(cs)
+    for x, out in ((i, f_i), (f, f_f), (o, o_factor)):
+        torch.sub(x, torch.mul(x, x, out=out), out=out)  # x (1 - x)
+    f_i.mul_(g)
+    f_f[0].mul_(c0)
+    f_f[1:].mul_(cs[:-1])
+    torch.addcmul(i, i, torch.mul(g, g, out=f_g), value=-1, out=f_g)  # i (1 - g^2)
+    o_factor.mul_(tanh_cs)
+    torch.addcmul(o, o, torch.mul(tanh_cs, tanh_cs, out=c_factor), value=-1, out=c_factor)
+
+    dc_3 = dc.unsqueeze(1)  # (B, 1, H): dc for the i, f, g factors at once
+    # Per-step views, made once, in reverse time order.
+    steps = zip(*(reversed(x.unbind(0)) for x in (
+        dh, c_factor, factors, d_pre[..., :3 * H].view(T, B, 3, H), o_factor,
+        d_pre[..., 3 * H:], f, d_pre)), dh_prev)
+    for dh_t, c_factor_t, factors_t, d_ifg_t, o_factor_t, d_o_t, f_t, d_pre_t, dh_prev_t in steps:
+        dc.addcmul_(dh_t, c_factor_t)
+        torch.mul(factors_t, dc_3, out=d_ifg_t)
+        torch.mul(dh_t, o_factor_t, out=d_o_t)
+        dc.mul_(f_t)  # now dL/dc_{t-1}
+        dh_prev_t.addmm_(d_pre_t, w_hh)

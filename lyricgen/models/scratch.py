@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lyricgen.models import native
 from lyricgen.models.fused import LSTMLayer, column_lookup, lstm_layer_forward
 
 State = tuple[torch.Tensor, torch.Tensor]
@@ -40,15 +41,19 @@ class ScratchLSTM(nn.Module):
 
     `fused` (the default) runs each layer through `fused.LSTMLayer`, a hand-written BPTT over
     the whole sequence; `fused=False` runs `lstm_cell` step by step under autograd, the
-    readable reference the fast path is tested against. (Sampling steps run through
+    readable reference the fast path is tested against. With `native` (the default) the fused
+    path runs its steps' elementwise parts through the C kernels of `native.py` where they can
+    be built and the tensors are float32 on the CPU. (Sampling steps run through
     `stepper.Stepper`, the same cell with the weights rearranged for one character per step.)
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 dropout: float = 0.0, fused: bool = True, onehot: bool = False):
+                 dropout: float = 0.0, fused: bool = True, onehot: bool = False,
+                 native: bool = True):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
         self.num_layers, self.dropout, self.fused = num_layers, dropout, fused
+        self.native = native
         gates = 4 * hidden_size
         for k in range(num_layers):
             layer_in = input_size if k == 0 else hidden_size
@@ -80,6 +85,8 @@ class ScratchLSTM(nn.Module):
                                 dtype=self.weight_hh_l0.dtype)
             state = (zeros, zeros)
         layer_in = x.t() if x.dtype in _INDEX_DTYPES else x.transpose(0, 1)  # time-major
+        kernels = native.step_kernels() \
+            if self.fused and self.native and native.usable(self.weight_hh_l0) else None
         last_h, last_c = [], []
         for k in range(self.num_layers):
             w_ih, w_hh, b_ih, b_hh = self.layer(k)
@@ -96,10 +103,10 @@ class ScratchLSTM(nn.Module):
                     outputs.append(h)
                 layer_in = torch.stack(outputs)  # (T, B, H)
             elif torch.is_grad_enabled():
-                layer_in, c = LSTMLayer.apply(xw, w_hh, h, c)  # (T, B, H), (B, H)
+                layer_in, c = LSTMLayer.apply(xw, w_hh, h, c, kernels)  # (T, B, H), (B, H)
                 h = layer_in[-1]
             else:  # sampling, evaluation: nothing to save for a backward pass
-                layer_in, cs, _, _ = lstm_layer_forward(xw, w_hh, h, c)
+                layer_in, cs, _, _ = lstm_layer_forward(xw, w_hh, h, c, kernels)
                 h, c = layer_in[-1], cs[-1]
             if self.dropout and self.training and k < self.num_layers - 1:
                 layer_in = F.dropout(layer_in, self.dropout, training=True)

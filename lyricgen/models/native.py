@@ -1,0 +1,112 @@
+"""The fused LSTM's per-step elementwise work as C loops (`lstm_step.c`), compiled on first use.
+
+Between its matmuls, each time step of `fused.LSTMLayer` runs 7 elementwise PyTorch ops
+forward and 4 backward: separate passes over small (B, H) tensors, each with its own dispatch
+cost. The C file does each direction in one loop. The library is built once per machine with
+the system C compiler ($CC, else cc / gcc / clang), cached under $XDG_CACHE_HOME/lyricgen
+(default ~/.cache/lyricgen) by a hash of everything that goes into it, and loaded with ctypes.
+Where it cannot be built, `step_kernels()` returns None and the eager ops run instead; both
+paths compute the same function and are tested against each other.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("lstm_step.c")
+# -march=native is safe because the library is built on, and cached for, the machine that
+# runs it; -fopenmp-simd enables the source's simd pragmas, and nothing else of OpenMP.
+FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd",
+         "-shared", "-fPIC"]
+
+
+class NativeUnavailable(RuntimeError):
+    """The C kernels could not be built or loaded; the message says why."""
+
+
+@dataclass(frozen=True)
+class StepKernels:
+    """The two C functions; arguments are sizes and data pointers (`Tensor.data_ptr()`) of
+    contiguous float32 CPU tensors laid out as lstm_step.c says."""
+
+    path: Path
+    forward: ctypes._CFuncPtr  # (B, H, a, c_prev, c, tanh_c, h)
+    backward: ctypes._CFuncPtr  # (B, H, a, c_prev, tanh_c, dh, dc, d_pre)
+
+    @classmethod
+    def load(cls, path: Path) -> StepKernels:
+        lib = ctypes.CDLL(str(path))
+        long, ptr = ctypes.c_long, ctypes.c_void_p
+        lib.lstm_step_forward.argtypes = [long, long] + [ptr] * 5
+        lib.lstm_step_backward.argtypes = [long, long] + [ptr] * 6
+        for f in (lib.lstm_step_forward, lib.lstm_step_backward):
+            f.restype = None
+        return cls(path, lib.lstm_step_forward, lib.lstm_step_backward)
+
+
+def build(cache: Path) -> Path:
+    """Compile lstm_step.c into `cache` unless an identical build is there; its path."""
+    compiler = os.environ.get("CC") or next(
+        (c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+    if compiler is None:
+        raise NativeUnavailable("no C compiler found (set CC to one)")
+    # -march=native code may not run on another CPU, so the machine is part of the key too.
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, *FLAGS, platform.node(),
+                                    platform.machine()]).encode()).hexdigest()[:16]
+    library = cache / f"lstm_step-{key}.so"
+    if library.exists():
+        return library
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = library.with_name(f"{library.name}.{os.getpid()}.tmp")
+    try:
+        done = subprocess.run([compiler, *FLAGS, "-o", str(partial), str(SOURCE), "-lm"],
+                              capture_output=True, text=True, timeout=300, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise NativeUnavailable(f"running the C compiler {compiler!r} failed: {e}") from e
+    if done.returncode != 0:
+        first = (done.stderr.strip().splitlines() or ["no message"])[0]
+        raise NativeUnavailable(f"{compiler} could not build {SOURCE.name}: {first}")
+    os.replace(partial, library)  # atomic: another process never sees half a library
+    return library
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lyricgen"
+
+
+@functools.cache
+def _load() -> StepKernels | NativeUnavailable:
+    # Cached for the process, as an import is: the build and the ctypes load happen once.
+    try:
+        return StepKernels.load(build(cache_dir()))
+    except NativeUnavailable as e:
+        return e
+    except OSError as e:  # the library exists but cannot be loaded
+        return NativeUnavailable(f"loading the compiled kernels failed: {e}")
+
+
+def step_kernels() -> StepKernels | None:
+    """The C kernels, built on the first call; None where they cannot be had."""
+    loaded = _load()
+    return loaded if isinstance(loaded, StepKernels) else None
+
+
+def unavailable_reason() -> str | None:
+    """Why `step_kernels()` is None, or None when it is not."""
+    loaded = _load()
+    return str(loaded) if isinstance(loaded, NativeUnavailable) else None
+
+
+def usable(x: torch.Tensor) -> bool:
+    """Whether the C kernels can run on tensors like `x`: float32 on the CPU."""
+    return x.dtype == torch.float32 and x.device.type == "cpu"
