@@ -129,6 +129,14 @@ def test_the_library_is_built_once_and_then_reused(tmp_path):
 
 
 @needs_compiler
+def test_an_unwritable_cache_is_named(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with pytest.raises(NativeUnavailable, match="cannot create the kernel cache .*not-a-folder"):
+        native.build(blocker / "lyricgen")
+
+
+@needs_compiler
 def test_a_compile_error_is_one_line_naming_the_file(tmp_path, monkeypatch):
     broken = tmp_path / "lstm_step.c"
     broken.write_text("this is not C\n")

@@ -10,6 +10,8 @@ that cell, to torch.nn.LSTM, and to `torch.autograd.gradcheck`. What makes it fa
   saved by the forward pass, every factor that does not depend on the carried gradients
   (e.g. g * i * (1 - i) for the input gate) is computed for all steps at once before the loop,
   which leaves 5 ops per step; the gradient of W_hh is one matmul over all steps after it;
+- with `kernels` (native.py), each step's elementwise ops are one C loop instead, forward and
+  backward (which then computes its factors inside that loop);
 - a one-hot input's projection W_ih x is column x of W_ih (`column_lookup`): with W_ih stored
   column-major, a gather of contiguous rows forward and an index_add backward.
 

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -56,26 +57,29 @@ class StepKernels:
 
 def build(cache: Path) -> Path:
     """Compile lstm_step.c into `cache` unless an identical build is there; its path."""
-    compiler = os.environ.get("CC") or next(
-        (c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+    compiler = shlex.split(os.environ.get("CC", "")) or next(
+        ([c] for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
     if compiler is None:
         raise NativeUnavailable("no C compiler found (set CC to one)")
     # -march=native code may not run on another CPU, so the machine is part of the key too.
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, *FLAGS, platform.node(),
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), *compiler, *FLAGS, platform.node(),
                                     platform.machine()]).encode()).hexdigest()[:16]
     library = cache / f"lstm_step-{key}.so"
     if library.exists():
         return library
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NativeUnavailable(f"cannot create the kernel cache {cache}: {e}") from e
     partial = library.with_name(f"{library.name}.{os.getpid()}.tmp")
     try:
-        done = subprocess.run([compiler, *FLAGS, "-o", str(partial), str(SOURCE), "-lm"],
+        done = subprocess.run([*compiler, *FLAGS, "-o", str(partial), str(SOURCE), "-lm"],
                               capture_output=True, text=True, timeout=300, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise NativeUnavailable(f"running the C compiler {compiler!r} failed: {e}") from e
+        raise NativeUnavailable(f"running the C compiler {compiler[0]!r} failed: {e}") from e
     if done.returncode != 0:
         first = (done.stderr.strip().splitlines() or ["no message"])[0]
-        raise NativeUnavailable(f"{compiler} could not build {SOURCE.name}: {first}")
+        raise NativeUnavailable(f"{compiler[0]} could not build {SOURCE.name}: {first}")
     os.replace(partial, library)  # atomic: another process never sees half a library
     return library
 
