@@ -21,11 +21,15 @@ REFERENCE = SHARED / "reference" / "d2l_reference.py"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
-def lyricgen_train(args: list[str], timeout: float = 3600) -> list[dict]:
-    """Run `lyricgen train ARGS` in a fresh process; its metrics.jsonl rows."""
+def lyricgen_train(args: list[str], timeout: float = 3600, c_kernels: bool = True
+                   ) -> list[dict]:
+    """Run `lyricgen train ARGS` in a fresh process; its metrics.jsonl rows. `c_kernels=False`
+    runs the scratch backend's steps as PyTorch ops (as on a machine without a C compiler)."""
     with tempfile.TemporaryDirectory() as out:
+        env = os.environ if c_kernels else {**os.environ, "CC": str(Path(out) / "no-cc"),
+                                            "XDG_CACHE_HOME": str(Path(out) / "cache")}
         subprocess.run([sys.executable, "-m", "lyricgen", "train", *args, "--out", out,
-                        "--preview-every", "0"], check=True, timeout=timeout,
+                        "--preview-every", "0"], check=True, timeout=timeout, env=env,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         lines = (Path(out) / "metrics.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]

@@ -23,6 +23,8 @@ RATIOS = [  # (what is compared, numerator run, denominator run)
     ("book setting, scratch vs reference scratch", "lyricgen scratch", "reference scratch"),
     ("book setting, builtin vs reference builtin", "lyricgen builtin", "reference builtin"),
     ("book setting, scratch vs builtin", "lyricgen scratch", "lyricgen builtin"),
+    ("book setting, scratch with its C step kernels vs without (PyTorch ops)", "lyricgen scratch",
+     "lyricgen scratch, no C kernels"),
     ("embedding setting (hidden 512, embedding 256, 2 layers, batch 32, 64 steps), scratch vs "
      "builtin", "embedding scratch", "embedding builtin"),
 ]
@@ -37,9 +39,10 @@ def main() -> None:
     args = parser.parse_args()
     data = ["--data", str(args.corpus)]
 
-    def book(name: str) -> float:
-        return median_speed(lyricgen_train(["--config", str(ROOT / "configs" / f"d2l-{name}.toml"),
-                                            *data, "--epochs", str(args.epochs)]))
+    def book(name: str, c_kernels: bool = True) -> float:
+        config = str(ROOT / "configs" / f"d2l-{name}.toml")
+        return median_speed(lyricgen_train(["--config", config, *data, "--epochs", str(args.epochs)],
+                                           c_kernels=c_kernels))
 
     def embedding(backend: str) -> float:
         return median_speed(lyricgen_train([*data, "--backend", backend, *EMBEDDING]))
@@ -49,6 +52,7 @@ def main() -> None:
         "lyricgen scratch": lambda: book("scratch"),
         "reference builtin": lambda: reference(args.corpus, "builtin", args.epochs)["tokens_per_s"],
         "lyricgen builtin": lambda: book("builtin"),
+        "lyricgen scratch, no C kernels": lambda: book("scratch", c_kernels=False),
     }
     embedding_runs = {"embedding scratch": lambda: embedding("scratch"),
                       "embedding builtin": lambda: embedding("builtin")}
@@ -62,6 +66,8 @@ def main() -> None:
              *(f"| {name} | {', '.join(f'{v:,.0f}' for v in values)} | "
                f"{statistics.median(values):,.0f} |" for name, values in speeds.items()), ""]
     for what, top, bottom in RATIOS:
+        if not speeds.get(bottom):  # e.g. --embedding-rounds 0
+            continue
         per_round = [a / b for a, b in zip(speeds[top], speeds[bottom])]
         lines.append(f"- {what}: **{statistics.median(per_round):.2f}x** (each round: "
                      + ", ".join(f"{x:.2f}" for x in per_round) + ")")

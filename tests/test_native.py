@@ -96,8 +96,9 @@ class Counting:
 
 @needs_compiler
 @pytest.mark.parametrize("onehot", [True, False])
+@pytest.mark.parametrize("strided_state", [False, True])
 def test_scratch_backend_runs_its_steps_in_the_kernels_with_unchanged_results(
-        kernels, monkeypatch, onehot):
+        kernels, monkeypatch, onehot, strided_state):
     counting = Counting(kernels)
     monkeypatch.setattr(native, "step_kernels", lambda: counting)
     T, V, layers = 7, 11, 2
@@ -107,6 +108,9 @@ def test_scratch_backend_runs_its_steps_in_the_kernels_with_unchanged_results(
     eager.load_state_dict(fast.state_dict())
     x = torch.randint(0, V, (B, T)) if onehot else torch.randn(B, T, V)
     state = tuple(torch.randn(layers, B, H) for _ in range(2))
+    if strided_state:  # the same numbers, not laid out as the kernels read them
+        state = tuple(s.transpose(1, 2).contiguous().transpose(1, 2) for s in state)
+        assert not state[1][0].is_contiguous()
     results = []
     for lstm in (fast, eager):
         out, (h, c) = lstm(x, state)

@@ -37,16 +37,16 @@ def lstm_layer_forward(xw: torch.Tensor, w_hh: torch.Tensor, h0: torch.Tensor, c
     """
     T, B, G = xw.shape
     H = G // 4
-    gates = torch.empty_like(xw)
+    gates = torch.empty_like(xw, memory_format=torch.contiguous_format)
     cs, tanh_cs, hs = (xw.new_empty(T, B, H) for _ in range(3))
     w_hh_t = w_hh.t()
     if kernels is not None:
-        c0 = c0.contiguous()
+        c0 = c0.contiguous()  # kept referenced: the kernels read it through a pointer
         steps = zip(xw.unbind(0), gates.unbind(0), [h0, *hs.unbind(0)[:-1]], _pointers(gates),
                     [c0.data_ptr(), *_pointers(cs)[:-1]], _pointers(cs), _pointers(tanh_cs),
                     _pointers(hs))
         for x_t, a, h, *pointers in steps:
-            torch.addmm(x_t, h, w_hh_t, out=a)  # pre-activations of all four gates (B, 4H)
+            torch.addmm(x_t, h, w_hh_t, out=a)  # gate pre-activations (B, 4H)
             kernels.forward(B, H, *pointers)  # what the eager loop below does
         return hs, cs, gates, tanh_cs
     # Per-step views, made once: indexing inside the loop would cost a call per view per step.
@@ -56,7 +56,7 @@ def lstm_layer_forward(xw: torch.Tensor, w_hh: torch.Tensor, h0: torch.Tensor, c
                 cs.unbind(0), tanh_cs.unbind(0), hs.unbind(0))
     h, c = h0, c0
     for x_t, a, i_f, g, o, i, f, c_t, tanh_c, h_t in steps:
-        torch.addmm(x_t, h, w_hh_t, out=a)
+        torch.addmm(x_t, h, w_hh_t, out=a)  # pre-activations of all four gates (B, 4H)
         i_f.sigmoid_()
         g.tanh_()
         o.sigmoid_()
@@ -129,8 +129,9 @@ class LSTMLayer(torch.autograd.Function):
         # dh_{t-1} of step 0 is d_h0
         dh_prev = reversed([d_h0, *dh.unbind(0)[:-1]])
         if ctx.kernels is not None:
+            c0 = c0.contiguous()  # kept referenced: the kernels read it through a pointer
             steps = zip(*(reversed(x) for x in (
-                _pointers(gates), [c0.contiguous().data_ptr(), *_pointers(cs)[:-1]],
+                _pointers(gates), [c0.data_ptr(), *_pointers(cs)[:-1]],
                 _pointers(tanh_cs), _pointers(dh), _pointers(d_pre))), reversed(d_pre.unbind(0)),
                 dh_prev)
             for a, c_prev, tanh_c, dh_t, d_pre_p, d_pre_t, dh_prev_t in steps:
