@@ -19,6 +19,7 @@ import platform
 import shlex
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +42,8 @@ class StepKernels:
     contiguous float32 CPU tensors laid out as lstm_step.c says."""
 
     path: Path
-    forward: ctypes._CFuncPtr  # (B, H, a, c_prev, c, tanh_c, h)
-    backward: ctypes._CFuncPtr  # (B, H, a, c_prev, tanh_c, dh, dc, d_pre)
+    forward: Callable[..., None]  # (B, H, a, c_prev, c, tanh_c, h)
+    backward: Callable[..., None]  # (B, H, a, c_prev, tanh_c, dh, dc, d_pre)
 
     @classmethod
     def load(cls, path: Path) -> StepKernels:
