@@ -4,8 +4,9 @@ the backward pass (BPTT) written by hand instead of recorded step by step.
 It computes exactly what `scratch.lstm_cell` computes, step after step; the tests hold it to
 that cell, to torch.nn.LSTM, and to `torch.autograd.gradcheck`. What makes it fast:
 
-- the input projection of all T steps arrives precomputed (`xw`), so each step does one
-  (B, H) x (H, 4H) matmul into a preallocated gate buffer, then 7 small in-place ops;
+- the input projection of all T steps arrives precomputed (`xw`) and is copied once into the
+  gate buffer, so each step adds one (B, H) x (H, 4H) matmul into it, then runs 7 small
+  in-place ops;
 - the backward pass follows the derivation in the seeds' numpy LSTM: with the gate activations
   saved by the forward pass, every factor that does not depend on the carried gradients
   (e.g. g * i * (1 - i) for the input gate) is computed for all steps at once before the loop,
@@ -37,26 +38,26 @@ def lstm_layer_forward(xw: torch.Tensor, w_hh: torch.Tensor, h0: torch.Tensor, c
     """
     T, B, G = xw.shape
     H = G // 4
-    gates = torch.empty_like(xw, memory_format=torch.contiguous_format)
+    gates = xw.clone(memory_format=torch.contiguous_format)  # gains W_hh h step by step
     cs, tanh_cs, hs = (xw.new_empty(T, B, H) for _ in range(3))
     w_hh_t = w_hh.t()
     if kernels is not None:
         c0 = c0.contiguous()  # kept referenced: the kernels read it through a pointer
-        steps = zip(xw.unbind(0), gates.unbind(0), [h0, *hs.unbind(0)[:-1]], _pointers(gates),
+        steps = zip(gates.unbind(0), [h0, *hs.unbind(0)[:-1]], _pointers(gates),
                     [c0.data_ptr(), *_pointers(cs)[:-1]], _pointers(cs), _pointers(tanh_cs),
                     _pointers(hs))
-        for x_t, a, h, *pointers in steps:
-            torch.addmm(x_t, h, w_hh_t, out=a)  # gate pre-activations (B, 4H)
+        for a, h, *pointers in steps:
+            a.addmm_(h, w_hh_t)  # gate pre-activations (B, 4H)
             kernels.forward(B, H, *pointers)  # what the eager loop below does
         return hs, cs, gates, tanh_cs
     # Per-step views, made once: indexing inside the loop would cost a call per view per step.
-    steps = zip(xw.unbind(0), gates.unbind(0), gates[..., :2 * H].unbind(0),
+    steps = zip(gates.unbind(0), gates[..., :2 * H].unbind(0),
                 gates[..., 2 * H:3 * H].unbind(0), gates[..., 3 * H:].unbind(0),
                 gates[..., :H].unbind(0), gates[..., H:2 * H].unbind(0),
                 cs.unbind(0), tanh_cs.unbind(0), hs.unbind(0))
     h, c = h0, c0
-    for x_t, a, i_f, g, o, i, f, c_t, tanh_c, h_t in steps:
-        torch.addmm(x_t, h, w_hh_t, out=a)  # pre-activations of all four gates (B, 4H)
+    for a, i_f, g, o, i, f, c_t, tanh_c, h_t in steps:
+        a.addmm_(h, w_hh_t)  # pre-activations of all four gates (B, 4H)
         i_f.sigmoid_()
         g.tanh_()
         o.sigmoid_()
