@@ -135,8 +135,9 @@ class LSTMLayer(torch.autograd.Function):
                 _pointers(gates), [c0.data_ptr(), *_pointers(cs)[:-1]],
                 _pointers(tanh_cs), _pointers(dh), _pointers(d_pre))), reversed(d_pre.unbind(0)),
                 dh_prev)
+            dc_p = dc.data_ptr()
             for a, c_prev, tanh_c, dh_t, d_pre_p, d_pre_t, dh_prev_t in steps:
-                ctx.kernels.backward(B, H, a, c_prev, tanh_c, dh_t, dc.data_ptr(), d_pre_p)
+                ctx.kernels.backward(B, H, a, c_prev, tanh_c, dh_t, dc_p, d_pre_p)
                 dh_prev_t.addmm_(d_pre_t, w_hh)
         else:
             _backward_steps(d_pre, dh, dc, dh_prev, w_hh, c0, cs, gates, tanh_cs)
