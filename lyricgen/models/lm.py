@@ -45,8 +45,8 @@ class CharLM(nn.Module):
                     continue
                 if "bias" in name:
                     p.zero_()
-                else:
-                    p.normal_(0.0, 0.01)
+                else:  # drawn in logical order, whatever the memory layout (as scratch's)
+                    p.copy_(p.new_empty(p.shape).normal_(0.0, 0.01))
 
     def forward(self, ids: torch.Tensor, state: State | None = None
                 ) -> tuple[torch.Tensor, State]:
