@@ -65,8 +65,9 @@ def agreement(cfg: Config, corpus: Corpus) -> dict[str, float]:
         outputs = []
         for backend in BACKENDS:
             torch.manual_seed(cfg.train.seed)
-            model = CharLM(len(corpus.vocab), replace(cfg.model, backend=backend))
-            model = model.to(device=device, dtype=dtype).eval()  # every kind of dropout off
+            # Dropout off through the config, not eval(): cuDNN's LSTM has no eval-mode backward.
+            model_cfg = replace(cfg.model, backend=backend, dropout=0.0, embedding_dropout=0.0)
+            model = CharLM(len(corpus.vocab), model_cfg).to(device=device, dtype=dtype)
             logits, _ = model(X)
             loss = F.cross_entropy(logits.flatten(0, 1), Y.flatten())
             outputs.append((logits.detach(), torch.autograd.grad(loss, list(model.parameters()))))

@@ -11,6 +11,9 @@ from typer.testing import CliRunner
 from conftest import TINY, cli_args
 from lyricgen import compare
 from lyricgen.cli import app
+from lyricgen.config import load_config
+from lyricgen.corpus import load_corpus
+from lyricgen.models.lm import CharLM
 
 
 def compare_cli(data, out, *extra):
@@ -51,6 +54,26 @@ def test_backends_agree_and_the_report_files_are_written(lyrics_file, tmp_path):
     for backend in ("scratch", "builtin"):  # each backend's run is a normal, sampleable run
         assert (out / backend / "best.pt").exists()
         assert len((out / backend / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_agreement_check_runs_in_training_mode_with_every_dropout_off(lyrics_file, monkeypatch):
+    """Training mode because cuDNN's LSTM has no backward in eval mode; the book's normal init
+    and dropout in the config must not make the backends' starting points differ."""
+    modes = []
+    forward = CharLM.forward
+
+    def recording_forward(self, *args):
+        modes.append(self.training)
+        return forward(self, *args)
+
+    monkeypatch.setattr(CharLM, "forward", recording_forward)
+    cfg = load_config(None, {**TINY, "data": str(lyrics_file), "num_layers": 2, "dropout": 0.5,
+                             "embedding_dropout": 0.5, "init": "normal"})
+    result = compare.agreement(cfg, load_corpus(cfg.data, progress=False))
+    assert modes == [True] * 4  # two backends, float32 and float64
+    assert result["logits_max_abs_diff_float64"] < 1e-12
+    assert result["grad_max_abs_diff_float64"] < 1e-12
+    assert result["logits_max_abs_diff_float32"] < 1e-5
 
 
 def test_without_matplotlib_json_and_csv_are_still_written(lyrics_file, tmp_path, monkeypatch):
