@@ -1,0 +1,148 @@
+"""CUDA: both backends' agreement with the CPU, a short training run on each device, and
+training speed on the GPU at the book's setting and at hidden 1024 / batch 256.
+
+    python benchmarks/gpu.py [--corpus ZIP] [--epochs 40] [--rounds 10]
+
+Needs a CUDA device (never run by the tests). Speed figures are tokens/s of one epoch (the
+Trainer's own metrics, synchronised by its end-of-epoch read of the loss), the trainers
+alternated epoch by epoch in one process, the first epoch of each left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from common import DEFAULT_CORPUS, ROOT, record
+
+from lyricgen.compare import agreement
+from lyricgen.config import Config, load_config
+from lyricgen.corpus import load_corpus
+from lyricgen.models.lm import CharLM
+from lyricgen.train import Trainer, training_batches
+
+BACKENDS = ("scratch", "builtin")
+CURVE_EPOCHS = (1, 10, 20, 30, 40)
+
+
+def book_config(backend: str, corpus: Path, **overrides) -> Config:
+    return load_config(ROOT / "configs" / f"d2l-{backend}.toml",
+                       {"data": str(corpus), "preview_every": 0, **overrides})
+
+
+def large_config(backend: str, corpus: Path, **overrides) -> Config:
+    """The book's setting scaled up: hidden 1024, batch 256, the whole text."""
+    cfg = book_config(backend, corpus, hidden_size=1024, batch_size=256, **overrides)
+    cfg.data.max_chars = None
+    return cfg
+
+
+def device_parity(cfg: Config, dtype: torch.dtype, device: str) -> tuple[float, float]:
+    """Max |CPU - device| of the logits and of the gradients, same weights, first batch."""
+    corpus = load_corpus(cfg.data, progress=False)
+    torch.manual_seed(cfg.train.seed)
+    cpu_model = CharLM(len(corpus.vocab), cfg.model).to(dtype=dtype)  # no dropout in the preset
+    results = []
+    for model in (cpu_model, copy.deepcopy(cpu_model).to(device)):
+        X, Y = training_batches(cfg, corpus, model.head.weight.device, epoch=1).batch(0)
+        logits, _ = model(X)
+        loss = F.cross_entropy(logits.flatten(0, 1), Y.flatten())
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        results.append((logits.detach().cpu(), [g.cpu() for g in grads]))
+    (la, ga), (lb, gb) = results
+    return ((la - lb).abs().max().item(),
+            max((a - b).abs().max().item() for a, b in zip(ga, gb)))
+
+
+def make_trainer(cfg: Config, tmp: str, name: str) -> Trainer:
+    out = Path(tmp) / name
+    out.mkdir()
+    return Trainer(cfg, load_corpus(cfg.data, progress=False), out, log=lambda m: None,
+                   progress_bar=False)
+
+
+def parity_lines(corpus: Path, device: str) -> list[str]:
+    lines = ["CUDA vs CPU, same initial weights, the first batch of the book's setting "
+             "(max absolute difference):", "",
+             "| backend | dtype | logits | gradients |", "|---|---|---|---|"]
+    for backend in BACKENDS:
+        for dtype in (torch.float32, torch.float64):
+            logits, grads = device_parity(book_config(backend, corpus), dtype, device)
+            lines.append(f"| {backend} | {str(dtype).split('.')[1]} | {logits:.1e} | "
+                         f"{grads:.1e} |")
+    cfg = book_config("scratch", corpus, device=device)
+    across = agreement(cfg, load_corpus(cfg.data, progress=False))
+    lines += ["", "scratch vs builtin on CUDA (`lyricgen compare`'s agreement check): "
+              + ", ".join(f"{k} {v:.1e}" for k, v in across.items()), ""]
+    return lines
+
+
+def curve_lines(corpus: Path, epochs: int, device: str) -> list[str]:
+    """The book's presets trained on both devices from the same seed: training perplexity."""
+    shown = [e for e in CURVE_EPOCHS if e <= epochs]
+    lines = [f"Training perplexity, the book's presets, {epochs} epochs from the same seed:", "",
+             "| preset | device | " + " | ".join(f"epoch {e}" for e in shown) + " |",
+             "|---|---|" + "---|" * len(shown)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (backend, on) in enumerate((b, d) for b in BACKENDS for d in ("cpu", device)):
+            cfg = book_config(backend, corpus, device=on, epochs=epochs)
+            history = make_trainer(cfg, tmp, str(i)).run().history
+            lines.append(f"| d2l-{backend} | {on} | "
+                         + " | ".join(f"{history[e - 1]['train_ppl']:.2f}" for e in shown) + " |")
+    return lines + [""]
+
+
+def speed_lines(corpus: Path, rounds: int, device: str) -> list[str]:
+    settings = {"book setting (hidden 256, batch 32)": book_config,
+                "hidden 1024, batch 256, whole text": large_config}
+    speeds: dict[tuple[str, str], list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers = {(setting, backend): make_trainer(make(backend, corpus, device=device, epochs=1),
+                                                     tmp, f"{backend}-{i}")
+                    for i, (setting, make) in enumerate(settings.items()) for backend in BACKENDS}
+        for r in range(rounds + 1):
+            for key, trainer in trainers.items():
+                tokens_per_s = trainer.run().history[-1]["tokens_per_s"]
+                trainer.cfg.train.epochs += 1  # run() trains the epochs not yet done: one
+                if r:  # round 0 warms up
+                    speeds.setdefault(key, []).append(tokens_per_s)
+    lines = [f"Training speed on {device}, tokens/s, median of rounds (range):", "",
+             "| setting | scratch | builtin | scratch / builtin |", "|---|---|---|---|"]
+    for setting in settings:
+        s, b = speeds[(setting, "scratch")], speeds[(setting, "builtin")]
+        ratio = statistics.median(x / y for x, y in zip(s, b))
+        lines.append(f"| {setting} | {statistics.median(s):,.0f} ({min(s):,.0f}-{max(s):,.0f}) "
+                     f"| {statistics.median(b):,.0f} ({min(b):,.0f}-{max(b):,.0f}) "
+                     f"| {ratio:.2f}x |")
+    return lines + [""]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("gpu.py needs a CUDA device")
+    gpu = torch.cuda.get_device_properties(0)
+    lines = [f"GPU: {gpu.name}, {gpu.multi_processor_count} SMs, "
+             f"{gpu.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}, "
+             f"TF32 matmul {torch.backends.cuda.matmul.allow_tf32}, "
+             f"TF32 cuDNN {torch.backends.cudnn.allow_tf32}", ""]
+    lines += parity_lines(args.corpus, "cuda")
+    lines += curve_lines(args.corpus, args.epochs, "cuda")
+    lines += speed_lines(args.corpus, args.rounds, "cuda")
+    record("CUDA", f"python benchmarks/gpu.py --epochs {args.epochs} --rounds {args.rounds}",
+           lines)
+
+
+if __name__ == "__main__":
+    main()
