@@ -1,7 +1,8 @@
-"""CUDA: both backends' agreement with the CPU, a short training run on each device, and
-training speed on the GPU at the book's setting and at hidden 1024 / batch 256.
+"""CUDA: both backends' agreement with the CPU, short training runs on each device (with and
+without CUDA graphs), and training speed on the GPU at the book's setting and at hidden 1024 /
+batch 256.
 
-    python benchmarks/gpu.py [--corpus ZIP] [--epochs 40] [--rounds 10]
+    python benchmarks/gpu.py [--corpus ZIP] [--epochs 40] [--rounds 10] [--default-epochs 3]
 
 Needs a CUDA device (never run by the tests). Speed figures are tokens/s of one epoch (the
 Trainer's own metrics, synchronised by its end-of-epoch read of the loss), the trainers
@@ -14,7 +15,6 @@ import argparse
 import copy
 import statistics
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -85,42 +85,72 @@ def parity_lines(corpus: Path, device: str) -> list[str]:
 
 
 def curve_lines(corpus: Path, epochs: int, device: str) -> list[str]:
-    """The book's presets trained on both devices from the same seed: training perplexity."""
+    """The book's presets trained from the same seed on the CPU, and on `device` with and
+    without CUDA graphs: training perplexity."""
     shown = [e for e in CURVE_EPOCHS if e <= epochs]
     lines = [f"Training perplexity, the book's presets, {epochs} epochs from the same seed:", "",
              "| preset | device | " + " | ".join(f"epoch {e}" for e in shown) + " |",
              "|---|---|" + "---|" * len(shown)]
+    runs = [("cpu", False), (device, True), (device, False)]
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (backend, on) in enumerate((b, d) for b in BACKENDS for d in ("cpu", device)):
-            cfg = book_config(backend, corpus, device=on, epochs=epochs)
+        for i, (backend, (on, graphs)) in enumerate((b, r) for b in BACKENDS for r in runs):
+            cfg = book_config(backend, corpus, device=on, cuda_graphs=graphs, epochs=epochs)
             history = make_trainer(cfg, tmp, str(i)).run().history
-            lines.append(f"| d2l-{backend} | {on} | "
+            where = on if on == "cpu" else f"{on}, {'graphed' if graphs else 'eager'}"
+            lines.append(f"| d2l-{backend} | {where} | "
                          + " | ".join(f"{history[e - 1]['train_ppl']:.2f}" for e in shown) + " |")
+    return lines + [""]
+
+
+def default_preset_lines(corpus: Path, epochs: int, device: str) -> list[str]:
+    """`lyricgen train`'s default preset (embedding, dropout, tying, AdamW, plateau schedule,
+    cache evaluation) on `device`, graphed and eager."""
+    lines = [f"The default preset on {device}, {epochs} epochs, validation perplexity "
+             "(cache / plain) and tokens/s of the last epoch:", ""]
+    with tempfile.TemporaryDirectory() as tmp:
+        for graphs in (True, False):
+            cfg = load_config(None, {"data": str(corpus), "device": device, "epochs": epochs,
+                                     "cuda_graphs": graphs, "preview_every": 0})
+            rows = make_trainer(cfg, tmp, str(graphs)).run().history
+            lines.append(f"- {'graphed' if graphs else 'eager'}: " + ", ".join(
+                f"{r['val_ppl']:.1f} / {r['val_ppl_plain']:.1f}" for r in rows)
+                + f"; {rows[-1]['tokens_per_s']:,.0f} tokens/s")
     return lines + [""]
 
 
 def speed_lines(corpus: Path, rounds: int, device: str) -> list[str]:
     settings = {"book setting (hidden 256, batch 32)": book_config,
                 "hidden 1024, batch 256, whole text": large_config}
-    speeds: dict[tuple[str, str], list[float]] = {}
+    runs = [(backend, graphs) for backend in BACKENDS for graphs in (True, False)]
+    speeds: dict[tuple, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        trainers = {(setting, backend): make_trainer(make(backend, corpus, device=device, epochs=1),
-                                                     tmp, f"{backend}-{i}")
-                    for i, (setting, make) in enumerate(settings.items()) for backend in BACKENDS}
+        trainers = {(setting, *run): make_trainer(
+                        make(run[0], corpus, device=device, cuda_graphs=run[1], epochs=1), tmp,
+                        f"{i}-{j}")
+                    for i, (setting, make) in enumerate(settings.items())
+                    for j, run in enumerate(runs)}
         for r in range(rounds + 1):
             for key, trainer in trainers.items():
                 tokens_per_s = trainer.run().history[-1]["tokens_per_s"]
                 trainer.cfg.train.epochs += 1  # run() trains the epochs not yet done: one
-                if r:  # round 0 warms up
+                if r:  # round 0 warms up (and records the graphs)
                     speeds.setdefault(key, []).append(tokens_per_s)
-    lines = [f"Training speed on {device}, tokens/s, median of rounds (range):", "",
-             "| setting | scratch | builtin | scratch / builtin |", "|---|---|---|---|"]
+    lines = [f"Training speed on {device}, tokens/s, median of rounds (range); graphed: the "
+             "step replayed from a CUDA graph (the default), eager: `--no-cuda-graphs`:", "",
+             "| setting | " + " | ".join(f"{b} {'graphed' if g else 'eager'}" for b, g in runs)
+             + " | scratch / builtin, graphed | graphed / eager, scratch | graphed / eager, builtin |",
+             "|---|" + "---|" * (len(runs) + 3)]
+
+    def ratio(a: tuple, b: tuple) -> str:
+        return f"{statistics.median(x / y for x, y in zip(speeds[a], speeds[b])):.2f}x"
+
     for setting in settings:
-        s, b = speeds[(setting, "scratch")], speeds[(setting, "builtin")]
-        ratio = statistics.median(x / y for x, y in zip(s, b))
-        lines.append(f"| {setting} | {statistics.median(s):,.0f} ({min(s):,.0f}-{max(s):,.0f}) "
-                     f"| {statistics.median(b):,.0f} ({min(b):,.0f}-{max(b):,.0f}) "
-                     f"| {ratio:.2f}x |")
+        cells = [f"{statistics.median(v):,.0f} ({min(v):,.0f}-{max(v):,.0f})"
+                 for v in (speeds[(setting, *run)] for run in runs)]
+        lines.append(f"| {setting} | " + " | ".join(cells) + " | "
+                     + ratio((setting, "scratch", True), (setting, "builtin", True)) + " | "
+                     + ratio((setting, "scratch", True), (setting, "scratch", False)) + " | "
+                     + ratio((setting, "builtin", True), (setting, "builtin", False)) + " |")
     return lines + [""]
 
 
@@ -129,6 +159,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--default-epochs", type=int, default=3)
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("gpu.py needs a CUDA device")
@@ -139,8 +170,10 @@ def main() -> None:
              f"TF32 cuDNN {torch.backends.cudnn.allow_tf32}", ""]
     lines += parity_lines(args.corpus, "cuda")
     lines += curve_lines(args.corpus, args.epochs, "cuda")
+    lines += default_preset_lines(args.corpus, args.default_epochs, "cuda")
     lines += speed_lines(args.corpus, args.rounds, "cuda")
-    record("CUDA", f"python benchmarks/gpu.py --epochs {args.epochs} --rounds {args.rounds}",
+    record("CUDA", f"python benchmarks/gpu.py --epochs {args.epochs} --rounds {args.rounds} "
+           f"--default-epochs {args.default_epochs}",
            lines)
 
 

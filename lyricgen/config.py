@@ -79,6 +79,7 @@ class TrainConfig:
     cache_eval: bool = True  # val_ppl with the continuous cache (evaluate.py); plain one kept too
     seed: int = 0
     device: str = "auto"
+    cuda_graphs: bool = True  # on CUDA, record the training step once and replay it per batch
     out: str = "checkpoints"
     preview_every: int = 0
     prefix: list[str] = field(default_factory=lambda: ["分开", "不分开"])

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from lyricgen.batching import Batches, make_batches
@@ -32,6 +31,7 @@ from lyricgen.evaluate import Evaluation, evaluate
 from lyricgen.generate import generate
 from lyricgen.models import native
 from lyricgen.models.lm import CharLM
+from lyricgen.train_step import make_step
 
 Log = Callable[[str], None]
 CHECK_EVERY = 16  # batches between syncs that read the loss (finite check, progress bar)
@@ -74,7 +74,9 @@ class Trainer:
                 and native.step_kernels() is None:  # built here, before any timing
             log(f"note: {native.unavailable_reason()}; the scratch LSTM runs its steps as "
                 "PyTorch ops, which is slower")
-        self.optimizer = make_optimizer(self.model, cfg)
+        graphs = cfg.train.cuda_graphs and self.device.type == "cuda"
+        self.optimizer = make_optimizer(self.model, cfg, capturable=graphs)
+        self.step = make_step(self.model, self.optimizer, cfg.train.clip, self.device, graphs, log)
         self.progress = Progress()
         self.history: list[dict[str, Any]] = []
         self._batches(1)  # fails now, not after set-up, if the text is too short for a batch
@@ -153,14 +155,12 @@ class Trainer:
         """Train the batches of `epoch` left to do; whether the epoch is complete, and why
         training must stop (time limit, a signal) if it must."""
         cfg, p = self.cfg.train, self.progress
-        model, optimizer = self.model, self.optimizer
-        params = [q for q in model.parameters() if q.requires_grad]
         batches = self._batches(epoch)
         losses = torch.zeros(len(batches), dtype=torch.float64, device=self.device)
         losses[: p.batch] = torch.tensor(p.batch_losses, dtype=torch.float64)
         hidden = tuple(h.to(self.device) for h in p.hidden) if p.hidden else None
         start, done, stopped = time.perf_counter(), p.batch, None
-        model.train()
+        self.model.train()
         bar = tqdm(total=len(batches), initial=done, desc=f"epoch {epoch}/{cfg.epochs}",
                    leave=False, disable=not self.progress_bar, dynamic_ncols=True)
         while done < len(batches) and not stopped:
@@ -169,14 +169,8 @@ class Trainer:
                 hidden = None
             elif hidden is not None:
                 hidden = (hidden[0].detach(), hidden[1].detach())  # truncated BPTT
-            logits, hidden = model(X, hidden)  # (B, T, V)
-            loss = F.cross_entropy(logits.flatten(0, 1), Y.flatten())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip:
-                torch.nn.utils.clip_grad_norm_(params, cfg.clip, foreach=True)
-            optimizer.step()
-            losses[done] = loss.detach()
+            loss, hidden = self.step(X, Y, hidden)  # forward, backward, clip, update
+            losses[done] = loss
             done += 1
             bar.update(1)
             if signals.raised or time.monotonic() > deadline:
@@ -286,14 +280,17 @@ def perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 709 else math.inf
 
 
-def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, cfg: Config, capturable: bool = False
+                   ) -> torch.optim.Optimizer:
     """Adam(W): the fused implementation (one kernel for all parameters) where this torch has
     it, else the multi-tensor (foreach) one; SGD: foreach (on CPU, fused SGD measured 8x
-    slower than foreach, fused Adam 1.2x faster)."""
+    slower than foreach, fused Adam 1.2x faster). `capturable`: Adam(W) keeps its step count
+    on the device, so that a CUDA graph can record its update."""
     t = cfg.train
     kind = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
     settings = dict(lr=t.lr, weight_decay=t.weight_decay)
     if t.optimizer != "sgd":
+        settings["capturable"] = capturable
         try:
             return kind[t.optimizer](model.parameters(), fused=True, **settings)
         except (RuntimeError, TypeError, ValueError):

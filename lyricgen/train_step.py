@@ -1,0 +1,131 @@
+"""One training step (forward, loss, backward, clipping, update), run eagerly or replayed from
+a CUDA graph.
+
+On CUDA a step at the book's size is hundreds of small kernels, and launching them costs far
+more than running them (the scratch LSTM's per-step ops most of all). `GraphedStep` records the
+whole step once as a CUDA graph and replays it for every batch, one launch per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from lyricgen.models.lm import State
+
+Log = Callable[[str], None]
+
+
+class TrainStep:
+    """The step as plain PyTorch: `step(X, Y, hidden) -> (loss, hidden)`."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, clip: float):
+        self.model, self.optimizer, self.clip = model, optimizer, clip
+        self.params = [q for q in model.parameters() if q.requires_grad]
+
+    def __call__(self, X: torch.Tensor, Y: torch.Tensor, hidden: State | None
+                 ) -> tuple[torch.Tensor, State]:
+        logits, hidden = self.model(X, hidden)  # (B, T, V)
+        loss = F.cross_entropy(logits.flatten(0, 1), Y.flatten())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip:
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip, foreach=True)
+        self.optimizer.step()
+        return loss.detach(), hidden
+
+
+class Recorder(Protocol):
+    """Where eager warm-up steps run, and how a function is recorded for replay."""
+
+    def warmup(self) -> AbstractContextManager[None]: ...
+
+    def record(self, fn: Callable[[], None]) -> Callable[[], None]: ...
+
+
+class CudaGraphs:
+    def __init__(self, device: torch.device):
+        self.stream = torch.cuda.Stream(device)
+
+    @contextmanager
+    def warmup(self) -> Iterator[None]:
+        # Capture wants the steps before it on a side stream (lazy cuBLAS / autograd set-up).
+        self.stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.stream):
+            yield
+        torch.cuda.current_stream().wait_stream(self.stream)
+
+    def record(self, fn: Callable[[], None]) -> Callable[[], None]:
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):  # records fn's kernels; runs nothing
+            fn()
+        return graph.replay
+
+
+class GraphedStep:
+    """`TrainStep` recorded once and replayed: the batch and the carried state are copied into
+    the recorded input tensors, and the loss and final state are read from its outputs.
+
+    The first `warmup` steps of a recording run eagerly (capture needs them). The lr is baked
+    into the recording, so a change of lr (the schedules) records anew. A batch of another
+    shape than the recorded one runs eagerly. If recording fails, every step runs eagerly from
+    then on, after one note.
+    """
+
+    def __init__(self, step: TrainStep, recorder: Recorder, log: Log, warmup: int = 3):
+        self.step, self.recorder, self.log, self.warmup = step, recorder, log, warmup
+        self.replay: Callable[[], None] | None = None
+        self.lrs: tuple[float, ...] | None = None  # those of the recording (or the warm-up)
+        self.warm = 0  # eager warm-up steps done for the next recording
+        self.failed = False
+
+    def __call__(self, X: torch.Tensor, Y: torch.Tensor, hidden: State | None
+                 ) -> tuple[torch.Tensor, State]:
+        lrs = tuple(group["lr"] for group in self.step.optimizer.param_groups)
+        if lrs != self.lrs:
+            self.replay, self.lrs, self.warm = None, lrs, 0
+        if self.failed or (self.replay is not None and X.shape != self.X.shape):
+            return self.step(X, Y, hidden)
+        if self.replay is None and self.warm < self.warmup:
+            self.warm += 1
+            with self.recorder.warmup():
+                loss, hidden = self.step(X, Y, hidden)
+            self.state_like = hidden
+            return loss, hidden
+        if self.replay is None:
+            try:
+                self._record(X, Y)
+            except RuntimeError as e:
+                self.failed = True
+                self.log(f"note: the training step could not be recorded as a CUDA graph "
+                         f"({str(e).splitlines()[0]}); it runs eagerly, which is slower")
+                return self.step(X, Y, hidden)
+        self.X.copy_(X)
+        self.Y.copy_(Y)
+        for static, h in zip(self.h, hidden or (None, None)):
+            if h is None:  # a fresh state, as the model makes for None
+                static.zero_()
+            else:
+                static.copy_(h)
+        self.replay()
+        return self.loss, self.h_out
+
+    def _record(self, X: torch.Tensor, Y: torch.Tensor) -> None:
+        self.X, self.Y = X.clone(), Y.clone()
+        self.h = tuple(torch.zeros_like(s) for s in self.state_like)
+
+        def run() -> None:
+            self.loss, self.h_out = self.step(self.X, self.Y, self.h)
+
+        self.replay = self.recorder.record(run)
+
+
+def make_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, clip: float,
+              device: torch.device, cuda_graphs: bool, log: Log) -> TrainStep | GraphedStep:
+    step = TrainStep(model, optimizer, clip)
+    return GraphedStep(step, CudaGraphs(device), log) \
+        if device.type == "cuda" and cuda_graphs else step

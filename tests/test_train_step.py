@@ -1,0 +1,104 @@
+"""The training step: `GraphedStep`'s bookkeeping (eager warm-up, the batch and the carried state
+copied into the recorded inputs, outputs read back, a new recording for a new lr, other shapes
+run eagerly, a failed recording) gives exactly what the eager step gives.
+
+The recorder here "replays" by running the recorded function again, so the step sees only what
+GraphedStep put into the recorded inputs. CUDA's recording itself needs a GPU and is checked by
+benchmarks/gpu.py (graphed vs eager training curves), never by the tests.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+import torch
+
+from lyricgen.config import ModelConfig
+from lyricgen.models.lm import CharLM
+from lyricgen.train_step import GraphedStep, TrainStep, make_step
+
+V, B, T = 11, 4, 6
+
+
+class Rerun:
+    def __init__(self, fail: bool = False):
+        self.fail, self.warmups, self.recordings = fail, 0, 0
+
+    @contextmanager
+    def warmup(self):
+        self.warmups += 1
+        yield
+
+    def record(self, fn):
+        if self.fail:
+            raise RuntimeError("operation not permitted when stream is capturing\nand more")
+        self.recordings += 1
+        return fn
+
+
+def step_for(optimizer: str, backend: str) -> TrainStep:
+    torch.manual_seed(0)
+    model = CharLM(V, ModelConfig(backend=backend, input="embedding", embedding_size=5,
+                                  hidden_size=8, num_layers=2, dropout=0.0,
+                                  embedding_dropout=0.0, tie_weights=False))
+    kind = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[optimizer]
+    return TrainStep(model, kind(model.parameters(), lr=0.05), clip=0.5)
+
+
+def batches():
+    """(X, Y, carry): eight batches; the state restarts at 0 and 4, batch 3 is shorter."""
+    gen = torch.Generator().manual_seed(1)
+    for i in range(8):
+        steps = T - 2 if i == 3 else T
+        ids = torch.randint(0, V, (B, steps + 1), generator=gen)
+        yield ids[:, :-1], ids[:, 1:], i not in (0, 4)
+
+
+def train(step, halve_lr_at: int = 5) -> list[torch.Tensor]:
+    losses, hidden = [], None
+    for i, (X, Y, carry) in enumerate(batches()):
+        if i == halve_lr_at:  # what the lr schedules do between epochs
+            for group in step_optimizer(step).param_groups:
+                group["lr"] /= 2
+        loss, hidden = step(X, Y, hidden if carry else None)
+        hidden = tuple(h.detach() for h in hidden)
+        losses.append(loss.clone())
+    return losses
+
+
+def step_optimizer(step) -> torch.optim.Optimizer:
+    return (step.step if isinstance(step, GraphedStep) else step).optimizer
+
+
+@pytest.mark.parametrize("backend", ["scratch", "builtin"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_graphed_step_gives_what_the_eager_step_gives(optimizer, backend):
+    eager = step_for(optimizer, backend)
+    recorder, logs = Rerun(), []
+    graphed = GraphedStep(step_for(optimizer, backend), recorder, logs.append, warmup=2)
+    expected, got = train(eager), train(graphed)
+    assert all(torch.equal(a, b) for a, b in zip(expected, got))
+    for a, b in zip(eager.model.parameters(), graphed.step.model.parameters()):
+        assert torch.equal(a, b)
+    # batches 0-1 warm up, 2 is recorded (and replayed), 3 (shorter) runs eagerly, 4 replays
+    # from a fresh state; the lr halves at 5: 5-6 warm up, 7 is recorded
+    assert recorder.warmups == 4 and recorder.recordings == 2
+    assert logs == []
+
+
+def test_a_failed_recording_is_one_note_then_eager_steps():
+    eager = step_for("adam", "scratch")
+    recorder, logs = Rerun(fail=True), []
+    graphed = GraphedStep(step_for("adam", "scratch"), recorder, logs.append, warmup=1)
+    expected, got = train(eager, halve_lr_at=-1), train(graphed, halve_lr_at=-1)
+    assert all(torch.equal(a, b) for a, b in zip(expected, got))
+    assert logs == ["note: the training step could not be recorded as a CUDA graph (operation "
+                    "not permitted when stream is capturing); it runs eagerly, which is slower"]
+
+
+def test_on_the_cpu_the_step_is_the_eager_one():
+    step = step_for("sgd", "scratch")
+    made = make_step(step.model, step.optimizer, 0.5, torch.device("cpu"), cuda_graphs=True,
+                     log=print)
+    assert type(made) is TrainStep
