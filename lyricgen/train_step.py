@@ -94,7 +94,7 @@ class GraphedStep:
             self.warm += 1
             with self.recorder.warmup():
                 loss, hidden = self.step(X, Y, hidden)
-            self.state_like = hidden
+            self.state_like = tuple(h.detach() for h in hidden)
             return loss, hidden
         if self.replay is None:
             try:
@@ -119,7 +119,9 @@ class GraphedStep:
         self.h = tuple(torch.zeros_like(s) for s in self.state_like)
 
         def run() -> None:
-            self.loss, self.h_out = self.step(self.X, self.Y, self.h)
+            # Detached: a kept autograd graph would tie later eager steps to the capture stream.
+            self.loss, h_out = self.step(self.X, self.Y, self.h)
+            self.h_out = tuple(h.detach() for h in h_out)
 
         self.replay = self.recorder.record(run)
 
