@@ -15,7 +15,8 @@ from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.train import Log, Trainer, TrainResult
 
 # What a resumed run may change; everything else must stay as the checkpoint has it.
-RESUMABLE = {"epochs", "time_limit", "device", "preview_every", "prefix", "patience", "out"}
+RESUMABLE = {"epochs", "time_limit", "device", "cuda_graphs", "preview_every", "prefix",
+             "patience", "out"}
 OUTPUTS = ("last.pt", "best.pt", "metrics.jsonl")
 
 

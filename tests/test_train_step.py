@@ -85,6 +85,8 @@ def test_graphed_step_gives_what_the_eager_step_gives(optimizer, backend):
     # from a fresh state; the lr halves at 5: 5-6 warm up, 7 is recorded
     assert recorder.warmups == 4 and recorder.recordings == 2
     assert logs == []
+    # nothing it keeps holds an autograd graph (on CUDA one ties later steps to its stream)
+    assert all(h.grad_fn is None for h in (*graphed.state_like, *graphed.h_out))
 
 
 def test_a_failed_recording_is_one_note_then_eager_steps():
