@@ -25,7 +25,9 @@ from common import DEFAULT_CORPUS, ROOT, record
 from lyricgen.compare import agreement
 from lyricgen.config import Config, load_config
 from lyricgen.corpus import load_corpus
+from lyricgen.models import triton_step
 from lyricgen.models.lm import CharLM
+from lyricgen.models.scratch import ScratchLSTM
 from lyricgen.train import Trainer, training_batches
 
 BACKENDS = ("scratch", "builtin")
@@ -61,6 +63,24 @@ def device_parity(cfg: Config, dtype: torch.dtype, device: str) -> tuple[float, 
             max((a - b).abs().max().item() for a, b in zip(ga, gb)))
 
 
+def kernel_parity(device: str) -> tuple[float, float]:
+    """Max |difference| of outputs and of gradients between the scratch LSTM with its step
+    kernels (Triton on CUDA) and with PyTorch ops: 2 layers, one-hot input, book sizes."""
+    torch.manual_seed(0)
+    fast = ScratchLSTM(50, 256, 2, onehot=True).to(device)
+    ops = copy.deepcopy(fast)
+    ops.native = False
+    ids = torch.randint(0, 50, (32, 35), device=device)
+    results = []
+    for model in (fast, ops):
+        out, (h, c) = model(ids)
+        loss = (out * out.detach().roll(1, 0)).sum() + (h * h.detach()).sum() + c.sum()
+        results.append((out.detach(), torch.autograd.grad(loss, list(model.parameters()))))
+    (oa, ga), (ob, gb) = results
+    return ((oa - ob).abs().max().item(),
+            max((a - b).abs().max().item() for a, b in zip(ga, gb)))
+
+
 def make_trainer(cfg: Config, tmp: str, name: str) -> Trainer:
     out = Path(tmp) / name
     out.mkdir()
@@ -81,6 +101,13 @@ def parity_lines(corpus: Path, device: str) -> list[str]:
     across = agreement(cfg, load_corpus(cfg.data, progress=False))
     lines += ["", "scratch vs builtin on CUDA (`lyricgen compare`'s agreement check): "
               + ", ".join(f"{k} {v:.1e}" for k, v in across.items()), ""]
+    if triton_step.step_kernels() is None:
+        lines += ["No Triton here: the scratch LSTM's steps run as PyTorch ops on CUDA.", ""]
+    else:
+        outputs, grads = kernel_parity(device)
+        lines += [f"The scratch LSTM's Triton step kernels vs its PyTorch ops on {device} "
+                  f"(float32, 2 layers, B 32, T 35, H 256): outputs {outputs:.1e}, "
+                  f"gradients {grads:.1e}", ""]
     return lines
 
 
@@ -121,37 +148,44 @@ def default_preset_lines(corpus: Path, epochs: int, device: str) -> list[str]:
 def speed_lines(corpus: Path, rounds: int, device: str) -> list[str]:
     settings = {"book setting (hidden 256, batch 32)": book_config,
                 "hidden 1024, batch 256, whole text": large_config}
-    runs = [(backend, graphs) for backend in BACKENDS for graphs in (True, False)]
-    speeds: dict[tuple, list[float]] = {}
+    runs = {  # name: (backend, CUDA graphs, step kernels)
+        "scratch graphed": ("scratch", True, True),
+        "scratch graphed, PyTorch ops": ("scratch", True, False),
+        "scratch eager": ("scratch", False, True),
+        "builtin graphed": ("builtin", True, True),
+        "builtin eager": ("builtin", False, True)}
+    ratios = {"scratch / builtin, graphed": ("scratch graphed", "builtin graphed"),
+              "graphed / eager, scratch": ("scratch graphed", "scratch eager"),
+              "graphed / eager, builtin": ("builtin graphed", "builtin eager"),
+              "step kernels / PyTorch ops, graphed": ("scratch graphed",
+                                                      "scratch graphed, PyTorch ops")}
+    speeds: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        trainers = {(setting, *run): make_trainer(
-                        make(run[0], corpus, device=device, cuda_graphs=run[1], epochs=1), tmp,
-                        f"{i}-{j}")
-                    for i, (setting, make) in enumerate(settings.items())
-                    for j, run in enumerate(runs)}
+        trainers = {}
+        for i, (setting, make) in enumerate(settings.items()):
+            for j, (name, (backend, graphs, kernels)) in enumerate(runs.items()):
+                cfg = make(backend, corpus, device=device, cuda_graphs=graphs, epochs=1)
+                trainers[(setting, name)] = make_trainer(cfg, tmp, f"{i}-{j}")
+                trainers[(setting, name)].model.rnn.native = kernels
         for r in range(rounds + 1):
             for key, trainer in trainers.items():
                 tokens_per_s = trainer.run().history[-1]["tokens_per_s"]
                 trainer.cfg.train.epochs += 1  # run() trains the epochs not yet done: one
                 if r:  # round 0 warms up (and records the graphs)
                     speeds.setdefault(key, []).append(tokens_per_s)
-    lines = [f"Training speed on {device}, tokens/s, median of rounds (range); graphed: the "
-             "step replayed from a CUDA graph (the default), eager: `--no-cuda-graphs`:", "",
-             "| setting | " + " | ".join(f"{b} {'graphed' if g else 'eager'}" for b, g in runs)
-             + " | scratch / builtin, graphed | graphed / eager, scratch | graphed / eager, builtin |",
-             "|---|" + "---|" * (len(runs) + 3)]
-
-    def ratio(a: tuple, b: tuple) -> str:
-        return f"{statistics.median(x / y for x, y in zip(speeds[a], speeds[b])):.2f}x"
-
+    lines = [f"Training speed on {device}, tokens/s, median of rounds (range). graphed: the "
+             "step replayed from a CUDA graph (the default); eager: `--no-cuda-graphs`; "
+             "PyTorch ops: the scratch steps without the Triton step kernels:", ""]
     for setting in settings:
-        cells = [f"{statistics.median(v):,.0f} ({min(v):,.0f}-{max(v):,.0f})"
-                 for v in (speeds[(setting, *run)] for run in runs)]
-        lines.append(f"| {setting} | " + " | ".join(cells) + " | "
-                     + ratio((setting, "scratch", True), (setting, "builtin", True)) + " | "
-                     + ratio((setting, "scratch", True), (setting, "scratch", False)) + " | "
-                     + ratio((setting, "builtin", True), (setting, "builtin", False)) + " |")
-    return lines + [""]
+        lines += [f"{setting}:", "", "| run | tokens/s |", "|---|---|"]
+        lines += [f"| {name} | {statistics.median(v):,.0f} ({min(v):,.0f}-{max(v):,.0f}) |"
+                  for name in runs for v in [speeds[(setting, name)]]]
+        lines.append("")
+        for what, (a, b) in ratios.items():
+            per_round = [x / y for x, y in zip(speeds[(setting, a)], speeds[(setting, b)])]
+            lines.append(f"- {what}: **{statistics.median(per_round):.2f}x**")
+        lines.append("")
+    return lines
 
 
 def main() -> None:

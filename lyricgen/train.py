@@ -29,7 +29,7 @@ from lyricgen.device import resolve_device
 from lyricgen.errors import Interrupted, LyricgenError
 from lyricgen.evaluate import Evaluation, evaluate
 from lyricgen.generate import generate
-from lyricgen.models import native
+from lyricgen.models import native, triton_step
 from lyricgen.models.lm import CharLM
 from lyricgen.train_step import make_step
 
@@ -70,10 +70,11 @@ class Trainer:
         self.device = resolve_device(cfg.train.device)
         torch.manual_seed(cfg.train.seed)  # the initial weights
         self.model = CharLM(len(corpus.vocab), cfg.model).to(self.device)
-        if cfg.model.backend == "scratch" and native.usable(self.model.head.weight) \
-                and native.step_kernels() is None:  # built here, before any timing
-            log(f"note: {native.unavailable_reason()}; the scratch LSTM runs its steps as "
-                "PyTorch ops, which is slower")
+        for kernels in (native, triton_step):  # C on the CPU, Triton on CUDA
+            if cfg.model.backend == "scratch" and kernels.usable(self.model.head.weight) \
+                    and kernels.step_kernels() is None:  # built here, before any timing
+                log(f"note: {kernels.unavailable_reason()}; the scratch LSTM runs its steps "
+                    "as PyTorch ops, which is slower")
         graphs = cfg.train.cuda_graphs and self.device.type == "cuda"
         self.optimizer = make_optimizer(self.model, cfg, capturable=graphs)
         self.step = make_step(self.model, self.optimizer, cfg.train.clip, self.device, graphs, log)

@@ -84,6 +84,7 @@ class Counting:
 
     def __init__(self, real: StepKernels):
         self.real, self.calls = real, {"forward": 0, "backward": 0}
+        self.per_step, self.one = real.per_step, real.one
 
     def forward(self, *args):
         self.calls["forward"] += 1

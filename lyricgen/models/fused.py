@@ -11,8 +11,9 @@ that cell, to torch.nn.LSTM, and to `torch.autograd.gradcheck`. What makes it fa
   saved by the forward pass, every factor that does not depend on the carried gradients
   (e.g. g * i * (1 - i) for the input gate) is computed for all steps at once before the loop,
   which leaves 5 ops per step; the gradient of W_hh is one matmul over all steps after it;
-- with `kernels` (native.py), each step's elementwise ops are one C loop instead, forward and
-  backward (which then computes its factors inside that loop);
+- with `kernels` (native.py on the CPU, triton_step.py on CUDA), each step's elementwise ops
+  are one C loop or one Triton kernel instead, forward and backward (which then computes its
+  factors inside that loop);
 - a one-hot input's projection W_ih x is column x of W_ih (`column_lookup`): with W_ih stored
   column-major, a gather of contiguous rows forward and an index_add backward.
 
@@ -25,13 +26,16 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from lyricgen.models.native import StepKernels
+from lyricgen.models.triton_step import TritonStepKernels
+
+Kernels = StepKernels | TritonStepKernels | None
 
 
 def lstm_layer_forward(xw: torch.Tensor, w_hh: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
-                       kernels: StepKernels | None = None
+                       kernels: Kernels = None
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run one layer over all steps without recording autograd; with `kernels`, each step's
-    elementwise part runs in C (float32 CPU tensors only).
+    elementwise part runs in C (float32 CPU tensors) or Triton (float32 CUDA tensors).
 
     xw (T, B, 4H): W_ih x_t + b_ih + b_hh;  w_hh (4H, H);  h0, c0 (B, H).
     Returns hs (T, B, H), cs (T, B, H), activated gates (T, B, 4H), tanh(cs) (T, B, H).
@@ -42,13 +46,13 @@ def lstm_layer_forward(xw: torch.Tensor, w_hh: torch.Tensor, h0: torch.Tensor, c
     cs, tanh_cs, hs = (xw.new_empty(T, B, H) for _ in range(3))
     w_hh_t = w_hh.t()
     if kernels is not None:
-        c0 = c0.contiguous()  # kept referenced: the kernels read it through a pointer
-        steps = zip(gates.unbind(0), [h0, *hs.unbind(0)[:-1]], _pointers(gates),
-                    [c0.data_ptr(), *_pointers(cs)[:-1]], _pointers(cs), _pointers(tanh_cs),
-                    _pointers(hs))
-        for a, h, *pointers in steps:
+        c0 = c0.contiguous()  # kept referenced: the C kernels read it through a pointer
+        arg = kernels.per_step  # per-step pointers (C) or views (Triton)
+        steps = zip(gates.unbind(0), [h0, *hs.unbind(0)[:-1]], arg(gates),
+                    [kernels.one(c0), *arg(cs)[:-1]], arg(cs), arg(tanh_cs), arg(hs))
+        for a, h, *args in steps:
             a.addmm_(h, w_hh_t)  # gate pre-activations (B, 4H)
-            kernels.forward(B, H, *pointers)  # what the eager loop below does
+            kernels.forward(B, H, *args)  # what the eager loop below does
         return hs, cs, gates, tanh_cs
     # Per-step views, made once: indexing inside the loop would cost a call per view per step.
     steps = zip(gates.unbind(0), gates[..., :2 * H].unbind(0),
@@ -67,12 +71,6 @@ def lstm_layer_forward(xw: torch.Tensor, w_hh: torch.Tensor, h0: torch.Tensor, c
         torch.mul(o, tanh_c, out=h_t)  # h_t = o * tanh(c_t)
         h, c = h_t, c_t
     return hs, cs, gates, tanh_cs
-
-
-def _pointers(x: torch.Tensor) -> list[int]:
-    """The data pointers of x[0], x[1], ... for the C kernels (x contiguous)."""
-    step = x.stride(0) * x.element_size()
-    return [x.data_ptr() + t * step for t in range(x.shape[0])]
 
 
 class RowLookup(torch.autograd.Function):
@@ -109,7 +107,7 @@ def column_lookup(weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 
 class LSTMLayer(torch.autograd.Function):
     """(xw, w_hh, h0, c0, kernels) -> (hs (T, B, H), c_T (B, H)); h_T is hs[-1]. `kernels`
-    (native.StepKernels or None) runs the steps' elementwise parts in C, both ways."""
+    (C, Triton or None) runs the steps' elementwise parts, both ways."""
 
     @staticmethod
     def forward(ctx, xw, w_hh, h0, c0, kernels=None):
@@ -129,15 +127,16 @@ class LSTMLayer(torch.autograd.Function):
         dc = d_cT.clone(memory_format=torch.contiguous_format)  # dL/dc_t, carried back in time
         # dh_{t-1} of step 0 is d_h0
         dh_prev = reversed([d_h0, *dh.unbind(0)[:-1]])
-        if ctx.kernels is not None:
-            c0 = c0.contiguous()  # kept referenced: the kernels read it through a pointer
+        kernels = ctx.kernels
+        if kernels is not None:
+            c0 = c0.contiguous()  # kept referenced: the C kernels read it through a pointer
+            arg = kernels.per_step
             steps = zip(*(reversed(x) for x in (
-                _pointers(gates), [c0.data_ptr(), *_pointers(cs)[:-1]],
-                _pointers(tanh_cs), _pointers(dh), _pointers(d_pre))), reversed(d_pre.unbind(0)),
-                dh_prev)
-            dc_p = dc.data_ptr()
-            for a, c_prev, tanh_c, dh_t, d_pre_p, d_pre_t, dh_prev_t in steps:
-                ctx.kernels.backward(B, H, a, c_prev, tanh_c, dh_t, dc_p, d_pre_p)
+                arg(gates), [kernels.one(c0), *arg(cs)[:-1]], arg(tanh_cs), arg(dh),
+                arg(d_pre))), reversed(d_pre.unbind(0)), dh_prev)
+            dc_arg = kernels.one(dc)
+            for a, c_prev, tanh_c, dh_t, d_pre_arg, d_pre_t, dh_prev_t in steps:
+                kernels.backward(B, H, a, c_prev, tanh_c, dh_t, dc_arg, d_pre_arg)
                 dh_prev_t.addmm_(d_pre_t, w_hh)
         else:
             _backward_steps(d_pre, dh, dc, dh_prev, w_hh, c0, cs, gates, tanh_cs)

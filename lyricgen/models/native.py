@@ -45,6 +45,16 @@ class StepKernels:
     forward: Callable[..., None]  # (B, H, a, c_prev, c, tanh_c, h)
     backward: Callable[..., None]  # (B, H, a, c_prev, tanh_c, dh, dc, d_pre)
 
+    @staticmethod
+    def per_step(x: torch.Tensor) -> list[int]:
+        """The data pointers of x[0], x[1], ... (x contiguous): the per-step arguments."""
+        step = x.stride(0) * x.element_size()
+        return [x.data_ptr() + t * step for t in range(x.shape[0])]
+
+    @staticmethod
+    def one(x: torch.Tensor) -> int:
+        return x.data_ptr()
+
     @classmethod
     def load(cls, path: Path) -> StepKernels:
         lib = ctypes.CDLL(str(path))

@@ -16,10 +16,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lyricgen.models import native
+from lyricgen.models import native, triton_step
 from lyricgen.models.fused import LSTMLayer, column_lookup, lstm_layer_forward
 
 State = tuple[torch.Tensor, torch.Tensor]
+
+
+def step_kernels(weight: torch.Tensor
+                 ) -> native.StepKernels | triton_step.TritonStepKernels | None:
+    """The step kernels for `weight`'s device and dtype: C on the CPU, Triton on CUDA
+    (float32 only), None where there are none and the PyTorch ops run."""
+    if native.usable(weight):
+        return native.step_kernels()
+    if triton_step.usable(weight):
+        return triton_step.step_kernels()
+    return None
 
 
 def lstm_cell(xw: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
@@ -42,8 +53,9 @@ class ScratchLSTM(nn.Module):
     `fused` (the default) runs each layer through `fused.LSTMLayer`, a hand-written BPTT over
     the whole sequence; `fused=False` runs `lstm_cell` step by step under autograd, the
     readable reference the fast path is tested against. With `native` (the default) the fused
-    path runs its steps' elementwise parts through the C kernels of `native.py` where they can
-    be built and the tensors are float32 on the CPU. (Sampling steps run through
+    path runs its steps' elementwise parts through step kernels for float32 tensors: the C
+    kernels of `native.py` on the CPU where they can be built, `triton_step.py`'s on CUDA
+    where Triton is installed. (Sampling steps run through
     `stepper.Stepper`, the same cell with the weights rearranged for one character per step.)
     """
 
@@ -85,8 +97,7 @@ class ScratchLSTM(nn.Module):
                                 dtype=self.weight_hh_l0.dtype)
             state = (zeros, zeros)
         layer_in = x.t() if x.dtype in _INDEX_DTYPES else x.transpose(0, 1)  # time-major
-        kernels = native.step_kernels() \
-            if self.fused and self.native and native.usable(self.weight_hh_l0) else None
+        kernels = step_kernels(self.weight_hh_l0) if self.fused and self.native else None
         last_h, last_c = [], []
         for k in range(self.num_layers):
             w_ih, w_hh, b_ih, b_hh = self.layer(k)

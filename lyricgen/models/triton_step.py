@@ -1,0 +1,130 @@
+"""The fused LSTM's per-step elementwise work on CUDA as two Triton kernels: what `lstm_step.c`
+does on the CPU. Each time step's 7 forward ops (4 backward) become one kernel, which matters
+most when the training step is replayed from a CUDA graph: launches are then nearly free, and
+what is left is the number of kernels, each a few microseconds.
+
+Where Triton is not installed (CPU-only builds of torch), `step_kernels()` is None and the
+PyTorch ops run. benchmarks/gpu.py checks these kernels against those ops; the tests cannot
+(they never need a GPU).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # CPU-only torch: no Triton
+    triton = None
+
+BLOCK = 256  # elements of (B, H) per program
+
+
+if triton is not None:
+    @triton.jit
+    def _tanh(x):
+        return 2.0 * tl.sigmoid(2.0 * x) - 1.0
+
+    @triton.jit
+    def _forward(a, c_prev, c, tanh_c, h, H, n, BLOCK: tl.constexpr):
+        # a (B, 4H): pre-activations in, activated gates out (saved for backward).
+        k = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)  # index into (B, H)
+        mask = k < n
+        gate = (k // H) * 4 * H + k % H  # gate i of k in a; f, g, o follow H apart
+        i = tl.sigmoid(tl.load(a + gate, mask=mask))
+        f = tl.sigmoid(tl.load(a + gate + H, mask=mask))
+        g = _tanh(tl.load(a + gate + 2 * H, mask=mask))
+        o = tl.sigmoid(tl.load(a + gate + 3 * H, mask=mask))
+        c_t = f * tl.load(c_prev + k, mask=mask) + i * g
+        tanh_c_t = _tanh(c_t)
+        tl.store(a + gate, i, mask=mask)
+        tl.store(a + gate + H, f, mask=mask)
+        tl.store(a + gate + 2 * H, g, mask=mask)
+        tl.store(a + gate + 3 * H, o, mask=mask)
+        tl.store(c + k, c_t, mask=mask)
+        tl.store(tanh_c + k, tanh_c_t, mask=mask)
+        tl.store(h + k, o * tanh_c_t, mask=mask)
+
+    @triton.jit
+    def _backward(a, c_prev, tanh_c, dh, dc, d_pre, H, n, BLOCK: tl.constexpr):
+        # dc: dL/dc_t in, dL/dc_{t-1} out; d_pre (B, 4H): the gate pre-activations' gradient.
+        k = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        mask = k < n
+        gate = (k // H) * 4 * H + k % H
+        i = tl.load(a + gate, mask=mask)
+        f = tl.load(a + gate + H, mask=mask)
+        g = tl.load(a + gate + 2 * H, mask=mask)
+        o = tl.load(a + gate + 3 * H, mask=mask)
+        tc = tl.load(tanh_c + k, mask=mask)
+        dh_t = tl.load(dh + k, mask=mask)
+        dc_t = tl.load(dc + k, mask=mask) + dh_t * o * (1.0 - tc * tc)
+        tl.store(d_pre + gate, dc_t * g * i * (1.0 - i), mask=mask)
+        tl.store(d_pre + gate + H, dc_t * tl.load(c_prev + k, mask=mask) * f * (1.0 - f),
+                 mask=mask)
+        tl.store(d_pre + gate + 2 * H, dc_t * i * (1.0 - g * g), mask=mask)
+        tl.store(d_pre + gate + 3 * H, dh_t * tc * o * (1.0 - o), mask=mask)
+        tl.store(dc + k, dc_t * f, mask=mask)
+
+
+class TritonStepKernels:
+    """The C kernels' interface (`native.StepKernels`) over contiguous float32 CUDA tensors:
+    per-step arguments are tensor views rather than pointers."""
+
+    @staticmethod
+    def per_step(x: torch.Tensor) -> list[torch.Tensor]:
+        return list(x.unbind(0))
+
+    @staticmethod
+    def one(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    @staticmethod
+    def forward(B: int, H: int, a, c_prev, c, tanh_c, h) -> None:
+        n = B * H
+        _forward[(triton.cdiv(n, BLOCK),)](a, c_prev, c, tanh_c, h, H, n, BLOCK=BLOCK)
+
+    @staticmethod
+    def backward(B: int, H: int, a, c_prev, tanh_c, dh, dc, d_pre) -> None:
+        n = B * H
+        _backward[(triton.cdiv(n, BLOCK),)](a, c_prev, tanh_c, dh, dc, d_pre, H, n, BLOCK=BLOCK)
+
+
+@functools.cache
+def _load() -> TritonStepKernels | str:
+    """The kernels once they have compiled and agreed with PyTorch's ops on a small step, or
+    why not (then the PyTorch ops run)."""
+    if triton is None:
+        return "Triton is not installed"
+    kernels = TritonStepKernels()
+    try:
+        B, H = 3, 5
+        a, c_prev, dh, dc = (torch.randn(shape, device="cuda")
+                             for shape in ((B, 4 * H), (B, H), (B, H), (B, H)))
+        c, tanh_c, h, d_pre = (torch.empty_like(x) for x in (c_prev, c_prev, c_prev, a))
+        i, f, g, o = a.clone().split(H, dim=1)
+        kernels.forward(B, H, a, c_prev, c, tanh_c, h)
+        kernels.backward(B, H, a, c_prev, tanh_c, dh, dc, d_pre)
+    except Exception as e:  # noqa: BLE001 - a compiler or driver problem
+        return f"the Triton step kernels failed to run ({type(e).__name__}: {e})".splitlines()[0]
+    expected_c = f.sigmoid() * c_prev + i.sigmoid() * g.tanh()
+    if not torch.allclose(h, o.sigmoid() * expected_c.tanh(), atol=1e-5):
+        return "the Triton step kernels disagreed with PyTorch's ops"
+    return kernels
+
+
+def step_kernels() -> TritonStepKernels | None:
+    loaded = _load()
+    return loaded if isinstance(loaded, TritonStepKernels) else None
+
+
+def unavailable_reason() -> str | None:
+    loaded = _load()
+    return loaded if isinstance(loaded, str) else None
+
+
+def usable(x: torch.Tensor) -> bool:
+    """Whether the Triton kernels can run on tensors like `x`: float32 on CUDA."""
+    return x.dtype == torch.float32 and x.is_cuda
