@@ -11,9 +11,9 @@ import torch
 
 from conftest import tiny_options
 from lyricgen import runs
-from lyricgen.models import native
+from lyricgen.models import native, triton_step
 from lyricgen.models.native import NativeUnavailable, StepKernels
-from lyricgen.models.scratch import ScratchLSTM
+from lyricgen.models.scratch import ScratchLSTM, step_kernels
 
 needs_compiler = pytest.mark.skipif(
     not any(shutil.which(c) for c in ("cc", "gcc", "clang")),
@@ -164,3 +164,16 @@ def test_no_compiler_means_pytorch_ops_and_a_note(fresh_load, monkeypatch, lyric
     assert result.history[-1]["train_ppl"] < result.history[0]["train_ppl"]
     notes = [line for line in logs if line.startswith("note:")]
     assert len(notes) == 1 and "no-such-cc" in notes[0] and "slower" in notes[0]
+
+
+def test_without_triton_cuda_steps_run_as_pytorch_ops_and_say_why(monkeypatch):
+    monkeypatch.setattr(triton_step, "triton", None)
+    triton_step._load.cache_clear()
+    try:
+        assert triton_step.step_kernels() is None
+        assert triton_step.unavailable_reason() == "Triton is not installed"
+        # which kernels a weight gets: C for float32 on the CPU, none for float64
+        assert step_kernels(torch.zeros(1)) is native.step_kernels()
+        assert step_kernels(torch.zeros(1, dtype=torch.float64)) is None
+    finally:
+        triton_step._load.cache_clear()
