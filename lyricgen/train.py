@@ -70,10 +70,10 @@ class Trainer:
         self.device = resolve_device(cfg.train.device)
         torch.manual_seed(cfg.train.seed)  # the initial weights
         self.model = CharLM(len(corpus.vocab), cfg.model).to(self.device)
-        for kernels in (native, triton_step):  # C on the CPU, Triton on CUDA
-            if cfg.model.backend == "scratch" and kernels.usable(self.model.head.weight) \
-                    and kernels.step_kernels() is None:  # built here, before any timing
-                log(f"note: {kernels.unavailable_reason()}; the scratch LSTM runs its steps "
+        for source in (native, triton_step):  # the step kernels: C on the CPU, Triton on CUDA
+            if cfg.model.backend == "scratch" and source.usable(self.model.head.weight) \
+                    and source.step_kernels() is None:  # built here, before any timing
+                log(f"note: {source.unavailable_reason()}; the scratch LSTM runs its steps "
                     "as PyTorch ops, which is slower")
         graphs = cfg.train.cuda_graphs and self.device.type == "cuda"
         self.optimizer = make_optimizer(self.model, cfg, capturable=graphs)

@@ -17,13 +17,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from lyricgen.models import native, triton_step
-from lyricgen.models.fused import LSTMLayer, column_lookup, lstm_layer_forward
+from lyricgen.models.fused import Kernels, LSTMLayer, column_lookup, lstm_layer_forward
 
 State = tuple[torch.Tensor, torch.Tensor]
 
 
-def step_kernels(weight: torch.Tensor
-                 ) -> native.StepKernels | triton_step.TritonStepKernels | None:
+def step_kernels(weight: torch.Tensor) -> Kernels:
     """The step kernels for `weight`'s device and dtype: C on the CPU, Triton on CUDA
     (float32 only), None where there are none and the PyTorch ops run."""
     if native.usable(weight):
@@ -55,8 +54,8 @@ class ScratchLSTM(nn.Module):
     readable reference the fast path is tested against. With `native` (the default) the fused
     path runs its steps' elementwise parts through step kernels for float32 tensors: the C
     kernels of `native.py` on the CPU where they can be built, `triton_step.py`'s on CUDA
-    where Triton is installed. (Sampling steps run through
-    `stepper.Stepper`, the same cell with the weights rearranged for one character per step.)
+    where Triton is installed. (Sampling steps run through `stepper.Stepper`, the same cell
+    with the weights rearranged for one character per step.)
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,

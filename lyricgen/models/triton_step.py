@@ -101,8 +101,9 @@ def _load() -> TritonStepKernels | str:
     kernels = TritonStepKernels()
     try:
         B, H = 3, 5
-        a, c_prev, dh, dc = (torch.randn(shape, device="cuda")
-                             for shape in ((B, 4 * H), (B, H), (B, H), (B, H)))
+        # Fixed values, not random ones: the check must not move the CUDA random stream.
+        a, c_prev, dh, dc = (torch.linspace(-3.0, 3.0, B * n, device="cuda").view(B, n)
+                             for n in (4 * H, H, H, H))
         c, tanh_c, h, d_pre = (torch.empty_like(x) for x in (c_prev, c_prev, c_prev, a))
         i, f, g, o = a.clone().split(H, dim=1)
         kernels.forward(B, H, a, c_prev, c, tanh_c, h)
