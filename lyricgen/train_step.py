@@ -48,20 +48,23 @@ class Recorder(Protocol):
 
 
 class CudaGraphs:
+    """The `Recorder` for CUDA (on `device`, also when it is not the current one)."""
+
     def __init__(self, device: torch.device):
-        self.stream = torch.cuda.Stream(device)
+        self.device, self.stream = device, torch.cuda.Stream(device)
 
     @contextmanager
     def warmup(self) -> Iterator[None]:
         # Capture wants the steps before it on a side stream (lazy cuBLAS / autograd set-up).
-        self.stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(self.stream):
+        main = torch.cuda.current_stream(self.device)
+        self.stream.wait_stream(main)
+        with torch.cuda.device(self.device), torch.cuda.stream(self.stream):
             yield
-        torch.cuda.current_stream().wait_stream(self.stream)
+        main.wait_stream(self.stream)
 
     def record(self, fn: Callable[[], None]) -> Callable[[], None]:
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):  # records fn's kernels; runs nothing
+        with torch.cuda.device(self.device), torch.cuda.graph(graph):  # records; runs nothing
             fn()
         return graph.replay
 
