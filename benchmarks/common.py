@@ -14,6 +14,10 @@ from pathlib import Path
 
 import torch
 
+from lyricgen.config import Config
+from lyricgen.corpus import load_corpus
+from lyricgen.train import Trainer
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 DEFAULT_CORPUS = SHARED / "data" / "jaychou_lyrics.txt.zip"
@@ -39,6 +43,27 @@ def median_speed(rows: list[dict]) -> float:
     """tokens/s: the median over the epochs after the first (the first pays for warm-up)."""
     rates = [r["tokens_per_s"] for r in rows]
     return statistics.median(rates[1:] if len(rates) > 1 else rates)
+
+
+def quiet_trainer(cfg: Config, out: Path) -> Trainer:
+    """A Trainer writing to the new folder `out`, with no log lines and no progress bar."""
+    out.mkdir()
+    return Trainer(cfg, load_corpus(cfg.data, progress=False), out, log=lambda m: None,
+                   progress_bar=False)
+
+
+def alternate_epochs(trainers: dict, rounds: int) -> dict[object, list[float]]:
+    """Train each trainer one epoch in turn, `rounds` times over, so that machine drift hits
+    all alike: tokens/s of each epoch (the Trainer's own figure), by trainer. A first round
+    before them warms up and is left out."""
+    speeds: dict[object, list[float]] = {key: [] for key in trainers}
+    for r in range(rounds + 1):
+        for key, trainer in trainers.items():
+            trainer.cfg.train.epochs = trainer.progress.epoch + 1  # run() trains up to it
+            tokens_per_s = trainer.run().history[-1]["tokens_per_s"]
+            if r:
+                speeds[key].append(tokens_per_s)
+    return speeds
 
 
 def reference(corpus: Path, kind: str, epochs: int) -> dict:

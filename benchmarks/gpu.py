@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from common import DEFAULT_CORPUS, ROOT, record
+from common import DEFAULT_CORPUS, ROOT, alternate_epochs, quiet_trainer, record
 
 from lyricgen.compare import agreement
 from lyricgen.config import Config, load_config
@@ -28,7 +28,7 @@ from lyricgen.corpus import load_corpus
 from lyricgen.models import triton_step
 from lyricgen.models.lm import CharLM
 from lyricgen.models.scratch import ScratchLSTM
-from lyricgen.train import Trainer, training_batches
+from lyricgen.train import training_batches
 
 BACKENDS = ("scratch", "builtin")
 CURVE_EPOCHS = (1, 10, 20, 30, 40)
@@ -81,13 +81,6 @@ def kernel_parity(device: str) -> tuple[float, float]:
             max((a - b).abs().max().item() for a, b in zip(ga, gb)))
 
 
-def make_trainer(cfg: Config, tmp: str, name: str) -> Trainer:
-    out = Path(tmp) / name
-    out.mkdir()
-    return Trainer(cfg, load_corpus(cfg.data, progress=False), out, log=lambda m: None,
-                   progress_bar=False)
-
-
 def parity_lines(corpus: Path, device: str) -> list[str]:
     lines = ["CUDA vs CPU, same initial weights, the first batch of the book's setting "
              "(max absolute difference):", "",
@@ -122,7 +115,7 @@ def curve_lines(corpus: Path, epochs: int, device: str) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         for i, (backend, (on, graphs)) in enumerate((b, r) for b in BACKENDS for r in runs):
             cfg = book_config(backend, corpus, device=on, cuda_graphs=graphs, epochs=epochs)
-            history = make_trainer(cfg, tmp, str(i)).run().history
+            history = quiet_trainer(cfg, Path(tmp) / str(i)).run().history
             where = on if on == "cpu" else f"{on}, {'graphed' if graphs else 'eager'}"
             lines.append(f"| d2l-{backend} | {where} | "
                          + " | ".join(f"{history[e - 1]['train_ppl']:.2f}" for e in shown) + " |")
@@ -138,7 +131,7 @@ def default_preset_lines(corpus: Path, epochs: int, device: str) -> list[str]:
         for graphs in (True, False):
             cfg = load_config(None, {"data": str(corpus), "device": device, "epochs": epochs,
                                      "cuda_graphs": graphs, "preview_every": 0})
-            rows = make_trainer(cfg, tmp, str(graphs)).run().history
+            rows = quiet_trainer(cfg, Path(tmp) / str(graphs)).run().history
             lines.append(f"- {'graphed' if graphs else 'eager'}: " + ", ".join(
                 f"{r['val_ppl']:.1f} / {r['val_ppl_plain']:.1f}" for r in rows)
                 + f"; {rows[-1]['tokens_per_s']:,.0f} tokens/s")
@@ -159,20 +152,15 @@ def speed_lines(corpus: Path, rounds: int, device: str) -> list[str]:
               "graphed / eager, builtin": ("builtin graphed", "builtin eager"),
               "step kernels / PyTorch ops, graphed": ("scratch graphed",
                                                       "scratch graphed, PyTorch ops")}
-    speeds: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         trainers = {}
         for i, (setting, make) in enumerate(settings.items()):
             for j, (name, (backend, graphs, kernels)) in enumerate(runs.items()):
-                cfg = make(backend, corpus, device=device, cuda_graphs=graphs, epochs=1)
-                trainers[(setting, name)] = make_trainer(cfg, tmp, f"{i}-{j}")
-                trainers[(setting, name)].model.rnn.native = kernels
-        for r in range(rounds + 1):
-            for key, trainer in trainers.items():
-                tokens_per_s = trainer.run().history[-1]["tokens_per_s"]
-                trainer.cfg.train.epochs += 1  # run() trains the epochs not yet done: one
-                if r:  # round 0 warms up (and records the graphs)
-                    speeds.setdefault(key, []).append(tokens_per_s)
+                cfg = make(backend, corpus, device=device, cuda_graphs=graphs)
+                trainers[(setting, name)] = quiet_trainer(cfg, Path(tmp) / f"{i}-{j}")
+                if not kernels:
+                    trainers[(setting, name)].model.rnn.native = False
+        speeds = alternate_epochs(trainers, rounds)  # round 0 also records the graphs
     lines = [f"Training speed on {device}, tokens/s, median of rounds (range). graphed: the "
              "step replayed from a CUDA graph (the default); eager: `--no-cuda-graphs`; "
              "PyTorch ops: the scratch steps without the Triton step kernels:", ""]

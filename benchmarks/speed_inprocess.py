@@ -16,11 +16,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from common import DEFAULT_CORPUS, ROOT, record
+from common import DEFAULT_CORPUS, ROOT, alternate_epochs, quiet_trainer, record
 
 from lyricgen.config import load_config
-from lyricgen.corpus import load_corpus
-from lyricgen.train import Trainer
 
 RATIOS = [("scratch vs builtin", "scratch", "builtin"),
           ("scratch with its C step kernels vs without", "scratch", "scratch, no C kernels")]
@@ -33,22 +31,14 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         trainers = {}
-        for name, backend in (("scratch", "scratch"), ("scratch, no C kernels", "scratch"),
-                              ("builtin", "builtin")):
+        for i, (name, backend) in enumerate((("scratch", "scratch"),
+                                             ("scratch, no C kernels", "scratch"),
+                                             ("builtin", "builtin"))):
             cfg = load_config(ROOT / "configs" / f"d2l-{backend}.toml",
-                              {"data": str(args.corpus), "preview_every": 0, "epochs": 1})
-            out = Path(tmp) / name.replace(",", "").replace(" ", "-")
-            out.mkdir()
-            trainers[name] = Trainer(cfg, load_corpus(cfg.data, progress=False), out,
-                                     log=lambda m: None, progress_bar=False)
+                              {"data": str(args.corpus), "preview_every": 0})
+            trainers[name] = quiet_trainer(cfg, Path(tmp) / str(i))
         trainers["scratch, no C kernels"].model.rnn.native = False
-        speeds: dict[str, list[float]] = {name: [] for name in trainers}
-        for r in range(args.rounds + 1):
-            for name, trainer in trainers.items():
-                tokens_per_s = trainer.run().history[-1]["tokens_per_s"]
-                trainer.cfg.train.epochs += 1  # run() trains the epochs not yet done: one
-                if r:  # round 0 warms up
-                    speeds[name].append(tokens_per_s)
+        speeds = alternate_epochs(trainers, args.rounds)
     lines = ["| run | tokens/s, median of rounds (range) |", "|---|---|",
              *(f"| {name} | {statistics.median(v):,.0f} ({min(v):,.0f}-{max(v):,.0f}) |"
                for name, v in speeds.items()), ""]

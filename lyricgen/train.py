@@ -12,7 +12,7 @@ import json
 import math
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,9 +31,8 @@ from lyricgen.evaluate import Evaluation, evaluate
 from lyricgen.generate import generate
 from lyricgen.models import native, triton_step
 from lyricgen.models.lm import CharLM
-from lyricgen.train_step import make_step
+from lyricgen.train_step import CudaGraphs, GraphedStep, Log, TrainStep
 
-Log = Callable[[str], None]
 CHECK_EVERY = 16  # batches between syncs that read the loss (finite check, progress bar)
 PREVIEW = SampleConfig(length=50, greedy=True)  # the book previews 50 greedy characters
 
@@ -77,7 +76,8 @@ class Trainer:
                     "as PyTorch ops, which is slower")
         graphs = cfg.train.cuda_graphs and self.device.type == "cuda"
         self.optimizer = make_optimizer(self.model, cfg, capturable=graphs)
-        self.step = make_step(self.model, self.optimizer, cfg.train.clip, self.device, graphs, log)
+        step = TrainStep(self.model, self.optimizer, cfg.train.clip)
+        self.step = GraphedStep(step, CudaGraphs(self.device), log) if graphs else step
         self.progress = Progress()
         self.history: list[dict[str, Any]] = []
         self._batches(1)  # fails now, not after set-up, if the text is too short for a batch

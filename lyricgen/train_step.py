@@ -128,9 +128,3 @@ class GraphedStep:
 
         self.replay = self.recorder.record(run)
 
-
-def make_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, clip: float,
-              device: torch.device, cuda_graphs: bool, log: Log) -> TrainStep | GraphedStep:
-    step = TrainStep(model, optimizer, clip)
-    return GraphedStep(step, CudaGraphs(device), log) \
-        if device.type == "cuda" and cuda_graphs else step

@@ -14,9 +14,12 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from lyricgen.config import ModelConfig
+from conftest import TINY
+from lyricgen.config import ModelConfig, load_config
+from lyricgen.corpus import load_corpus
 from lyricgen.models.lm import CharLM
-from lyricgen.train_step import GraphedStep, TrainStep, make_step
+from lyricgen.train import Trainer
+from lyricgen.train_step import GraphedStep, TrainStep
 
 V, B, T = 11, 4, 6
 
@@ -99,8 +102,10 @@ def test_a_failed_recording_is_one_note_then_eager_steps():
                     "not permitted when stream is capturing); it runs eagerly, which is slower"]
 
 
-def test_on_the_cpu_the_step_is_the_eager_one():
-    step = step_for("sgd", "scratch")
-    made = make_step(step.model, step.optimizer, 0.5, torch.device("cpu"), cuda_graphs=True,
-                     log=print)
-    assert type(made) is TrainStep
+def test_on_the_cpu_the_trainer_steps_eagerly_with_a_plain_optimizer(lyrics_file, tmp_path):
+    cfg = load_config(None, {**TINY, "data": str(lyrics_file), "optimizer": "adam",
+                             "cuda_graphs": True})
+    trainer = Trainer(cfg, load_corpus(cfg.data, progress=False), tmp_path, log=print,
+                      progress_bar=False)
+    assert type(trainer.step) is TrainStep
+    assert not trainer.optimizer.param_groups[0]["capturable"]

@@ -94,8 +94,8 @@ class TritonStepKernels:
 
 @functools.cache
 def _load() -> TritonStepKernels | str:
-    """The kernels once they have compiled and agreed with PyTorch's ops on a small step, or
-    why not (then the PyTorch ops run)."""
+    """The kernels once both have compiled and run on a small step, and the forward one has
+    agreed with PyTorch's ops; else why not (then the PyTorch ops run)."""
     if triton is None:
         return "Triton is not installed"
     kernels = TritonStepKernels()
