@@ -1,9 +1,11 @@
-"""One self-describing checkpoint file: atomic save, and a load that never runs code.
+"""The checkpoint file: its format, every key in it, and its version; atomic save, and a load
+that never runs code.
 
-A checkpoint is a dict of plain values and tensors (weights, vocab, settings, optimizer state,
-progress, RNG states, metrics history), written with `torch.save` to a temporary file in the
-same folder, fsynced and renamed into place, and read with `torch.load(weights_only=True)`,
-which refuses any pickle that would import or call something.
+A checkpoint holds everything to sample from (weights, vocab, settings) and to resume exactly
+(optimizer state, Progress, RNG states, metrics history). It is a dict of plain values and
+tensors, written with `torch.save` to a temporary file in the same folder, fsynced and renamed
+into place, and read with `torch.load(weights_only=True)`, which refuses any pickle that would
+import or call something.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import pickle
 import shutil
 import zipfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,8 @@ import torch
 from lyricgen import __version__
 from lyricgen.config import Config
 from lyricgen.errors import LyricgenError
-from lyricgen.models.lm import CharLM
+from lyricgen.models.charlm import CharLM
+from lyricgen.training.progress import Progress
 from lyricgen.vocab import Vocab
 
 FORMAT = "lyricgen-checkpoint"
@@ -31,13 +35,78 @@ class CheckpointError(LyricgenError):
     pass
 
 
-def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
-    """Write `payload` to `path` atomically: a crash at any moment leaves the old file intact."""
-    payload = {"format": FORMAT, "version": VERSION, "lyricgen": __version__, **payload}
+@dataclass
+class Checkpoint:
+    config: Config
+    vocab: Vocab
+    corpus_sha256: str  # of the normalised training text: a resumed run checks it
+    model: dict[str, torch.Tensor]  # CharLM's state_dict
+    optimizer: dict[str, Any] | None = None  # None when read without the training state
+    progress: Progress = field(default_factory=Progress)
+    rng: dict[str, torch.Tensor] = field(default_factory=dict)  # torch's (and CUDA's) RNG state
+    history: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl's rows
+    source: str = ""  # the file it was read from, for messages
+
+    def build_model(self, backend: str | None = None) -> CharLM:
+        """The model on the CPU, in eval mode; `backend` swaps the LSTM implementation (both
+        have the same parameter names and shapes)."""
+        try:
+            model_cfg = self.config.model
+            if backend is not None:
+                model_cfg = type(model_cfg)(**{**asdict(model_cfg), "backend": backend})
+            model_cfg.validate()
+            model = CharLM(len(self.vocab), model_cfg)
+            model.load_state_dict(self.model)
+        except LyricgenError as e:
+            raise CheckpointError(f"{self.source} holds bad settings: {e}") from None
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{self.source} is damaged ({first_line(e)})") from None
+        return model.eval()
+
+
+def save(ckpt: Checkpoint, path: Path) -> None:
+    """Write `ckpt` to `path` atomically: a crash at any moment leaves the old file intact."""
+    payload = {
+        "format": FORMAT, "version": VERSION, "lyricgen": __version__,
+        "config": ckpt.config.to_dict(),
+        "vocab": ckpt.vocab.to_dict(),
+        "corpus_sha256": ckpt.corpus_sha256,
+        "model": ckpt.model,
+        "optimizer": ckpt.optimizer,
+        "progress": asdict(ckpt.progress),
+        "rng": ckpt.rng,
+        "history": ckpt.history,
+    }
     _write_atomically(path, lambda f: torch.save(payload, f))
 
 
-def copy_checkpoint(source: Path, path: Path) -> None:
+def load(path: str | Path, training_state: bool = False) -> Checkpoint:
+    """The checkpoint at `path`, checked to be a lyricgen checkpoint this version can read;
+    with `training_state`, also what resuming needs."""
+    payload = _read(Path(path))
+    source = str(path)
+    try:
+        config = Config.from_dict(payload["config"], source=source)
+        config.validate()
+        ckpt = Checkpoint(config, Vocab.from_dict(payload["vocab"]),
+                          payload.get("corpus_sha256", ""), payload["model"], source=source)
+    except LyricgenError as e:
+        raise CheckpointError(f"{source} holds bad settings: {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{source} is damaged ({first_line(e)})") from None
+    if training_state:
+        try:
+            ckpt.optimizer, ckpt.rng = dict(payload["optimizer"]), dict(payload["rng"])
+            ckpt.progress = Progress(**payload["progress"])
+            ckpt.history = list(payload["history"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{source} is damaged: its training state cannot be restored "
+                                  f"({type(e).__name__}: {first_line(e)})") from None
+    return ckpt
+
+
+def copy(source: Path, path: Path) -> None:
+    """Copy a checkpoint file, atomically as `save` writes."""
     with source.open("rb") as src:
         _write_atomically(path, lambda f: shutil.copyfileobj(src, f))
 
@@ -91,9 +160,8 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's dict, checked to be a lyricgen checkpoint this version can read."""
-    path = Path(path)
+def _read(path: Path) -> dict[str, Any]:
+    """The file's dict, checked for the format and version."""
     if not path.is_file():
         what = "is a folder, not a checkpoint file" if path.is_dir() else "not found"
         raise CheckpointError(f"checkpoint {path} {what} (train one with `lyricgen train`)")
@@ -117,28 +185,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} was written by a newer lyricgen (format {version}; this "
                               f"is {__version__}, reading format {VERSION}); upgrade lyricgen")
     return payload
-
-
-def model_from_checkpoint(payload: dict[str, Any], source: str, backend: str | None = None
-                          ) -> tuple[CharLM, Vocab, Config]:
-    """Rebuild vocab, settings and model (on CPU) from the checkpoint alone.
-
-    `backend` swaps the LSTM implementation: both have the same parameter names and shapes.
-    """
-    try:
-        config = Config.from_dict(payload["config"], source=source)
-        if backend is not None:
-            config.model.backend = backend
-        config.validate()
-        vocab = Vocab.from_dict(payload["vocab"])
-        model = CharLM(len(vocab), config.model)
-        model.load_state_dict(payload["model"])
-    except LyricgenError as e:
-        raise CheckpointError(f"{source} holds bad settings: {e}") from None
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{source} is damaged ({first_line(e)})") from None
-    model.eval()
-    return model, vocab, config
 
 
 def first_line(e: BaseException) -> str:

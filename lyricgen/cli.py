@@ -1,10 +1,9 @@
-"""The `lyricgen` command line. Commands parse options and call into the modules; user errors
-end as one line on stderr and an exit code (2 for usage, 1 for the rest), never a traceback
-(unless --debug or LYRICGEN_DEBUG=1)."""
+"""The `lyricgen` command line: it parses options and calls the commands (lyricgen/commands/).
+User errors end as one line on stderr and an exit code (2 for usage, 1 for the rest), never a
+traceback (unless --debug or LYRICGEN_DEBUG=1)."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import sys
@@ -15,21 +14,19 @@ import typer
 from typer.core import TyperGroup
 
 from lyricgen import __version__
-from lyricgen.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
+from lyricgen.config import DataConfig, SampleConfig, TrainConfig
 from lyricgen.errors import LyricgenError
+from lyricgen.models.charlm import ModelConfig
 
-# click's exception classes, reached through typer (recent typer versions vendor click).
-_ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
-_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-
-
-def fail(message: str, code: int) -> int:
-    typer.echo(f"error: {message}", err=True)
-    return code
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # older typer runs on click itself
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 
 class LyricgenGroup(TyperGroup):
-    """Turns every user error into one line on stderr and the matching exit code."""
+    """Click's entry point (`main`, which the console script and CliRunner both call), run with
+    click's own error printing off so that every user error becomes one line."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         argv = list(sys.argv[1:] if args is None else args)
@@ -37,14 +34,13 @@ class LyricgenGroup(TyperGroup):
         try:
             code = super().main(args=argv, prog_name=prog_name or "lyricgen",
                                 complete_var=complete_var, standalone_mode=False, **extra)
-        except _ClickUsageError as e:
-            if type(e).__name__ == "NoArgsIsHelpError":  # `lyricgen` or `lyricgen data` alone
-                typer.echo(e.format_message())
-                code = 0
-            else:
-                where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
-                code = fail(f"{e.format_message()}{where}", 2)
-        except _ClickException as e:
+        except NoArgsIsHelpError as e:  # `lyricgen` or `lyricgen data` alone: the help
+            typer.echo(e.format_message())
+            code = 0
+        except UsageError as e:
+            where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+            code = fail(f"{e.format_message()}{where}", 2)
+        except ClickException as e:
             code = fail(e.format_message(), e.exit_code)
         except LyricgenError as e:
             if debug:
@@ -55,6 +51,11 @@ class LyricgenGroup(TyperGroup):
                 raise
             code = fail(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e), 1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def fail(message: str, code: int) -> int:
+    typer.echo(f"error: {message}", err=True)
+    return code
 
 
 app = typer.Typer(cls=LyricgenGroup, no_args_is_help=True, add_completion=False,
@@ -163,6 +164,8 @@ PreviewEvery = Annotated[Optional[int], typer.Option(
 Prefixes = Annotated[Optional[list[str]], typer.Option(
     "--prefix", help="A prefix to continue; repeat the option for several.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+Overwrite = Annotated[bool, typer.Option(
+    help="Start over in an --out folder that already holds a run.")]
 
 
 def _given(values: dict[str, Any]) -> dict[str, Any]:
@@ -171,6 +174,11 @@ def _given(values: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- commands -----------------------------------------------------------------------------------
+
+def _progress_bars() -> bool:
+    """Progress bars only for a terminal: in logs they are noise (stderr is for errors)."""
+    return sys.stderr is not None and sys.stderr.isatty()
+
 
 @app.command()
 def train(
@@ -187,39 +195,52 @@ def train(
     device: Device = None, cuda_graphs: CudaGraphs = None, out: Out = None,
     preview_every: PreviewEvery = None, prefix: Prefixes = None,
     resume: Annotated[bool, typer.Option(
-        help="Continue the run in --out from its last.pt up to --epochs.")] = False,
-    overwrite: Annotated[bool, typer.Option(
-        help="Start over in an --out folder that already holds a run.")] = False,
+        help="Continue the run in --out from its last.pt up to --epochs; settings given again "
+             "must equal the run's.")] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Train a model; checkpoints and metrics.jsonl go to --out."""
     options = _given({k: v for k, v in locals().items()
                       if k not in ("config", "resume", "overwrite")})
-    from lyricgen import report, runs
+    from lyricgen import tables
+    from lyricgen.commands import train as command
 
-    result = runs.train(str(config) if config else None, options, resume=resume,
-                        overwrite=overwrite, log=typer.echo,
-                        progress_bar=sys.stderr.isatty())  # no bars in logs: stderr is errors
-    report.print_training_summary(result)
+    result = command.train(str(config) if config else None, options, resume=resume,
+                           overwrite=overwrite, log=typer.echo,
+                           progress_bar=_progress_bars())
+    tables.print_training_summary(result)
 
 
-def compare(**options: Any) -> None:
+@app.command()
+def compare(
+    config: ConfigFile = None, data: Data = None, newlines: Newlines = None,
+    max_chars: MaxChars = None, val_fraction: ValFraction = None, backend: Backend = None,
+    input: Input = None, embedding_size: EmbeddingSize = None, hidden_size: HiddenSize = None,
+    num_layers: NumLayers = None, dropout: Dropout = None,
+    embedding_dropout: EmbeddingDropout = None, tie_weights: TieWeights = None, init: Init = None,
+    num_steps: NumSteps = None, batch_size: BatchSize = None, sampling: Sampling = None,
+    optimizer: Optimizer = None, lr: Lr = None, weight_decay: WeightDecay = None,
+    clip: Clip = None, epochs: Epochs = None, time_limit: TimeLimit = None,
+    lr_schedule: LrSchedule = None, plateau_patience: PlateauPatience = None,
+    patience: Patience = None, cache_eval: CacheEval = None, seed: Seed = None,
+    device: Device = None, cuda_graphs: CudaGraphs = None,
+    out: Annotated[Optional[str], typer.Option(
+        help="Folder for the comparison; each backend's run goes into a subfolder "
+             "[default: checkpoints/compare].")] = None,
+    preview_every: PreviewEvery = None, prefix: Prefixes = None, overwrite: Overwrite = False,
+) -> None:
     """Train both backends (scratch and builtin) on the same data, seed, initial weights and
     batches, and report speed, perplexity curves and numerical agreement side by side in a
-    table and in OUT/compare.json, compare.csv and compare.png (default OUT:
-    checkpoints/compare; --time-limit is shared, half per backend)."""
-    config, overwrite = options.pop("config"), options.pop("overwrite")
-    from lyricgen import compare as comparison, report
+    table and in OUT/compare.json, compare.csv and compare.png (--time-limit is shared, half
+    per backend)."""
+    options = {"out": "checkpoints/compare",
+               **_given({k: v for k, v in locals().items() if k not in ("config", "overwrite")})}
+    from lyricgen import tables
+    from lyricgen.commands import compare as command
 
-    options = {"out": "checkpoints/compare", **_given(options)}
-    result = comparison.compare(str(config) if config else None, options, overwrite=overwrite,
-                                log=typer.echo, progress_bar=sys.stderr.isatty())
-    report.print_comparison(result)
-
-
-_train_signature = inspect.signature(train, eval_str=True)
-compare.__signature__ = _train_signature.replace(
-    parameters=[p for p in _train_signature.parameters.values() if p.name != "resume"])
-app.command()(compare)
+    result = command.compare(str(config) if config else None, options, overwrite=overwrite,
+                             log=typer.echo, progress_bar=_progress_bars())
+    tables.print_comparison(result)
 
 
 @app.command()
@@ -251,14 +272,15 @@ def sample(
     as_json: JsonFlag = False,
 ) -> None:
     """Write new lyrics that continue each --prefix."""
-    from lyricgen import sampling
+    from lyricgen.commands import sample as command
 
     cfg = SampleConfig(length=length, greedy=greedy, temperature=temperature, top_k=top_k,
                        top_p=top_p, num_samples=num_samples, seed=seed)
     stream = sys.stdout.isatty() and not as_json and num_samples == 1
-    results = sampling.sample(checkpoint, prefix or [""], cfg, backend=backend, device=device,
-                              unknown=unknown, warn=lambda m: typer.echo(f"warning: {m}", err=True),
-                              stream=_stream_to_stdout if stream else None)
+    results = command.sample(checkpoint, prefix or [""], cfg, backend=backend, device=device,
+                             unknown=unknown,
+                             warn=lambda m: typer.echo(f"warning: {m}", err=True),
+                             stream=_stream_to_stdout if stream else None)
     if as_json:
         typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
     elif not stream:
@@ -276,11 +298,9 @@ def data_fetch(
 ) -> None:
     """Download a registered dataset into the cache folder (LYRICGEN_DATA_DIR, default data/),
     verified against its sha256."""
-    from lyricgen import corpus
+    from lyricgen.commands import data as command
 
-    if name not in corpus.DATASETS:
-        raise typer.BadParameter(f"unknown dataset {name!r} (known: {', '.join(corpus.DATASETS)})")
-    typer.echo(corpus.fetch(corpus.DATASETS[name]))
+    typer.echo(command.fetch(name))
 
 
 @data_app.command("info")
@@ -290,17 +310,15 @@ def data_info(
 ) -> None:
     """Describe a corpus: characters, distinct characters, lines, train/val split, most
     common characters."""
-    from lyricgen import corpus, report
-    from lyricgen.config import Config
+    from lyricgen import tables
+    from lyricgen.commands import data as command
 
-    cfg = Config().with_overrides(_given(
-        {"data": data, "max_chars": max_chars, "newlines": newlines,
-         "val_fraction": val_fraction})).validate()
-    info = corpus.describe(corpus.load_corpus(cfg.data))
+    info = command.info(_given({"data": data, "max_chars": max_chars, "newlines": newlines,
+                                "val_fraction": val_fraction}))
     if as_json:
         typer.echo(json.dumps(info, ensure_ascii=False))
     else:
-        report.print_data_info(info)
+        tables.print_data_info(info)
 
 
 def main() -> None:

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from lyricgen.errors import UsageError
+from lyricgen.errors import UsageError, require
+from lyricgen.models.charlm import ModelConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,30 +37,8 @@ class DataConfig:
     val_fraction: float = 0.1
 
     def validate(self) -> None:
-        _require(self.max_chars is None or self.max_chars >= 1, "max_chars must be at least 1")
-        _require(0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)")
-
-
-@dataclass
-class ModelConfig:
-    backend: str = "scratch"  # a name in lyricgen.models.BACKENDS
-    input: Literal["onehot", "embedding"] = "embedding"
-    embedding_size: int = 512
-    hidden_size: int = 512
-    num_layers: int = 1
-    dropout: float = 0.65
-    embedding_dropout: float = 0.25
-    tie_weights: bool = True  # the output layer reuses the embedding (embedding input only)
-    init: Literal["uniform", "normal"] = "uniform"  # normal = the book's N(0, 0.01), zero biases
-
-    def validate(self) -> None:
-        from lyricgen.models import BACKENDS  # late import: models depend on this module
-
-        _require(self.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}")
-        for name in ("embedding_size", "hidden_size", "num_layers"):
-            _require(getattr(self, name) >= 1, f"{name} must be at least 1")
-        for name in ("dropout", "embedding_dropout"):
-            _require(0.0 <= getattr(self, name) < 1.0, f"{name} must be in [0, 1)")
+        require(self.max_chars is None or self.max_chars >= 1, "max_chars must be at least 1")
+        require(0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)")
 
 
 @dataclass
@@ -86,15 +65,16 @@ class TrainConfig:
 
     def validate(self) -> None:
         for name in ("num_steps", "batch_size", "epochs", "plateau_patience"):
-            _require(getattr(self, name) >= 1, f"{name} must be at least 1")
-        _require(self.lr > 0 and math.isfinite(self.lr), "lr must be a positive number")
-        _require(self.weight_decay >= 0, "weight_decay must be >= 0")
-        _require(self.clip >= 0, "clip must be >= 0 (0: no clipping)")
-        _require(self.time_limit is None or self.time_limit > 0, "time_limit must be positive")
-        _require(self.patience >= 0 and self.preview_every >= 0,
-                 "patience and preview_every must be >= 0")
-        _require(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
-                 "device must be auto, cpu or cuda")
+            require(getattr(self, name) >= 1, f"{name} must be at least 1")
+        require(self.lr > 0 and math.isfinite(self.lr), "lr must be a positive number")
+        require(self.weight_decay >= 0, "weight_decay must be >= 0")
+        require(self.clip >= 0, "clip must be >= 0 (0: no clipping)")
+        require(self.time_limit is None or self.time_limit > 0, "time_limit must be positive")
+        require(self.patience >= 0 and self.preview_every >= 0,
+                "patience and preview_every must be >= 0")
+        require(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
+                "device must be auto, cpu or cuda")
+        check_out_name(self.out)
 
 
 @dataclass
@@ -108,11 +88,11 @@ class SampleConfig:
     seed: int | None = None
 
     def validate(self) -> None:
-        _require(self.length >= 0, "length must be >= 0")
-        _require(self.num_samples >= 1, "num_samples must be at least 1")
-        _require(self.greedy or self.temperature > 0, "temperature must be > 0 (or use --greedy)")
-        _require(self.top_k is None or self.top_k >= 1, "top_k must be at least 1")
-        _require(self.top_p is None or 0 < self.top_p <= 1, "top_p must be in (0, 1]")
+        require(self.length >= 0, "length must be >= 0")
+        require(self.num_samples >= 1, "num_samples must be at least 1")
+        require(self.greedy or self.temperature > 0, "temperature must be > 0 (or use --greedy)")
+        require(self.top_k is None or self.top_k >= 1, "top_k must be at least 1")
+        require(self.top_p is None or 0 < self.top_p <= 1, "top_p must be in (0, 1]")
 
 
 @dataclass
@@ -144,6 +124,10 @@ class Config:
             sections[name] = klass(**_checked_fields(klass, table, f"{source}: [{name}]"))
         return cls(**sections)
 
+    def value(self, key: str) -> Any:
+        """The setting `key` (a flat name, as the command line gives it)."""
+        return getattr(getattr(self, SECTION_OF[key]), key)
+
     def with_overrides(self, overrides: dict[str, Any]) -> Config:
         """A copy with flat `key -> value` overrides (command-line options) applied."""
         values = self.to_dict()
@@ -160,6 +144,17 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> Config:
     """Defaults, then the TOML file (if any), then the command-line overrides; validated."""
     config = Config() if path is None else Config.from_dict(read_toml(path), source=str(path))
     return config.with_overrides(overrides).validate()
+
+
+def flat_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """A preset's tables as flat `key -> value` settings, checked as `Config.from_dict` does."""
+    Config.from_dict(values, source=source)
+    return {key: value for table in values.values() for key, value in table.items()}
+
+
+def check_out_name(out: str) -> str:
+    require(out.strip() != "", "out must name a folder")
+    return out
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -212,8 +207,3 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise UsageError(message)

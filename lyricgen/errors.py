@@ -19,3 +19,9 @@ class Interrupted(LyricgenError):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def require(ok: bool, message: str) -> None:
+    """A settings check: a UsageError with `message` unless `ok`."""
+    if not ok:
+        raise UsageError(message)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from lyricgen.batching import AdjacentBatches
-from lyricgen.models.lm import CharLM
+from lyricgen.models.charlm import CharLM
 
 ROW_CHARS = 65_536  # evaluation rows: long enough that the state runs through, and few
 CACHE_WINDOW = 4096

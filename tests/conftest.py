@@ -1,4 +1,5 @@
-"""Shared fixtures: generated corpora (never real lyrics) and a small trained checkpoint."""
+"""Shared fixtures and helpers: generated corpora (never real lyrics), a small trained run, the
+tiny settings, and how a command-line error must look."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
+
+from lyricgen.cli import app
+from lyricgen.commands.train import train
 
 # The test models are tiny: one thread avoids OpenMP start-up and contention costs.
 torch.set_num_threads(1)
@@ -45,7 +50,7 @@ TINY = {"hidden_size": 32, "embedding_size": 16, "num_layers": 1, "dropout": 0.0
 
 
 def cli_args(options: dict) -> list[str]:
-    """The command-line form of flat options (as runs.train takes them)."""
+    """The command-line form of flat options (as commands.train takes them)."""
     args = []
     for key, value in options.items():
         flag = key.replace("_", "-")
@@ -55,18 +60,38 @@ def cli_args(options: dict) -> list[str]:
 
 
 def tiny_options(data: Path, out: Path, **extra) -> dict:
-    """Options for a small, fast training run (the flat keys the CLI passes to runs.train)."""
+    """Options for a small, fast training run (the flat keys the CLI passes to commands.train)."""
     return {"data": str(data), "out": str(out), **TINY, **extra}
 
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> Path:
     """The output folder of a small finished run (best.pt, last.pt, metrics.jsonl)."""
-    from lyricgen import runs
-
     root = tmp_path_factory.mktemp("trained")
     data = root / "lyrics.txt"
     data.write_text(lyrics(), encoding="utf-8")
-    runs.train(None, tiny_options(data, root / "run", epochs=3), log=lambda m: None,
-               progress_bar=False)
+    train(None, tiny_options(data, root / "run", epochs=3), **QUIET)
     return root / "run"
+
+
+QUIET = dict(log=lambda m: None, progress_bar=False)
+
+
+def cli(*args):
+    """`lyricgen ARGS` in this process (arguments may be paths or numbers)."""
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, code: int, *phrases: str, stdout: str | None = None) -> None:
+    """Exit `code`, stderr exactly one line `error: ...` holding every phrase, no traceback
+    (and, when given, exactly `stdout` on stdout)."""
+    assert result.exit_code == code, result.output
+    if stdout is not None:
+        assert result.stdout == stdout
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        repr(result.exception)  # an exception escaping the CLI would be a traceback
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for phrase in phrases:
+        assert phrase in lines[0], lines[0]
+    assert "Traceback" not in result.output

@@ -6,19 +6,18 @@ import builtins
 import csv
 import json
 
-from typer.testing import CliRunner
+import subprocess
+import sys
 
-from conftest import TINY, cli_args
-from lyricgen import compare
-from lyricgen.cli import app
+from conftest import TINY, cli, cli_args
+from lyricgen.commands import compare
 from lyricgen.config import load_config
 from lyricgen.corpus import load_corpus
-from lyricgen.models.lm import CharLM
+from lyricgen.models.charlm import CharLM
 
 
 def compare_cli(data, out, *extra):
-    args = ["compare", "--data", str(data), "--out", str(out), *cli_args(TINY)]
-    return CliRunner().invoke(app, [*args, "--epochs", "3", *map(str, extra)])
+    return cli("compare", "--data", data, "--out", out, *cli_args(TINY), "--epochs", 3, *extra)
 
 
 def test_backends_agree_and_the_report_files_are_written(lyrics_file, tmp_path):
@@ -51,6 +50,8 @@ def test_backends_agree_and_the_report_files_are_written(lyrics_file, tmp_path):
         [(b, e) for b in ("scratch", "builtin") for e in (1, 2, 3)]
     assert float(rows[0]["train_ppl"]) == scratch[0]["train_ppl"]
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote {out / 'compare.json'}, {out / 'compare.csv'}, {out / 'compare.png'}" \
+        in result.stdout
     for backend in ("scratch", "builtin"):  # each backend's run is a normal, sampleable run
         assert (out / backend / "best.pt").exists()
         assert len((out / backend / "metrics.jsonl").read_text().splitlines()) == 3
@@ -98,6 +99,7 @@ def test_time_limit_gives_a_quick_speed_comparison(lyrics_file, tmp_path):
     result = compare_cli(lyrics_file, out, "--time-limit", "1e-9")
     assert result.exit_code == 0, result.output
     report = json.loads((out / "compare.json").read_text())
+    assert report["config"]["train"]["time_limit"] == 1e-9  # as given (each backend has half)
     for backend in compare.BACKENDS:
         assert report["backends"][backend]["epochs"] == []
         assert report["backends"][backend]["tokens_per_s"] > 0
@@ -111,3 +113,14 @@ def test_an_earlier_comparison_is_kept_unless_overwrite(lyrics_file, tmp_path):
     assert again.exit_code == 2 and "--overwrite" in again.stderr
     assert (out / "scratch" / "last.pt").read_bytes() == before
     assert compare_cli(lyrics_file, out, "--epochs", 1, "--overwrite").exit_code == 0
+
+
+def test_overwrite_removes_the_temporary_files_of_a_killed_write(lyrics_file, tmp_path):
+    out = tmp_path / "cmp"
+    assert compare_cli(lyrics_file, out, "--epochs", 1).exit_code == 0
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = out / "scratch" / f".last.pt.{dead.pid}.tmp"
+    stale.write_bytes(b"PK\x03\x04 half a checkpoint")
+    assert compare_cli(lyrics_file, out, "--epochs", 1, "--overwrite").exit_code == 0
+    assert not stale.exists()

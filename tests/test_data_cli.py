@@ -11,11 +11,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
+from conftest import assert_one_line_error, cli
 from helpers_data import (Mirror, dead_url, files_under, make_text, register, sha256_of,
                           use_cache, write_zip)
-from lyricgen.cli import app
 
 
 @pytest.fixture(autouse=True)
@@ -35,12 +34,8 @@ def corpus_file(tmp_path, text) -> Path:
     return path
 
 
-def invoke(*args: str):
-    return CliRunner().invoke(app, list(args))
-
-
 def info_json(*args: str) -> dict:
-    result = invoke("data", "info", "--json", *args)
+    result = cli("data", "info", "--json", *args)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -55,16 +50,6 @@ def expected_info(text: str, val_fraction: float = 0.1) -> dict:
 
 def assert_info(info: dict, expected: dict) -> None:
     assert {k: info[k] for k in expected} == expected
-
-
-def assert_one_line_error(result, code: int, *words: str) -> None:
-    assert result.exit_code == code
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    for word in words:
-        assert word in lines[0]
 
 
 # --- data info ----------------------------------------------------------------------------------
@@ -97,7 +82,7 @@ def test_info_reads_a_zip(tmp_path, text):
 
 
 def test_info_text_output(corpus_file, text):
-    result = invoke("data", "info", "--data", str(corpus_file))
+    result = cli("data", "info", "--data", str(corpus_file))
     assert result.exit_code == 0, result.output
     cells = [[c.strip() for c in re.split(r"[│|]", line)[1:-1]]
              for line in result.stdout.splitlines()]
@@ -116,8 +101,8 @@ def test_info_text_output(corpus_file, text):
 ])
 def test_info_errors_are_one_line(tmp_path, corpus_file, args, code, words):
     (tmp_path / "gbk.txt").write_bytes("春天的风\n".encode("gbk"))
-    result = invoke("data", "info", *[a.format(tmp=tmp_path) for a in args])
-    assert_one_line_error(result, code, *words)
+    result = cli("data", "info", *[a.format(tmp=tmp_path) for a in args])
+    assert_one_line_error(result, code, *words, stdout="")
 
 
 def test_module_entry_point(corpus_file, text, tmp_path):
@@ -140,7 +125,7 @@ def test_fetch_through_a_local_mirror(monkeypatch, tmp_path, text):
     with Mirror(tmp_path / "served") as mirror:
         use_cache(monkeypatch, cache, mirror.url)
         register(monkeypatch, FILENAME, sha256_of(served))
-        result = invoke("data", "fetch")
+        result = cli("data", "fetch")
         assert result.exit_code == 0, result.output
         assert result.stdout.strip() == str(cache / FILENAME)
         assert files_under(cache) == [cache / FILENAME]
@@ -154,8 +139,8 @@ def test_fetch_with_the_mirror_down(monkeypatch, tmp_path):
     with dead_url() as url:
         use_cache(monkeypatch, cache, url)
         register(monkeypatch, FILENAME, "0" * 64)
-        result = invoke("data", "fetch")
-    assert_one_line_error(result, 1, "--data", "LYRICGEN_MIRROR")
+        result = cli("data", "fetch")
+    assert_one_line_error(result, 1, "--data", "LYRICGEN_MIRROR", stdout="")
     assert files_under(cache) == []
 
 
@@ -163,6 +148,6 @@ def test_fetch_unknown_dataset(monkeypatch, tmp_path):
     cache = tmp_path / "cache"
     with dead_url() as url:
         use_cache(monkeypatch, cache, url)
-        result = invoke("data", "fetch", "no-such-set")
-    assert_one_line_error(result, 2, "no-such-set", "jaychou")
+        result = cli("data", "fetch", "no-such-set")
+    assert_one_line_error(result, 2, "no-such-set", "jaychou", stdout="")
     assert not cache.exists()

@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from lyricgen import evaluate as evaluation
-from lyricgen.config import ModelConfig
-from lyricgen.models.lm import CharacterDropout, CharLM, LockedDropout
+from lyricgen.models.charlm import CharacterDropout, CharLM, LockedDropout, ModelConfig
 
 V = 11
 

@@ -22,12 +22,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import lyricgen.checkpoint
-from conftest import TINY, cli_args, lyrics
-from lyricgen.checkpoint import load_checkpoint
-from lyricgen.cli import app
+from conftest import TINY, assert_one_line_error, cli, cli_args, lyrics
+from lyricgen import checkpoint
 
 OUTPUTS = {"last.pt", "best.pt", "metrics.jsonl"}
 TEMPORARY = re.compile(r"^\.(last|best)\.pt\.\d+\.tmp$")  # checkpoint.py's temporary files
@@ -36,25 +34,13 @@ TINY_ARGS = cli_args(TINY)
 
 # --- helpers -------------------------------------------------------------------------------------
 
-def cli(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, code: int, *phrases: str) -> None:
-    """Exit `code`, stderr exactly one line `error: ...` holding every phrase, no traceback."""
-    assert result.exit_code == code, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), \
-        repr(result.exception)  # an exception escaping the CLI would be a traceback
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for phrase in phrases:
-        assert phrase in lines[0]
-    assert "Traceback" not in result.output
-
-
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file in `folder` by name, with its bytes."""
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def saved_epoch(out: Path) -> int:
+    return checkpoint.load(out / "last.pt", training_state=True).progress.epoch
 
 
 def metric_epochs(out: Path) -> list[int]:
@@ -158,6 +144,11 @@ TRAIN_CASES = [
                  ["epochs must be an integer", "'ten'"], id="wrong-typed config value"),
     pytest.param({"c.toml": b"[train]\nclip = true\n"}, ["--config", "{tmp}/c.toml"], 2,
                  ["clip must be a number"], id="boolean where a number goes"),
+    pytest.param({"c.toml": b"[model]\nhidden_size = 'big'\n"}, ["--config", "{tmp}/c.toml"],
+                 2, ["hidden_size must be an integer"], id="string where an integer goes"),
+    pytest.param({"c.toml": b"[train]\nsampling = 'sideways'\n"},
+                 ["--config", "{tmp}/c.toml"], 2, ["sampling must be one of"],
+                 id="unknown choice in config"),
     pytest.param({"c.toml": b"[model]\nbackend = \"gpu-lstm\"\n"}, ["--config", "{tmp}/c.toml"],
                  2, ["backend must be one of"], id="unknown backend in config"),
     pytest.param({"c.toml": b"[train\nepochs = 3\n"}, ["--config", "{tmp}/c.toml"], 2,
@@ -190,6 +181,17 @@ def test_bad_training_input_is_one_line_and_keeps_the_checkpoint(
     assert snapshot(run_copy) == before
 
 
+@pytest.mark.parametrize("files, args, code, phrases", TRAIN_CASES)
+def test_a_failed_start_leaves_no_new_out_folder(lyrics_file, tmp_path, files, args, code,
+                                                 phrases):
+    write_files(tmp_path, files)
+    new = tmp_path / "new"
+    result = cli("train", "--data", lyrics_file, "--out", new / "run", *TINY_ARGS,
+                 *(a.format(tmp=tmp_path) for a in args))
+    assert_one_line_error(result, code, *phrases)
+    assert not new.exists()
+
+
 def test_the_training_matrix_would_see_a_changed_checkpoint(run_copy, lyrics_file):
     """The same command with good input does start over: the checks above can fail."""
     before = snapshot(run_copy)
@@ -199,11 +201,17 @@ def test_the_training_matrix_would_see_a_changed_checkpoint(run_copy, lyrics_fil
     assert snapshot(run_copy) != before and metric_epochs(run_copy) == [1]
 
 
+PRESET = Path(__file__).parent.parent / "configs" / "default.toml"
+
+
 @pytest.mark.parametrize("args, code, phrases", [
-    pytest.param(["--hidden-size", 64], 2, ["--hidden-size cannot be given"],
+    pytest.param(["--hidden-size", 64], 2, ["differ", "--hidden-size 64 (the run has 32)"],
                  id="changed setting"),
-    pytest.param(["--data", "other.txt"], 2, ["--data cannot be given"], id="changed corpus"),
-    pytest.param(["--config", "configs/default.toml"], 2, ["drop --config"], id="with config"),
+    pytest.param(["--config", PRESET, "--lr", 0.5], 2,
+                 ["differ", "--hidden-size 512 (the run has 32)", "--lr 0.5 (the run has 0.01)"],
+                 id="preset with other settings"),
+    pytest.param(["--data", "other.txt"], 1, ["corpus not found", "other.txt"],
+                 id="missing corpus"),
     pytest.param(["--epochs", 0], 2, ["epochs must be at least 1"], id="epochs 0"),
     pytest.param(["--device", "cuda"], 2, ["no CUDA", "--device cpu"], id="cuda without CUDA"),
 ])
@@ -212,6 +220,19 @@ def test_bad_resume_options_keep_the_checkpoint(run_copy, args, code, phrases):
     result = cli("train", "--resume", "--out", run_copy, *args)
     assert_one_line_error(result, code, *phrases)
     assert snapshot(run_copy) == before
+
+
+def test_the_starting_command_with_resume_added_continues_the_run(lyrics_file, tmp_path):
+    """Settings given again with their stored values are accepted; the corpus may have moved
+    (its fingerprint is what must match)."""
+    out = tmp_path / "run"
+    start = ["train", "--data", lyrics_file, "--out", out, *TINY_ARGS]
+    assert cli(*start, "--epochs", 1).exit_code == 0
+    moved = tmp_path / "moved.txt"
+    lyrics_file.rename(moved)
+    result = cli(*[moved if a == lyrics_file else a for a in start], "--epochs", 2, "--resume")
+    assert result.exit_code == 0, result.output
+    assert metric_epochs(out) == [1, 2]
 
 
 @pytest.mark.parametrize("change, phrases", [
@@ -420,7 +441,7 @@ def fail_second_metrics_append(monkeypatch, error: OSError) -> None:
     monkeypatch.setattr(Path, "open", open_)
 
 
-@pytest.mark.parametrize("inject, error, phrases, saved_epoch", [
+@pytest.mark.parametrize("inject, error, phrases, kept_epoch", [
     pytest.param(fail_second_save, OSError(errno.ENOSPC, "No space left on device"),
                  ["could not write checkpoint", "No space left on device",
                   "the previous one is kept"], 1, id="disk full"),
@@ -433,20 +454,20 @@ def fail_second_metrics_append(monkeypatch, error: OSError) -> None:
                  ["metrics.jsonl", "No space left on device"], 2, id="disk full for metrics"),
 ])
 def test_a_failing_write_keeps_the_previous_checkpoint(lyrics_file, tmp_path, monkeypatch,
-                                                       inject, error, phrases, saved_epoch):
+                                                       inject, error, phrases, kept_epoch):
     out = tmp_path / "run"
     inject(monkeypatch, error)
     result = cli("train", "--data", lyrics_file, "--out", out, *TINY_ARGS,
                  "--epochs", 3)
     assert_one_line_error(result, 1, *phrases)
     assert set(os.listdir(out)) == OUTPUTS  # no temporary file left behind
-    last = load_checkpoint(out / "last.pt")
-    assert last["progress"]["epoch"] == saved_epoch and len(last["history"]) == saved_epoch
+    last = checkpoint.load(out / "last.pt", training_state=True)
+    assert last.progress.epoch == kept_epoch and len(last.history) == kept_epoch
 
     resumed = cli("train", "--resume", "--out", out, "--device", "cpu")
     assert resumed.exit_code == 0, resumed.output
     assert metric_epochs(out) == [1, 2, 3]
-    assert load_checkpoint(out / "last.pt")["progress"]["epoch"] == 3
+    assert saved_epoch(out) == 3
 
 
 # --- signals and kill -9 during training, in a real process --------------------------------------
@@ -544,25 +565,24 @@ def started():
             training.proc.wait()
 
 
-def assert_clean_checkpoint(out: Path) -> dict:
+def assert_clean_checkpoint(out: Path) -> None:
     """last.pt loads and is at a clean point; only checkpoint.py's temporaries may lie beside."""
     assert all(name in OUTPUTS or TEMPORARY.match(name) for name in os.listdir(out)), \
         os.listdir(out)
-    payload = load_checkpoint(out / "last.pt")
-    p = payload["progress"]
-    assert len(payload["history"]) == p["epoch"] >= 1
-    assert len(p["batch_losses"]) == p["batch"]
-    assert (p["hidden"] is not None) == (p["batch"] > 0)  # adjacent sampling carries the state
-    return p
+    saved = checkpoint.load(out / "last.pt", training_state=True)
+    p = saved.progress
+    assert len(saved.history) == p.epoch >= 1
+    assert len(p.batch_losses) == p.batch
+    assert (p.hidden is not None) == (p.batch > 0)  # adjacent sampling carries the state
 
 
 def resume_one_more_epoch(out: Path) -> None:
     """--resume finishes the epoch under way (or trains one more), leaving no temporaries."""
-    epochs = load_checkpoint(out / "last.pt")["progress"]["epoch"] + 1
+    epochs = saved_epoch(out) + 1
     result = cli("train", "--resume", "--out", out, "--epochs", epochs)
     assert result.exit_code == 0, result.output
     assert metric_epochs(out) == list(range(1, epochs + 1))
-    assert load_checkpoint(out / "last.pt")["progress"]["epoch"] == epochs
+    assert saved_epoch(out) == epochs
     assert set(os.listdir(out)) == OUTPUTS
 
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lyricgen.config import ModelConfig
-from lyricgen.models.lm import CharLM
-from lyricgen.models.stepper import Stepper
+from lyricgen.models.charlm import CharLM, ModelConfig
+from lyricgen.models.fast.stepper import Stepper
 
 SHAPES = {  # name: model settings (vocab 23, hidden 8)
     "onehot": dict(input="onehot"),

@@ -14,12 +14,12 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from conftest import TINY
-from lyricgen.config import ModelConfig, load_config
-from lyricgen.corpus import load_corpus
-from lyricgen.models.lm import CharLM
-from lyricgen.train import Trainer
-from lyricgen.train_step import GraphedStep, TrainStep
+from conftest import QUIET, tiny_options
+from lyricgen import checkpoint
+from lyricgen.commands.train import train as run_training
+from lyricgen.models.charlm import CharLM, ModelConfig
+from lyricgen.training.setup import restore_optimizer
+from lyricgen.training.step import GraphedStep, TrainStep
 
 V, B, T = 11, 4, 6
 
@@ -102,10 +102,55 @@ def test_a_failed_recording_is_one_note_then_eager_steps():
                     "not permitted when stream is capturing); it runs eagerly, which is slower"]
 
 
-def test_on_the_cpu_the_trainer_steps_eagerly_with_a_plain_optimizer(lyrics_file, tmp_path):
-    cfg = load_config(None, {**TINY, "data": str(lyrics_file), "optimizer": "adam",
-                             "cuda_graphs": True})
-    trainer = Trainer(cfg, load_corpus(cfg.data, progress=False), tmp_path, log=print,
-                      progress_bar=False)
-    assert type(trainer.step) is TrainStep
-    assert not trainer.optimizer.param_groups[0]["capturable"]
+def test_on_the_cpu_cuda_graphs_change_nothing(lyrics_file, tmp_path):
+    runs = {}
+    for graphs in (True, False):
+        out = tmp_path / str(graphs)
+        logs = []
+        runs[graphs] = run_training(None, tiny_options(lyrics_file, out, optimizer="adam",
+                                                       cuda_graphs=graphs),
+                                    log=logs.append, progress_bar=False).history
+        assert not [line for line in logs if line.startswith("note:")]
+        saved = checkpoint.load(out / "last.pt", training_state=True)
+        assert not saved.optimizer["param_groups"][0]["capturable"]
+    drop = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "tokens_per_s")}
+                         for r in rows]
+    assert drop(runs[True]) == drop(runs[False])
+
+
+class Spying(torch.optim.Adam):
+    """Adam that records its groups' `capturable` at every step."""
+
+    def __init__(self, params, **kwargs):
+        super().__init__(params, **kwargs)
+        self.seen: list[bool] = []
+
+    def step(self, closure=None):
+        self.seen.append(self.param_groups[0]["capturable"])
+        return super().step(closure)
+
+
+def test_eager_steps_run_a_fused_capturable_adam_uncaptured_and_recordings_captured():
+    torch.manual_seed(0)
+    model = CharLM(V, ModelConfig(backend="scratch", input="embedding", embedding_size=5,
+                                  hidden_size=8, dropout=0.0, embedding_dropout=0.0,
+                                  tie_weights=False))
+    optimizer = Spying(model.parameters(), lr=0.05, capturable=True, fused=True)
+    graphed = GraphedStep(TrainStep(model, optimizer, clip=0.5), Rerun(), [].append, warmup=2)
+    train(graphed, halve_lr_at=-1)
+    # 2 warm-up steps, the recorded one, the shorter batch eagerly, 4 replays ("replaying"
+    # runs the recorded step again)
+    assert optimizer.seen == [False, False, True, False, True, True, True, True]
+    assert optimizer.param_groups[0]["capturable"]
+
+
+def test_a_resumed_optimizer_keeps_this_run_s_capturable():
+    """A run started on the CPU (capturable off) and resumed where graphs record its step."""
+    model = torch.nn.Linear(3, 2)
+    before = torch.optim.Adam(model.parameters(), lr=0.1)
+    model(torch.ones(1, 3)).sum().backward()
+    before.step()
+    after = torch.optim.Adam(model.parameters(), lr=0.1, capturable=True)
+    restore_optimizer(after, before.state_dict())
+    assert after.param_groups[0]["capturable"]
+    assert after.state[model.weight]["step"].item() == 1

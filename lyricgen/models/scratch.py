@@ -1,4 +1,4 @@
-"""An LSTM made by hand from nn.Parameter tensors, gate by gate.
+"""An LSTM made by hand from nn.Parameter tensors, gate by gate: the one to read.
 
 Parameters have the names, shapes, registration order and initialisation of `torch.nn.LSTM`
 (see DESIGN.md), so a state_dict moves between this module and nn.LSTM unchanged:
@@ -6,6 +6,17 @@ Parameters have the names, shapes, registration order and initialisation of `tor
     weight_ih_l{k} (4H, in)   weight_hh_l{k} (4H, H)   bias_ih_l{k} (4H)   bias_hh_l{k} (4H)
 
 with the 4H rows in the order input gate i, forget gate f, cell candidate g, output gate o.
+
+`lstm_cell` below is the gate maths, and `lstm_layer` runs it over a sequence under autograd.
+That is what runs unless `fast.choose` finds a faster path for the weights' device and dtype
+(models/fast/: the same cell with a hand-written backward pass, its elementwise work compiled).
+For speed the cell is written again in exactly three places, each checked against this one by
+the tests (and the compiled ones again at first use); a change to the gate maths here must be
+made there too:
+
+    fast/lstm_step.c          C loops, forward and backward (float32 on the CPU)
+    fast/triton_kernels.py    Triton kernels, forward and backward (float32 on CUDA)
+    fast/stepper.py           in-place PyTorch ops, forward only (sampling)
 """
 
 from __future__ import annotations
@@ -16,26 +27,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lyricgen.models import native, triton_step
-from lyricgen.models.fused import Kernels, LSTMLayer, column_lookup, lstm_layer_forward
-
-State = tuple[torch.Tensor, torch.Tensor]
-
-
-def step_kernels(weight: torch.Tensor) -> Kernels:
-    """The step kernels for `weight`'s device and dtype: C on the CPU, Triton on CUDA
-    (float32 only), None where there are none and the PyTorch ops run."""
-    if native.usable(weight):
-        return native.step_kernels()
-    if triton_step.usable(weight):
-        return triton_step.step_kernels()
-    return None
+from lyricgen.models import fast
+from lyricgen.models.base import State, is_ids
+from lyricgen.models.lookup import column_lookup
 
 
-def lstm_cell(xw: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
+def lstm_cell(x_proj: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
               weight_hh: torch.Tensor) -> State:
-    """One time step. `xw` (B, 4H) is W_ih x + b_ih + b_hh, already computed for every step."""
-    gates = torch.addmm(xw, h, weight_hh.t())  # W_ih x + b_ih + b_hh + W_hh h: (B, 4H)
+    """One time step. x_proj (B, 4H) is W_ih x + b_ih + b_hh; h, c (B, H); weight_hh (4H, H)."""
+    gates = x_proj + h @ weight_hh.t()  # all four gates' pre-activations: (B, 4H)
     i, f, g, o = gates.chunk(4, dim=1)
     i = torch.sigmoid(i)  # input gate: how much of the candidate enters the cell
     f = torch.sigmoid(f)  # forget gate: how much of the old cell is kept
@@ -46,31 +46,33 @@ def lstm_cell(xw: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
     return h, c
 
 
+def lstm_layer(x_proj: torch.Tensor, weight_hh: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cell over every step of x_proj (T, B, 4H): the outputs (T, B, H) and the last c."""
+    outputs = []
+    for x_t in x_proj:
+        h, c = lstm_cell(x_t, h, c, weight_hh)
+        outputs.append(h)
+    return torch.stack(outputs), c
+
+
 class ScratchLSTM(nn.Module):
     """Multi-layer LSTM over (B, T, in) floats or, for one-hot input, (B, T) integer ids.
 
-    `fused` (the default) runs each layer through `fused.LSTMLayer`, a hand-written BPTT over
-    the whole sequence; `fused=False` runs `lstm_cell` step by step under autograd, the
-    readable reference the fast path is tested against. With `native` (the default) the fused
-    path runs its steps' elementwise parts through step kernels for float32 tensors: the C
-    kernels of `native.py` on the CPU where they can be built, `triton_step.py`'s on CUDA
-    where Triton is installed. (Sampling steps run through `stepper.Stepper`, the same cell
-    with the weights rearranged for one character per step.)
+    `fast=False` always runs the readable `lstm_layer` (what the fast paths are tested against).
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 dropout: float = 0.0, fused: bool = True, onehot: bool = False,
-                 native: bool = True):
+                 dropout: float = 0.0, onehot: bool = False, fast: bool = True):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
-        self.num_layers, self.dropout, self.fused = num_layers, dropout, fused
-        self.native = native
+        self.num_layers, self.dropout, self.fast = num_layers, dropout, fast
         gates = 4 * hidden_size
         for k in range(num_layers):
             layer_in = input_size if k == 0 else hidden_size
             w_ih = torch.empty(gates, layer_in)
-            if k == 0 and onehot:  # shape (4H, V) as nn.LSTM's, stored column-major: see
-                w_ih = torch.empty(layer_in, gates).t()  # fused.column_lookup
+            if k == 0 and onehot:  # shape (4H, V) as nn.LSTM's, stored column-major so that
+                w_ih = torch.empty(layer_in, gates).t()  # its columns are rows of memory
             self.register_parameter(f"weight_ih_l{k}", nn.Parameter(w_ih))
             self.register_parameter(f"weight_hh_l{k}",
                                     nn.Parameter(torch.empty(gates, hidden_size)))
@@ -92,37 +94,24 @@ class ScratchLSTM(nn.Module):
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         B, T = x.shape[:2]
         if state is None:
-            zeros = x.new_zeros((self.num_layers, B, self.hidden_size),
-                                dtype=self.weight_hh_l0.dtype)
+            zeros = self.weight_hh_l0.new_zeros(self.num_layers, B, self.hidden_size)
             state = (zeros, zeros)
-        layer_in = x.t() if x.dtype in _INDEX_DTYPES else x.transpose(0, 1)  # time-major
-        kernels = step_kernels(self.weight_hh_l0) if self.fused and self.native else None
+        path = fast.choose(self.weight_hh_l0) if self.fast else fast.READABLE
+        run_layer = lstm_layer if path.kernels is None else path.run_layer
+        layer_in = x.t() if is_ids(x) else x.transpose(0, 1)  # time-major: (T, B[, in])
         last_h, last_c = [], []
         for k in range(self.num_layers):
             w_ih, w_hh, b_ih, b_hh = self.layer(k)
-            if layer_in.dtype in _INDEX_DTYPES:
-                # W_ih times a one-hot vector is column x of W_ih: a lookup, never a dense matmul.
-                xw = column_lookup(w_ih, layer_in.reshape(-1)).view(T, B, -1) + (b_ih + b_hh)
+            # W_ih x + b_ih + b_hh for every step at once: (T, B, 4H). W_ih times a one-hot
+            # vector is a column of W_ih: a lookup, never a dense matmul.
+            if is_ids(layer_in):
+                x_proj = column_lookup(w_ih, layer_in.reshape(-1)).view(T, B, -1) + (b_ih + b_hh)
             else:
-                xw = torch.addmm(b_ih + b_hh, layer_in.reshape(T * B, -1), w_ih.t()).view(T, B, -1)
-            h, c = state[0][k], state[1][k]
-            if not self.fused:  # the readable cell: the reference path
-                outputs = []
-                for t in range(T):
-                    h, c = lstm_cell(xw[t], h, c, w_hh)
-                    outputs.append(h)
-                layer_in = torch.stack(outputs)  # (T, B, H)
-            elif torch.is_grad_enabled():
-                layer_in, c = LSTMLayer.apply(xw, w_hh, h, c, kernels)  # (T, B, H), (B, H)
-                h = layer_in[-1]
-            else:  # sampling, evaluation: nothing to save for a backward pass
-                layer_in, cs, _, _ = lstm_layer_forward(xw, w_hh, h, c, kernels)
-                h, c = layer_in[-1], cs[-1]
+                x_proj = torch.addmm(b_ih + b_hh, layer_in.reshape(T * B, -1),
+                                     w_ih.t()).view(T, B, -1)
+            layer_in, c = run_layer(x_proj, w_hh, state[0][k], state[1][k])  # (T, B, H)
+            last_h.append(layer_in[-1])
+            last_c.append(c)
             if self.dropout and self.training and k < self.num_layers - 1:
                 layer_in = F.dropout(layer_in, self.dropout, training=True)
-            last_h.append(h)
-            last_c.append(c)
         return layer_in.transpose(0, 1), (torch.stack(last_h), torch.stack(last_c))
-
-
-_INDEX_DTYPES = (torch.int64, torch.int32, torch.int16, torch.uint8)

@@ -13,15 +13,15 @@ dispatching small operations, not multiplying. The weights are rearranged once i
 - every step writes into buffers made once, through views made once.
 
 Both backends hold nn.LSTM's parameters (names, shapes, gate order i, f, g, o), so one stepper
-serves both. `lstm_cell` in scratch.py is the readable form of the same step.
+serves both. Its step is scratch.lstm_cell's maths (the reference; change both together).
 """
 
 from __future__ import annotations
 
 import torch
 
-from lyricgen.models.lm import CharLM
-from lyricgen.models.scratch import State
+from lyricgen.models.base import State
+from lyricgen.models.charlm import CharLM
 
 
 class Stepper:

@@ -9,27 +9,33 @@ whole step once as a CUDA graph and replays it for every batch, one launch per b
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
-from lyricgen.models.lm import State
+from lyricgen.models.base import State
 
 Log = Callable[[str], None]
 
 
 class TrainStep:
-    """The step as plain PyTorch: `step(X, Y, hidden) -> (loss, hidden)`."""
+    """The step as plain PyTorch: `step(X, Y, hidden) -> (loss, hidden)`.
 
-    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, clip: float):
-        self.model, self.optimizer, self.clip = model, optimizer, clip
+    `onednn=False` runs the forward pass with oneDNN off (torch.backends.mkldnn.enabled is
+    process-wide: so it is switched only around the step, by the one that owns the run).
+    """
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, clip: float,
+                 onednn: bool = True):
+        self.model, self.optimizer, self.clip, self.onednn = model, optimizer, clip, onednn
         self.params = [q for q in model.parameters() if q.requires_grad]
 
     def __call__(self, X: torch.Tensor, Y: torch.Tensor, hidden: State | None
                  ) -> tuple[torch.Tensor, State]:
-        logits, hidden = self.model(X, hidden)  # (B, T, V)
+        with nullcontext() if self.onednn else onednn_off():
+            logits, hidden = self.model(X, hidden)  # (B, T, V)
         loss = F.cross_entropy(logits.flatten(0, 1), Y.flatten())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -37,6 +43,16 @@ class TrainStep:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip, foreach=True)
         self.optimizer.step()
         return loss.detach(), hidden
+
+
+@contextmanager
+def onednn_off() -> Iterator[None]:
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
 
 
 class Recorder(Protocol):
@@ -76,7 +92,8 @@ class GraphedStep:
     The first `warmup` steps of a recording run eagerly (capture needs them). The lr is baked
     into the recording, so a change of lr (the schedules) records anew. A batch of another
     shape than the recorded one runs eagerly. If recording fails, every step runs eagerly from
-    then on, after one note.
+    then on, after one note. Adam(W) must be `capturable` to be recorded; eager steps run with
+    that flag off where it changes nothing but torch's warning (its fused kernels ignore it).
     """
 
     def __init__(self, step: TrainStep, recorder: Recorder, log: Log, warmup: int = 3):
@@ -92,11 +109,11 @@ class GraphedStep:
         if lrs != self.lrs:
             self.replay, self.lrs, self.warm = None, lrs, 0
         if self.failed or (self.replay is not None and X.shape != self.X.shape):
-            return self.step(X, Y, hidden)
+            return self.eager(X, Y, hidden)
         if self.replay is None and self.warm < self.warmup:
             self.warm += 1
             with self.recorder.warmup():
-                loss, hidden = self.step(X, Y, hidden)
+                loss, hidden = self.eager(X, Y, hidden)
             self.state_like = tuple(h.detach() for h in hidden)
             return loss, hidden
         if self.replay is None:
@@ -106,7 +123,7 @@ class GraphedStep:
                 self.failed = True
                 self.log(f"note: the training step could not be recorded as a CUDA graph "
                          f"({str(e).splitlines()[0]}); it runs eagerly, which is slower")
-                return self.step(X, Y, hidden)
+                return self.eager(X, Y, hidden)
         self.X.copy_(X)
         self.Y.copy_(Y)
         for static, h in zip(self.h, hidden or (None, None)):
@@ -116,6 +133,18 @@ class GraphedStep:
                 static.copy_(h)
         self.replay()
         return self.loss, self.h_out
+
+    def eager(self, X: torch.Tensor, Y: torch.Tensor, hidden: State | None
+              ) -> tuple[torch.Tensor, State]:
+        groups = [g for g in self.step.optimizer.param_groups
+                  if g.get("capturable") and g.get("fused")]
+        for group in groups:
+            group["capturable"] = False
+        try:
+            return self.step(X, Y, hidden)
+        finally:
+            for group in groups:
+                group["capturable"] = True
 
     def _record(self, X: torch.Tensor, Y: torch.Tensor) -> None:
         self.X, self.Y = X.clone(), Y.clone()

@@ -1,18 +1,16 @@
-"""The fused LSTM's per-step elementwise work as C loops (`lstm_step.c`), compiled on first use.
+"""The scratch LSTM's per-step elementwise work as C loops (`lstm_step.c`), compiled on first use.
 
-Between its matmuls, each time step of `fused.LSTMLayer` runs 7 elementwise PyTorch ops
-forward and 4 backward: separate passes over small (B, H) tensors, each with its own dispatch
-cost. The C file does each direction in one loop. The library is built once per machine with
-the system C compiler ($CC, else cc / gcc / clang), cached under $XDG_CACHE_HOME/lyricgen
-(default ~/.cache/lyricgen) by a hash of everything that goes into it, and loaded with ctypes.
-Where it cannot be built, `step_kernels()` returns None and the eager ops run instead; both
-paths compute the same function and are tested against each other.
+Between its matmuls, each time step of bptt.LSTMLayer needs 3 sigmoids, 2 tanh and the cell
+update forward, the gate gradients and the carried dc backward: as PyTorch ops, separate passes
+over small (B, H) tensors, each with its own dispatch cost. The C file does each direction in
+one loop. The library is built once per machine with the system C compiler ($CC, else cc / gcc
+/ clang), cached under $XDG_CACHE_HOME/lyricgen (default ~/.cache/lyricgen) by a hash of
+everything that goes into it, and loaded with ctypes.
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
 import hashlib
 import os
 import platform
@@ -25,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from lyricgen.models.fast.bptt import KernelUnavailable
+
 SOURCE = Path(__file__).with_name("lstm_step.c")
 # -march=native is safe because the library is built on, and cached for, the machine that
 # runs it; -fopenmp-simd enables the source's simd pragmas, and nothing else of OpenMP.
@@ -32,15 +32,12 @@ FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fope
          "-shared", "-fPIC"]
 
 
-class NativeUnavailable(RuntimeError):
-    """The C kernels could not be built or loaded; the message says why."""
-
-
 @dataclass(frozen=True)
-class StepKernels:
-    """The two C functions; arguments are sizes and data pointers (`Tensor.data_ptr()`) of
-    contiguous float32 CPU tensors laid out as lstm_step.c says."""
+class CStepKernels:
+    """bptt.StepKernels as the two C functions: arguments are sizes and data pointers
+    (`Tensor.data_ptr()`) of contiguous float32 CPU tensors."""
 
+    name = "C"
     path: Path
     forward: Callable[..., None]  # (B, H, a, c_prev, c, tanh_c, h)
     backward: Callable[..., None]  # (B, H, a, c_prev, tanh_c, dh, dc, d_pre)
@@ -56,7 +53,7 @@ class StepKernels:
         return x.data_ptr()
 
     @classmethod
-    def load(cls, path: Path) -> StepKernels:
+    def open(cls, path: Path) -> CStepKernels:
         lib = ctypes.CDLL(str(path))
         long, ptr = ctypes.c_long, ctypes.c_void_p
         lib.lstm_step_forward.argtypes = [long, long] + [ptr] * 5
@@ -71,7 +68,7 @@ def build(cache: Path) -> Path:
     compiler = shlex.split(os.environ.get("CC", "")) or next(
         ([c] for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
     if compiler is None:
-        raise NativeUnavailable("no C compiler found (set CC to one)")
+        raise KernelUnavailable("no C compiler found (set CC to one)")
     # -march=native code may not run on another CPU, so the machine is part of the key too.
     key = hashlib.sha256("\0".join([SOURCE.read_text(), *compiler, *FLAGS, platform.node(),
                                     platform.machine()]).encode()).hexdigest()[:16]
@@ -81,16 +78,16 @@ def build(cache: Path) -> Path:
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise NativeUnavailable(f"cannot create the kernel cache {cache}: {e}") from e
+        raise KernelUnavailable(f"cannot create the kernel cache {cache}: {e}") from e
     partial = library.with_name(f"{library.name}.{os.getpid()}.tmp")
     try:
         done = subprocess.run([*compiler, *FLAGS, "-o", str(partial), str(SOURCE), "-lm"],
                               capture_output=True, text=True, timeout=300, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise NativeUnavailable(f"running the C compiler {compiler[0]!r} failed: {e}") from e
+        raise KernelUnavailable(f"running the C compiler {compiler[0]!r} failed: {e}") from e
     if done.returncode != 0:
         first = (done.stderr.strip().splitlines() or ["no message"])[0]
-        raise NativeUnavailable(f"{compiler[0]} could not build {SOURCE.name}: {first}")
+        raise KernelUnavailable(f"{compiler[0]} could not build {SOURCE.name}: {first}")
     os.replace(partial, library)  # atomic: another process never sees half a library
     return library
 
@@ -99,29 +96,10 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lyricgen"
 
 
-@functools.cache
-def _load() -> StepKernels | NativeUnavailable:
-    # Cached for the process, as an import is: the build and the ctypes load happen once.
+def load() -> CStepKernels:
+    """The C kernels, built into the cache folder if they are not there yet."""
+    library = build(cache_dir())
     try:
-        return StepKernels.load(build(cache_dir()))
-    except NativeUnavailable as e:
-        return e
+        return CStepKernels.open(library)
     except OSError as e:  # the library exists but cannot be loaded
-        return NativeUnavailable(f"loading the compiled kernels failed: {e}")
-
-
-def step_kernels() -> StepKernels | None:
-    """The C kernels, built on the first call; None where they cannot be had."""
-    loaded = _load()
-    return loaded if isinstance(loaded, StepKernels) else None
-
-
-def unavailable_reason() -> str | None:
-    """Why `step_kernels()` is None, or None when it is not."""
-    loaded = _load()
-    return str(loaded) if isinstance(loaded, NativeUnavailable) else None
-
-
-def usable(x: torch.Tensor) -> bool:
-    """Whether the C kernels can run on tensors like `x`: float32 on the CPU."""
-    return x.dtype == torch.float32 and x.device.type == "cpu"
+        raise KernelUnavailable(f"loading the compiled kernels failed: {e}") from None

@@ -1,14 +1,38 @@
-"""CharLM: input (one-hot | embedding) -> LSTM backend -> dropout -> linear head."""
+"""CharLM: input (one-hot | embedding) -> LSTM backend -> dropout -> linear head; and its
+settings, ModelConfig."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
-from lyricgen.config import ModelConfig
+from lyricgen.errors import require
 from lyricgen.models import BACKENDS
-from lyricgen.models.fused import lookup_rows
-from lyricgen.models.scratch import State
+from lyricgen.models.base import State
+from lyricgen.models.lookup import lookup_rows
+
+
+@dataclass
+class ModelConfig:
+    backend: str = "scratch"  # a name in BACKENDS
+    input: Literal["onehot", "embedding"] = "embedding"
+    embedding_size: int = 512
+    hidden_size: int = 512
+    num_layers: int = 1
+    dropout: float = 0.65
+    embedding_dropout: float = 0.25
+    tie_weights: bool = True  # the output layer reuses the embedding (embedding input only)
+    init: Literal["uniform", "normal"] = "uniform"  # normal = the book's N(0, 0.01), zero biases
+
+    def validate(self) -> None:
+        require(self.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}")
+        for name in ("embedding_size", "hidden_size", "num_layers"):
+            require(getattr(self, name) >= 1, f"{name} must be at least 1")
+        for name in ("dropout", "embedding_dropout"):
+            require(0.0 <= getattr(self, name) < 1.0, f"{name} must be in [0, 1)")
 
 
 class CharLM(nn.Module):

@@ -1,18 +1,18 @@
-"""The fused LSTM's per-step elementwise work on CUDA as two Triton kernels: what `lstm_step.c`
-does on the CPU. Each time step's 7 forward ops (4 backward) become one kernel, which matters
-most when the training step is replayed from a CUDA graph: launches are then nearly free, and
-what is left is the number of kernels, each a few microseconds.
+"""The scratch LSTM's per-step elementwise work on CUDA as two Triton kernels: what
+`lstm_step.c` does on the CPU, the maths of scratch.lstm_cell (the reference; change both
+together). Each time step's work becomes one kernel each way, which matters most when the
+training step is replayed from a CUDA graph: launches are then nearly free, and what is left
+is the number of kernels, each a few microseconds.
 
-Where Triton is not installed (CPU-only builds of torch), `step_kernels()` is None and the
-PyTorch ops run. benchmarks/gpu.py checks these kernels against those ops; the tests cannot
-(they never need a GPU).
+Triton comes with PyTorch's CUDA builds on Linux; CPU-only builds have none. The tests never
+need a GPU: fast.check runs these kernels at first use, and benchmarks/gpu.py on a GPU.
 """
 
 from __future__ import annotations
 
-import functools
-
 import torch
+
+from lyricgen.models.fast.bptt import KernelUnavailable
 
 try:
     import triton
@@ -70,8 +70,9 @@ if triton is not None:
 
 
 class TritonStepKernels:
-    """The C kernels' interface (`native.StepKernels`) over contiguous float32 CUDA tensors:
-    per-step arguments are tensor views rather than pointers."""
+    """bptt.StepKernels over contiguous float32 CUDA tensors: the arguments are tensor views."""
+
+    name = "Triton"
 
     @staticmethod
     def per_step(x: torch.Tensor) -> list[torch.Tensor]:
@@ -92,40 +93,7 @@ class TritonStepKernels:
         _backward[(triton.cdiv(n, BLOCK),)](a, c_prev, tanh_c, dh, dc, d_pre, H, n, BLOCK=BLOCK)
 
 
-@functools.cache
-def _load() -> TritonStepKernels | str:
-    """The kernels once both have compiled and run on a small step, and the forward one has
-    agreed with PyTorch's ops; else why not (then the PyTorch ops run)."""
+def load() -> TritonStepKernels:
     if triton is None:
-        return "Triton is not installed"
-    kernels = TritonStepKernels()
-    try:
-        B, H = 3, 5
-        # Fixed values, not random ones: the check must not move the CUDA random stream.
-        a, c_prev, dh, dc = (torch.linspace(-3.0, 3.0, B * n, device="cuda").view(B, n)
-                             for n in (4 * H, H, H, H))
-        c, tanh_c, h, d_pre = (torch.empty_like(x) for x in (c_prev, c_prev, c_prev, a))
-        i, f, g, o = a.clone().split(H, dim=1)
-        kernels.forward(B, H, a, c_prev, c, tanh_c, h)
-        kernels.backward(B, H, a, c_prev, tanh_c, dh, dc, d_pre)
-    except Exception as e:  # noqa: BLE001 - a compiler or driver problem
-        return f"the Triton step kernels failed to run ({type(e).__name__}: {e})".splitlines()[0]
-    expected_c = f.sigmoid() * c_prev + i.sigmoid() * g.tanh()
-    if not torch.allclose(h, o.sigmoid() * expected_c.tanh(), atol=1e-5):
-        return "the Triton step kernels disagreed with PyTorch's ops"
-    return kernels
-
-
-def step_kernels() -> TritonStepKernels | None:
-    loaded = _load()
-    return loaded if isinstance(loaded, TritonStepKernels) else None
-
-
-def unavailable_reason() -> str | None:
-    loaded = _load()
-    return loaded if isinstance(loaded, str) else None
-
-
-def usable(x: torch.Tensor) -> bool:
-    """Whether the Triton kernels can run on tensors like `x`: float32 on CUDA."""
-    return x.dtype == torch.float32 and x.is_cuda
+        raise KernelUnavailable("Triton is not installed")
+    return TritonStepKernels()

@@ -9,18 +9,18 @@ from typing import Any
 
 import torch
 
-from lyricgen.checkpoint import load_checkpoint, model_from_checkpoint
+from lyricgen import checkpoint
 from lyricgen.config import SampleConfig
 from lyricgen.device import resolve_device
 from lyricgen.errors import UsageError
-from lyricgen.generate import generate, start_ids
 from lyricgen.models import BACKENDS
+from lyricgen.sampler import generate, start_ids
 from lyricgen.vocab import UnknownCharsError, UnknownPolicy
 
 Stream = Callable[..., None]
 
 
-def sample(checkpoint: Path, prefixes: list[str], cfg: SampleConfig, *,
+def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
            backend: str | None = None, device: str = "auto", unknown: UnknownPolicy = "error",
            warn: Callable[[str], None] = print, stream: Stream | None = None
            ) -> list[dict[str, Any]]:
@@ -30,16 +30,15 @@ def sample(checkpoint: Path, prefixes: list[str], cfg: SampleConfig, *,
     if backend is not None and backend not in BACKENDS:
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     dev = resolve_device(device)
-    model, vocab, config = model_from_checkpoint(load_checkpoint(checkpoint), str(checkpoint),
-                                                 backend)
-    model.to(dev)
+    saved = checkpoint.load(path)
+    model, vocab = saved.build_model(backend).to(dev), saved.vocab
     generator = torch.Generator(dev)
     if cfg.seed is not None:
         generator.manual_seed(cfg.seed)
     else:
         generator.seed()
-    settings = {**asdict(cfg), "seed": generator.initial_seed(), "checkpoint": str(checkpoint),
-                "backend": config.model.backend}
+    settings = {**asdict(cfg), "seed": generator.initial_seed(), "checkpoint": str(path),
+                "backend": backend or saved.config.model.backend}
     results = []
     for prefix in prefixes:
         try:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import torch
 
 from lyricgen.config import SampleConfig
-from lyricgen.models.lm import CharLM
-from lyricgen.models.stepper import Stepper
+from lyricgen.models.charlm import CharLM
+from lyricgen.models.fast.stepper import Stepper
 from lyricgen.vocab import UnknownPolicy, Vocab
 
 

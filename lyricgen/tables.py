@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from lyricgen.train import TrainResult
+from lyricgen.training.loop import TrainResult
 
 
 def print_training_summary(result: TrainResult, console: Console | None = None) -> None:

@@ -13,14 +13,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from lyricgen import checkpoint, models
+from lyricgen.commands.train import check_out_dir, clear_outputs, make_out_dir
 from lyricgen.config import Config, load_config
 from lyricgen.corpus import Corpus, load_corpus
 from lyricgen.device import resolve_device
 from lyricgen.errors import UsageError
-from lyricgen import models
-from lyricgen.models.lm import CharLM
-from lyricgen.runs import check_out_dir, clear_outputs
-from lyricgen.train import Log, Trainer, training_batches
+from lyricgen.models.charlm import CharLM
+from lyricgen.training.loop import Trainer
+from lyricgen.training.reporting import Log
+from lyricgen.training.setup import set_up, training_batches
 
 BACKENDS = tuple(models.BACKENDS)  # scratch, builtin
 ROW_KEYS = ("epoch", "train_ppl", "val_ppl", "seconds", "tokens_per_s")
@@ -32,26 +34,33 @@ def compare(config_file: str | None, overrides: dict[str, Any], *, overwrite: bo
     cfg = load_config(config_file, overrides)
     out = Path(cfg.train.out)
     for backend in BACKENDS:
-        check_out_dir(out / backend, fresh=True, overwrite=overwrite)
+        check_out_dir(out / backend, fresh=False, overwrite=overwrite)
+        if not overwrite and (out / backend / "last.pt").exists():
+            raise UsageError(f"{out} already holds a comparison ({backend}/last.pt); start "
+                             "over with --overwrite, or choose another --out")
     corpus = load_corpus(cfg.data)
-    if cfg.train.time_limit:  # the limit is for the whole comparison: half each
-        cfg.train.time_limit /= 2
     report: dict[str, Any] = {"config": cfg.to_dict(), "agreement": agreement(cfg, corpus),
                               "backends": {}}
+    # The time limit is for the whole comparison: half each.
+    half = cfg.train.time_limit / 2 if cfg.train.time_limit else None
     for backend in BACKENDS:
         run_cfg = replace(cfg, model=replace(cfg.model, backend=backend),
-                          train=replace(cfg.train, out=str(out / backend)))
+                          train=replace(cfg.train, out=str(out / backend), time_limit=half))
         log(f"--- {backend} ---")
-        trainer = Trainer(run_cfg, corpus, out / backend, log=log, progress_bar=progress_bar)
+        trainer = Trainer(set_up(run_cfg, corpus, log), out / backend, log=log,
+                          progress_bar=progress_bar)
+        make_out_dir(out / backend)
         clear_outputs(out / backend)
+        checkpoint.remove_stale_temporaries(out / backend)
         result = trainer.run()
         report["backends"][backend] = {
-            "parameters": sum(p.numel() for p in trainer.model.parameters()),
+            "parameters": sum(p.numel() for p in trainer.setup.model.parameters()),
             "tokens_per_s": speed(result.history, trainer),
             "epochs": [{k: row[k] for k in ROW_KEYS} for row in result.history],
         }
     report["summary"] = summarise(report)
-    write_outputs(report, out, log)
+    written = write_outputs(report, out, log)
+    log(f"wrote {', '.join(map(str, written))}; each backend's run is in {out}/<backend>")
     return report
 
 
@@ -105,7 +114,8 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_outputs(report: dict[str, Any], out: Path, log: Log) -> None:
+def write_outputs(report: dict[str, Any], out: Path, log: Log) -> list[Path]:
+    """compare.json, compare.csv and (with matplotlib) compare.png: the files written."""
     (out / "compare.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     with (out / "compare.csv").open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
@@ -113,11 +123,14 @@ def write_outputs(report: dict[str, Any], out: Path, log: Log) -> None:
         for backend in BACKENDS:
             for row in report["backends"][backend]["epochs"]:
                 writer.writerow([backend, *(row[k] for k in ROW_KEYS)])
+    written = [out / "compare.json", out / "compare.csv"]
     try:
         plot(report, out / "compare.png")
     except ImportError:
         log("matplotlib is not installed, so no compare.png (pip install 'lyricgen[plot]'); "
             "compare.json and compare.csv are written")
+        return written
+    return [*written, out / "compare.png"]
 
 
 def plot(report: dict[str, Any], path: Path) -> None:

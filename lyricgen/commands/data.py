@@ -1,0 +1,23 @@
+"""`lyricgen data fetch` and `lyricgen data info`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lyricgen import corpus
+from lyricgen.config import Config
+from lyricgen.errors import UsageError
+
+
+def fetch(name: str) -> Path:
+    """Download the registered dataset `name` into the cache folder; the file's path."""
+    if name not in corpus.DATASETS:
+        raise UsageError(f"unknown dataset {name!r} (known: {', '.join(corpus.DATASETS)})")
+    return corpus.fetch(corpus.DATASETS[name])
+
+
+def info(options: dict[str, Any]) -> dict[str, Any]:
+    """The figures of the corpus that the data options (as `train` takes them) describe."""
+    cfg = Config().with_overrides(options).validate()
+    return corpus.describe(corpus.load_corpus(cfg.data))

@@ -1,0 +1,109 @@
+"""`lyricgen train`: a new run from settings, or the run in --out resumed; its output folder
+and corpus; then set-up and the loop."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from lyricgen import checkpoint
+from lyricgen.config import (Config, TrainConfig, check_out_name, flat_keys, load_config,
+                             read_toml)
+from lyricgen.corpus import load_corpus
+from lyricgen.errors import LyricgenError, UsageError
+from lyricgen.training.loop import Trainer, TrainResult
+from lyricgen.training.reporting import Log
+from lyricgen.training.setup import set_up
+
+# What a resumed run may change; everything else must equal what the checkpoint has.
+RESUMABLE = {"epochs", "time_limit", "device", "cuda_graphs", "preview_every", "prefix",
+             "patience", "out", "data"}
+OUTPUTS = ("last.pt", "best.pt", "metrics.jsonl")
+
+
+def train(config_file: str | None, overrides: dict[str, Any], *, resume: bool = False,
+          overwrite: bool = False, log: Log = print, progress_bar: bool = True) -> TrainResult:
+    """A new run, or with `resume` the one in the output folder."""
+    saved = None
+    if resume:
+        out = Path(check_out_name(overrides.get("out", TrainConfig.out)))
+        last = out / "last.pt"
+        if not last.exists():
+            raise LyricgenError(f"nothing to resume: {last} does not exist")
+        saved = checkpoint.load(last, training_state=True)
+        saved.build_model()  # damaged weights: stop now
+        cfg = resumed_config(saved.config, config_file, overrides)
+    else:
+        cfg = load_config(config_file, overrides)
+    out = Path(cfg.train.out)
+    check_out_dir(out, fresh=not resume, overwrite=overwrite)
+
+    corpus = load_corpus(cfg.data)
+    if saved is not None and saved.corpus_sha256 != corpus.sha256:
+        raise LyricgenError(f"the corpus {cfg.data.data} is not the text this checkpoint was "
+                            "trained on (its fingerprint differs); resume needs the same text")
+    trainer = Trainer(set_up(cfg, corpus, log), out, log=log, progress_bar=progress_bar)
+    if saved is not None:
+        trainer.restore(saved)
+        log(f"resuming {out / 'last.pt'} after epoch {trainer.progress.epoch}"
+            + (f", batch {trainer.progress.batch}" if trainer.progress.batch else ""))
+    else:
+        make_out_dir(out)
+        if overwrite:
+            clear_outputs(out)
+    checkpoint.remove_stale_temporaries(out)  # left by a run killed while writing a checkpoint
+    return trainer.run()
+
+
+def resumed_config(stored: Config, config_file: str | None, overrides: dict[str, Any]
+                   ) -> Config:
+    """The stored settings with what a resumed run may change applied. Settings given again
+    (in --config or as options) must equal the stored ones: re-running the command that
+    started the run, with --resume added, is how a run is continued."""
+    given = flat_keys(read_toml(config_file), source=config_file) if config_file else {}
+    given.update(overrides)
+    stored.train.time_limit = None  # a time limit is for one invocation, not inherited
+    asked = stored.with_overrides(given)  # also checks the values' types
+    differ = [key for key in given if key not in RESUMABLE
+              and asked.value(key) != stored.value(key)]
+    if differ:
+        shown = ", ".join(f"--{k.replace('_', '-')} {asked.value(k)!r} (the run has "
+                          f"{stored.value(k)!r})" for k in differ)
+        raise UsageError(f"--resume continues with the run's own settings, and these differ "
+                         f"from them: {shown}; start a new run with --overwrite or another "
+                         "--out to change them")
+    return stored.with_overrides({k: v for k, v in given.items() if k in RESUMABLE}).validate()
+
+
+def clear_outputs(out: Path) -> None:
+    """Remove an earlier run's files (only once the new run's settings proved valid)."""
+    for name in OUTPUTS:
+        (out / name).unlink(missing_ok=True)
+
+
+def check_out_dir(out: Path, fresh: bool, overwrite: bool) -> None:
+    """`out` is a writable folder, or one that can be made (it is made only once training can
+    start, so a failed start leaves nothing behind); a new run does not write over an old
+    run's checkpoint unless told to."""
+    existing = next(p for p in (out, *out.parents) if p.exists() or p == Path(p.anchor))
+    if existing == out:
+        try:
+            with tempfile.TemporaryFile(dir=out):
+                pass
+        except OSError as e:
+            raise LyricgenError(f"--out {out} is not a writable folder ({e.strerror})") from None
+    elif not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise LyricgenError(f"--out {out} is not a writable folder ({existing} is not one)")
+    if fresh and not overwrite and (out / "last.pt").exists():
+        raise UsageError(f"{out} already holds a training run (last.pt); continue it with "
+                         "--resume, start over with --overwrite, or choose another --out")
+
+
+def make_out_dir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LyricgenError(f"--out {out} is not a writable folder ({e.strerror})") from None
+

@@ -1,0 +1,64 @@
+"""What a run tells as it goes: a line per epoch, metrics.jsonl, lr and early-stop messages,
+greedy previews."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lyricgen.config import SampleConfig, TrainConfig
+from lyricgen.models.charlm import CharLM
+from lyricgen.sampler import generate
+from lyricgen.vocab import Vocab
+
+Log = Callable[[str], None]
+PREVIEW = SampleConfig(length=50, greedy=True)  # the book previews 50 greedy characters
+
+
+class Reporter:
+    def __init__(self, out: Path, log: Log, train: TrainConfig):
+        self.metrics, self.log, self.train = out / "metrics.jsonl", log, train
+
+    def rewrite_metrics(self, history: list[dict[str, Any]]) -> None:
+        """metrics.jsonl as the history says (a resumed run drops rows of lost epochs)."""
+        with self.metrics.open("w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row) + "\n" for row in history)
+
+    def epoch(self, row: dict[str, Any], improved: bool) -> None:
+        """Called after the epoch's checkpoint is saved: never a row for an unsaved epoch."""
+        with self.metrics.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        self.log(format_row(row, self.train.epochs) + ("  *" if improved else ""))
+
+    def lr_halved(self, lr: float) -> None:
+        self.log(f"lr halved to {lr:.3g}")
+
+    def early_stop(self, bad_epochs: int, best: float, best_epoch: int) -> None:
+        self.log(f"early stop: no improvement for {bad_epochs} epochs "
+                 f"(best {best:.2f} at epoch {best_epoch})")
+
+    def preview(self, model: CharLM, vocab: Vocab, prefixes: list[str]) -> None:
+        for line in preview(model, vocab, prefixes):
+            self.log(f"  {line}")
+
+
+def preview(model: CharLM, vocab: Vocab, prefixes: list[str]) -> list[str]:
+    """Greedy continuations of each prefix (characters outside the vocab dropped), one line
+    each, newlines shown as ' / '."""
+    lines = []
+    for prefix in prefixes:
+        ids = vocab.encode(prefix, unknown="skip")
+        if ids:
+            text = vocab.decode(ids + generate(model, ids, PREVIEW)[0])
+            lines.append(text.replace("\n", " / "))
+    return lines
+
+
+def format_row(row: dict[str, Any], epochs: int) -> str:
+    val = f"{row['val_ppl']:9.2f}" if row["val_ppl"] is not None else "        -"
+    if "val_ppl_plain" in row:
+        val += f" (cache; plain {row['val_ppl_plain']:.2f})"
+    return (f"epoch {row['epoch']:>4}/{epochs}  train ppl {row['train_ppl']:9.2f}  val ppl {val}"
+            f"  {row['seconds']:6.1f}s  {row['tokens_per_s']:8,.0f} tok/s  lr {row['lr']:.3g}")

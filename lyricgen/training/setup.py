@@ -1,0 +1,102 @@
+"""Everything a run trains with, made before the loop: device, seeded model, optimizer, the
+step (plain or replayed from a CUDA graph), and the batches of each epoch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lyricgen.batching import Batches, make_batches
+from lyricgen.config import Config, TrainConfig
+from lyricgen.corpus import Corpus
+from lyricgen.device import resolve_device
+from lyricgen.errors import LyricgenError
+from lyricgen.models import fast
+from lyricgen.models.charlm import CharLM
+from lyricgen.training.step import CudaGraphs, GraphedStep, Log, TrainStep
+
+
+@dataclass
+class Setup:
+    cfg: Config
+    corpus: Corpus
+    device: torch.device
+    model: CharLM
+    optimizer: torch.optim.Optimizer
+    step: TrainStep | GraphedStep
+
+    @property
+    def graphed(self) -> bool:
+        return isinstance(self.step, GraphedStep)
+
+    def batches(self, epoch: int) -> Batches:
+        return training_batches(self.cfg, self.corpus, self.device, epoch)
+
+
+def set_up(cfg: Config, corpus: Corpus, log: Log = print) -> Setup:
+    """The run's parts; the text's fitness for them is checked first."""
+    device = resolve_device(cfg.train.device)
+    training_batches(cfg, corpus, device, 1)  # the text is too short for a batch: fail now
+    if len(corpus.val_ids) == 1:
+        raise LyricgenError("the validation part is a single character; raise "
+                            "--val-fraction or set it to 0")
+    torch.manual_seed(cfg.train.seed)  # the initial weights
+    model = CharLM(len(corpus.vocab), cfg.model).to(device)
+    if cfg.model.backend == "scratch":  # loaded here, before anything is timed
+        note = fast.choose(model.head.weight).note()
+        if note:
+            log(note)
+    graphs = cfg.train.cuda_graphs and device.type == "cuda"
+    optimizer = make_optimizer(model, cfg.train, capturable=graphs)
+    # On the CPU torch runs nn.LSTM through oneDNN, whose backward always computes the input's
+    # gradient: for one-hot input a dense (T B, V) x (V, 4H) product nobody needs. torch's own
+    # kernels skip it (with embedding input, which needs that gradient, oneDNN is the faster).
+    onednn = not (cfg.model.backend == "builtin" and cfg.model.input == "onehot"
+                  and device.type == "cpu")
+    step = TrainStep(model, optimizer, cfg.train.clip, onednn=onednn)
+    if graphs:
+        step = GraphedStep(step, CudaGraphs(device), log)
+    return Setup(cfg, corpus, device, model, optimizer, step)
+
+
+def make_optimizer(model: torch.nn.Module, t: TrainConfig, capturable: bool = False
+                   ) -> torch.optim.Optimizer:
+    """Adam(W): the fused implementation (one kernel for all parameters) where this torch has
+    it, else the multi-tensor (foreach) one; SGD: foreach (on CPU fused SGD is the slower,
+    fused Adam the faster). `capturable`: Adam(W) keeps its step count on the device, so that
+    a CUDA graph can record its update."""
+    kind = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    settings = dict(lr=t.lr, weight_decay=t.weight_decay)
+    if t.optimizer != "sgd":
+        settings["capturable"] = capturable
+        try:
+            return kind[t.optimizer](model.parameters(), fused=True, **settings)
+        except (RuntimeError, TypeError, ValueError):
+            pass
+    return kind[t.optimizer](model.parameters(), foreach=True, **settings)
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Load a saved optimizer state, keeping this run's `capturable` (a run started on the CPU
+    and resumed on CUDA records its step as a graph, which needs it; load_state_dict would
+    bring back the saved False)."""
+    capturable = [group.get("capturable") for group in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, flag in zip(optimizer.param_groups, capturable):
+        if flag is not None:
+            group["capturable"] = flag
+            if flag:  # a capturable step count lives on its parameter's device
+                for p in group["params"]:
+                    st = optimizer.state.get(p, {})
+                    if torch.is_tensor(st.get("step")):
+                        st["step"] = st["step"].to(p.device, torch.float32)
+
+
+def training_batches(cfg: Config, corpus: Corpus, device: torch.device, epoch: int) -> Batches:
+    """The batches of `epoch`: their order depends on (seed, epoch) alone, so resuming needs
+    no data-order state."""
+    t = cfg.train
+    generator = torch.Generator().manual_seed((t.seed * 1_000_003 + epoch) % 2**63)
+    return make_batches(corpus.train_ids, t.batch_size, t.num_steps, t.sampling, device,
+                        generator)
