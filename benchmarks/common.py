@@ -16,7 +16,8 @@ import torch
 
 from lyricgen.config import Config
 from lyricgen.corpus import load_corpus
-from lyricgen.train import Trainer
+from lyricgen.training.loop import Trainer
+from lyricgen.training.setup import set_up
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -28,7 +29,7 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 def lyricgen_train(args: list[str], timeout: float = 3600, c_kernels: bool = True
                    ) -> list[dict]:
     """Run `lyricgen train ARGS` in a fresh process; its metrics.jsonl rows. `c_kernels=False`
-    runs the scratch backend's steps as PyTorch ops (as on a machine without a C compiler)."""
+    runs the scratch backend on its readable path (as on a machine without a C compiler)."""
     with tempfile.TemporaryDirectory() as out:
         env = os.environ if c_kernels else {**os.environ, "CC": str(Path(out) / "no-cc"),
                                             "XDG_CACHE_HOME": str(Path(out) / "cache")}
@@ -48,8 +49,9 @@ def median_speed(rows: list[dict]) -> float:
 def quiet_trainer(cfg: Config, out: Path) -> Trainer:
     """A Trainer writing to the new folder `out`, with no log lines and no progress bar."""
     out.mkdir()
-    return Trainer(cfg, load_corpus(cfg.data, progress=False), out, log=lambda m: None,
-                   progress_bar=False)
+    quiet = lambda m: None  # noqa: E731
+    setup = set_up(cfg, load_corpus(cfg.data, progress=False), log=quiet)
+    return Trainer(setup, out, log=quiet, progress_bar=False)
 
 
 def alternate_epochs(trainers: dict, rounds: int) -> dict[object, list[float]]:

@@ -22,13 +22,13 @@ import torch.nn.functional as F
 
 from common import DEFAULT_CORPUS, ROOT, alternate_epochs, quiet_trainer, record
 
-from lyricgen.compare import agreement
+from lyricgen.commands.compare import agreement
 from lyricgen.config import Config, load_config
 from lyricgen.corpus import load_corpus
-from lyricgen.models import triton_step
-from lyricgen.models.lm import CharLM
+from lyricgen.models import fast
+from lyricgen.models.charlm import CharLM
 from lyricgen.models.scratch import ScratchLSTM
-from lyricgen.train import training_batches
+from lyricgen.training.setup import training_batches
 
 BACKENDS = ("scratch", "builtin")
 CURVE_EPOCHS = (1, 10, 20, 30, 40)
@@ -64,15 +64,15 @@ def device_parity(cfg: Config, dtype: torch.dtype, device: str) -> tuple[float, 
 
 
 def kernel_parity(device: str) -> tuple[float, float]:
-    """Max |difference| of outputs and of gradients between the scratch LSTM with its step
-    kernels (Triton on CUDA) and with PyTorch ops: 2 layers, one-hot input, book sizes."""
+    """Max |difference| of outputs and of gradients between the scratch LSTM on its Triton
+    path and on its readable one: 2 layers, one-hot input, book sizes."""
     torch.manual_seed(0)
-    fast = ScratchLSTM(50, 256, 2, onehot=True).to(device)
-    ops = copy.deepcopy(fast)
-    ops.native = False
+    quick = ScratchLSTM(50, 256, 2, onehot=True).to(device)
+    readable = copy.deepcopy(quick)
+    readable.fast = False
     ids = torch.randint(0, 50, (32, 35), device=device)
     results = []
-    for model in (fast, ops):
+    for model in (quick, readable):
         out, (h, c) = model(ids)
         loss = (out * out.detach().roll(1, 0)).sum() + (h * h.detach()).sum() + c.sum()
         results.append((out.detach(), torch.autograd.grad(loss, list(model.parameters()))))
@@ -94,11 +94,13 @@ def parity_lines(corpus: Path, device: str) -> list[str]:
     across = agreement(cfg, load_corpus(cfg.data, progress=False))
     lines += ["", "scratch vs builtin on CUDA (`lyricgen compare`'s agreement check): "
               + ", ".join(f"{k} {v:.1e}" for k, v in across.items()), ""]
-    if triton_step.step_kernels() is None:
-        lines += ["No Triton here: the scratch LSTM's steps run as PyTorch ops on CUDA.", ""]
+    path = fast.choose(torch.zeros(1, device=device))
+    if path.kernels is None:
+        lines += [f"No Triton path here ({path.why}): the scratch LSTM runs its readable path "
+                  "on CUDA.", ""]
     else:
         outputs, grads = kernel_parity(device)
-        lines += [f"The scratch LSTM's Triton step kernels vs its PyTorch ops on {device} "
+        lines += [f"The scratch LSTM's Triton path vs its readable one on {device} "
                   f"(float32, 2 layers, B 32, T 35, H 256): outputs {outputs:.1e}, "
                   f"gradients {grads:.1e}", ""]
     return lines
@@ -143,15 +145,15 @@ def speed_lines(corpus: Path, rounds: int, device: str) -> list[str]:
                 "hidden 1024, batch 256, whole text": large_config}
     runs = {  # name: (backend, CUDA graphs, step kernels)
         "scratch graphed": ("scratch", True, True),
-        "scratch graphed, PyTorch ops": ("scratch", True, False),
+        "scratch graphed, readable": ("scratch", True, False),
         "scratch eager": ("scratch", False, True),
         "builtin graphed": ("builtin", True, True),
         "builtin eager": ("builtin", False, True)}
     ratios = {"scratch / builtin, graphed": ("scratch graphed", "builtin graphed"),
               "graphed / eager, scratch": ("scratch graphed", "scratch eager"),
               "graphed / eager, builtin": ("builtin graphed", "builtin eager"),
-              "step kernels / PyTorch ops, graphed": ("scratch graphed",
-                                                      "scratch graphed, PyTorch ops")}
+              "Triton path / readable, graphed": ("scratch graphed",
+                                                  "scratch graphed, readable")}
     with tempfile.TemporaryDirectory() as tmp:
         trainers = {}
         for i, (setting, make) in enumerate(settings.items()):
@@ -159,11 +161,11 @@ def speed_lines(corpus: Path, rounds: int, device: str) -> list[str]:
                 cfg = make(backend, corpus, device=device, cuda_graphs=graphs)
                 trainers[(setting, name)] = quiet_trainer(cfg, Path(tmp) / f"{i}-{j}")
                 if not kernels:
-                    trainers[(setting, name)].model.rnn.native = False
+                    trainers[(setting, name)].setup.model.rnn.fast = False
         speeds = alternate_epochs(trainers, rounds)  # round 0 also records the graphs
     lines = [f"Training speed on {device}, tokens/s, median of rounds (range). graphed: the "
              "step replayed from a CUDA graph (the default); eager: `--no-cuda-graphs`; "
-             "PyTorch ops: the scratch steps without the Triton step kernels:", ""]
+             "readable: the scratch LSTM's readable path instead of its Triton one:", ""]
     for setting in settings:
         lines += [f"{setting}:", "", "| run | tokens/s |", "|---|---|"]
         lines += [f"| {name} | {statistics.median(v):,.0f} ({min(v):,.0f}-{max(v):,.0f}) |"

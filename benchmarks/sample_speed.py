@@ -21,9 +21,9 @@ import time
 import torch
 
 from common import record
-from lyricgen.config import ModelConfig, SampleConfig
-from lyricgen.generate import generate
-from lyricgen.models.lm import CharLM
+from lyricgen.config import SampleConfig
+from lyricgen.models.charlm import CharLM, ModelConfig
+from lyricgen.sampler import generate
 
 SIZES = {  # name: (vocab size, model settings)
     "book (one-hot, 1 x 256)": (1027, ModelConfig(input="onehot", hidden_size=256,

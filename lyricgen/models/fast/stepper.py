@@ -29,9 +29,9 @@ class Stepper:
     the next one; `logits` holds the current ones. Built from a model and its state after a
     warm-up (h, c: (L, N, H) each).
 
-    Inside, vectors are columns (H, N), weights on the left: W (4H, H) @ h (H, N) runs ~2x
-    faster here than h (N, H) @ W^T for N = 32 (MKL parallelises the long side better), and
-    every gate is then a contiguous block of rows.
+    Inside, vectors are columns (H, N), weights on the left: MKL runs W (4H, H) @ h (H, N)
+    faster than h (N, H) @ W^T for tens of streams (it parallelises the long side better;
+    benchmarks/RESULTS.md, sampling speed), and every gate is then a contiguous block of rows.
     """
 
     def __init__(self, model: CharLM, state: State):
@@ -82,8 +82,7 @@ class _Layer:
     def __init__(self, h: torch.Tensor, c: torch.Tensor, after: torch.Tensor,
                  w_ih: torch.Tensor | None):
         N, H = h.shape
-        # Stored transposed for one stream: that matrix-vector product runs ~20% faster
-        # (measured here at the book and preset sizes).
+        # Stored transposed for one stream: that matrix-vector product runs the faster.
         self.after = after.t().contiguous().t() if N == 1 else after.contiguous()
         self.w_ih = w_ih
         self.h_one = h.new_ones(H + 1, N)  # [h; 1]
