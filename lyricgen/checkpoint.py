@@ -45,6 +45,8 @@ class Checkpoint:
     progress: Progress = field(default_factory=Progress)
     rng: dict[str, torch.Tensor] = field(default_factory=dict)  # torch's (and CUDA's) RNG state
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl's rows
+    # fingerprint.line_hashes of the corpus, for `sample --no-copy` (None: an older file)
+    line_hashes: torch.Tensor | None = None
     source: str = ""  # the file it was read from, for messages
 
     def build_model(self, backend: str | None = None) -> CharLM:
@@ -76,6 +78,7 @@ def save(ckpt: Checkpoint, path: Path) -> None:
         "progress": asdict(ckpt.progress),
         "rng": ckpt.rng,
         "history": ckpt.history,
+        "line_hashes": ckpt.line_hashes,
     }
     _write_atomically(path, lambda f: torch.save(payload, f))
 
@@ -89,7 +92,8 @@ def load(path: str | Path, training_state: bool = False) -> Checkpoint:
         config = Config.from_dict(payload["config"], source=source)
         config.validate()
         ckpt = Checkpoint(config, Vocab.from_dict(payload["vocab"]),
-                          payload.get("corpus_sha256", ""), payload["model"], source=source)
+                          payload.get("corpus_sha256", ""), payload["model"],
+                          line_hashes=_line_hashes(payload.get("line_hashes")), source=source)
     except LyricgenError as e:
         raise CheckpointError(f"{source} holds bad settings: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -103,6 +107,14 @@ def load(path: str | Path, training_state: bool = False) -> Checkpoint:
             raise CheckpointError(f"{source} is damaged: its training state cannot be restored "
                                   f"({type(e).__name__}: {first_line(e)})") from None
     return ckpt
+
+
+def _line_hashes(value: Any) -> torch.Tensor | None:
+    if value is None:
+        return None
+    if not isinstance(value, torch.Tensor) or value.dtype != torch.int64 or value.dim() != 1:
+        raise TypeError("line_hashes is not a 1-D int64 tensor")
+    return value
 
 
 def copy(source: Path, path: Path) -> None:

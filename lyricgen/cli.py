@@ -20,7 +20,6 @@ from lyricgen.cli_options import (ConfigFile, Data, Newlines, MaxChars, ValFract
                                   Sampling, Optimizer, Lr, WeightDecay, Clip, Epochs, TimeLimit,
                                   LrSchedule, PlateauPatience, Patience, CacheEval, Seed, Device,
                                   CudaGraphs, Out, PreviewEvery, Prefixes, JsonFlag, Overwrite, S)
-from lyricgen.config import SampleConfig
 from lyricgen.errors import LyricgenError
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -164,22 +163,50 @@ def compare(
 @app.command()
 def sample(
     prefix: Prefixes = None,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", help="A TOML preset whose [sample] table sets these options (see "
+                         "configs/song.toml); options given here win.")] = None,
     checkpoint: Annotated[Path, typer.Option(
         help="The checkpoint to sample from.")] = Path("checkpoints/best.pt"),
-    length: Annotated[int, typer.Option(
-        help="Characters to generate after each prefix.")] = S.length,
-    greedy: Annotated[bool, typer.Option(
-        help="Always take the most likely character (the book's way).")] = False,
-    temperature: Annotated[float, typer.Option(
-        help="Divide the logits by this; below 1 is safer, above 1 wilder.")] = S.temperature,
+    length: Annotated[Optional[int], typer.Option(
+        help=f"Characters to generate after each prefix, without --lines [default: "
+             f"{S.length}].")] = None,
+    greedy: Annotated[Optional[bool], typer.Option(
+        "--greedy/--no-greedy",
+        help="Always take the most likely character (the book's way).")] = None,
+    temperature: Annotated[Optional[float], typer.Option(
+        help=f"Divide the logits by this; below 1 is safer, above 1 wilder [default: "
+             f"{S.temperature}].")] = None,
     top_k: Annotated[Optional[int], typer.Option(
         help="Draw only from the K most likely characters.")] = None,
     top_p: Annotated[Optional[float], typer.Option(
         help="Draw only from the smallest set of characters whose probability reaches P.")] = None,
-    num_samples: Annotated[int, typer.Option(
-        help="Continuations per prefix, drawn together as one batch.")] = S.num_samples,
+    num_samples: Annotated[Optional[int], typer.Option(
+        help="Continuations (or songs) per prefix, drawn together as one batch [default: "
+             f"{S.num_samples}].")] = None,
     seed: Annotated[Optional[int], typer.Option(
         help="Random seed; the same seed gives the same text.")] = None,
+    lines: Annotated[Optional[int], typer.Option(
+        help="Write a song of exactly N lines (a prefix's line counts as the first).")] = None,
+    line_length: Annotated[Optional[str], typer.Option(
+        help="Characters per line, spaces apart: a number (7), a range (5-9) or a pattern "
+             "repeated over the lines (7,7,5,7).")] = None,
+    rhyme: Annotated[Optional[str], typer.Option(
+        help="Which lines rhyme, repeated over the lines: AABB, ABAB, XAXA (X: free).")] = None,
+    rhyme_with: Annotated[Optional[str], typer.Option(
+        help="Give the A lines the rhyme group of this character.")] = None,
+    acrostic: Annotated[Optional[str], typer.Option(
+        help="Start line i with character i (藏头); sets the number of lines.")] = None,
+    no_copy: Annotated[Optional[bool], typer.Option(
+        "--no-copy/--allow-copy",
+        help="Never write a line of 6 or more characters that is a line of the training "
+             "text.")] = None,
+    candidates: Annotated[Optional[int], typer.Option(
+        help="Draw K candidates for each line and keep the most likely that fits the "
+             f"form [default: {S.candidates}].")] = None,
+    repetition_penalty: Annotated[Optional[float], typer.Option(
+        help="Above 1, characters already in the song become less likely [default: "
+             f"{S.repetition_penalty}].")] = None,
     backend: Annotated[Optional[str], typer.Option(
         help="Run the checkpoint on this backend instead of the one it was trained "
              "with.")] = None,
@@ -189,12 +216,13 @@ def sample(
              "them.")] = "error",
     as_json: JsonFlag = False,
 ) -> None:
-    """Write new lyrics that continue each --prefix."""
+    """Write new lyrics that continue each --prefix: free text, or with --lines or --acrostic
+    a song in a form (line lengths, rhyme, no copied lines)."""
     from lyricgen.commands import sample as command
 
-    cfg = SampleConfig(length=length, greedy=greedy, temperature=temperature, top_k=top_k,
-                       top_p=top_p, num_samples=num_samples, seed=seed)
-    stream = sys.stdout.isatty() and not as_json and num_samples == 1
+    cfg = command.settings(str(config) if config else None, _given(
+        {k: v for k, v in locals().items() if k in command.SETTINGS}))
+    stream = sys.stdout.isatty() and not as_json and cfg.num_samples == 1
     results = command.sample(checkpoint, prefix or [""], cfg, backend=backend, device=device,
                              unknown=unknown,
                              warn=lambda m: typer.echo(f"warning: {m}", err=True),

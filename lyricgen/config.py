@@ -1,8 +1,9 @@
 """Typed settings (data / model / train / sample), TOML presets and command-line overrides.
 
 Precedence: dataclass defaults < `--config FILE.toml` < options given on the command line.
-A TOML file has up to three tables, `[data]`, `[model]` and `[train]`, whose keys are the field
-names below (the command-line option names with `_` for `-`).
+A TOML file has up to four tables, `[data]`, `[model]` and `[train]` (for `train`) and
+`[sample]` (for `sample`), whose keys are the field names below (the command-line option names
+with `_` for `-`).
 """
 
 from __future__ import annotations
@@ -86,10 +87,22 @@ class SampleConfig:
     top_p: float | None = None
     num_samples: int = 1
     seed: int | None = None
+    # The song form (form.py): with `lines` (or `acrostic`) the sampler writes lines.
+    lines: int | None = None
+    line_length: str | None = None  # 7, 5-9, or a pattern 7,7,5,7
+    rhyme: str | None = None  # a scheme such as AABB; X: a free line
+    rhyme_with: str | None = None  # a character whose rhyme group the A lines take
+    acrostic: str | None = None  # line i starts with character i
+    no_copy: bool = False  # no line of 6+ characters equal to a line of the training text
+    candidates: int = 1  # lines drawn per line written; the most likely is kept
+    repetition_penalty: float = 1.0  # > 1 makes characters already in the song less likely
 
     def validate(self) -> None:
         require(self.length >= 0, "length must be >= 0")
         require(self.num_samples >= 1, "num_samples must be at least 1")
+        require(1 <= self.candidates <= 1024, "candidates must be from 1 to 1024")
+        require(self.repetition_penalty >= 1.0 and math.isfinite(self.repetition_penalty),
+                "repetition_penalty must be a number >= 1")
         require(self.greedy or self.temperature > 0, "temperature must be > 0 (or use --greedy)")
         require(self.top_k is None or self.top_k >= 1, "top_k must be at least 1")
         require(self.top_p is None or 0 < self.top_p <= 1, "top_p must be in (0, 1]")
@@ -100,11 +113,13 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)  # `lyricgen sample`'s defaults
 
     def validate(self) -> Config:
         self.data.validate()
         self.model.validate()
         self.train.validate()
+        self.sample.validate()
         return self
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -136,8 +151,10 @@ class Config:
         return Config.from_dict(values, source="options")
 
 
-SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-SECTION_OF = {f.name: s for s, klass in SECTIONS.items() for f in fields(klass)}
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
+            "sample": SampleConfig}
+# Flat option names (as `train` takes them) to their tables; [sample] is `sample`'s own.
+SECTION_OF = {f.name: s for s, klass in SECTIONS.items() if s != "sample" for f in fields(klass)}
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> Config:
@@ -147,9 +164,11 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> Config:
 
 
 def flat_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
-    """A preset's tables as flat `key -> value` settings, checked as `Config.from_dict` does."""
+    """A preset's training tables as flat `key -> value` settings, checked as
+    `Config.from_dict` does."""
     Config.from_dict(values, source=source)
-    return {key: value for table in values.values() for key, value in table.items()}
+    return {key: value for name, table in values.items() if name != "sample"
+            for key, value in table.items()}
 
 
 def check_out_name(out: str) -> str:

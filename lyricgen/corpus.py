@@ -18,6 +18,7 @@ import torch
 
 from lyricgen.config import DataConfig
 from lyricgen.errors import LyricgenError
+from lyricgen.fingerprint import line_hashes
 from lyricgen.vocab import Vocab, build_vocab
 
 
@@ -49,6 +50,7 @@ class Corpus:
     num_train: int
     num_lines: int
     sha256: str  # of the normalised text, so a resumed run can tell that its corpus changed
+    line_hashes: torch.Tensor  # fingerprint.line_hashes of the text (`sample --no-copy`)
 
     @property
     def train_ids(self) -> torch.Tensor:
@@ -64,7 +66,7 @@ def load_corpus(cfg: DataConfig, progress: bool = True) -> Corpus:
     vocab, ids = build_vocab(text)
     num_val = int(len(text) * cfg.val_fraction)
     return Corpus(vocab, ids, len(text) - num_val, _count_lines(text),
-                  hashlib.sha256(text.encode("utf-8")).hexdigest())
+                  hashlib.sha256(text.encode("utf-8")).hexdigest(), line_hashes(text))
 
 
 def normalise(text: str, cfg: DataConfig) -> str:

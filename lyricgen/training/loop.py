@@ -57,7 +57,8 @@ class Trainer:
         if s.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(s.device)
         return Checkpoint(self.cfg, s.corpus.vocab, s.corpus.sha256, s.model.state_dict(),
-                          s.optimizer.state_dict(), self.progress, rng, self.history)
+                          s.optimizer.state_dict(), self.progress, rng, self.history,
+                          s.corpus.line_hashes)
 
     def restore(self, saved: Checkpoint) -> None:
         """Continue from `saved` (the caller checked that its corpus is this one)."""

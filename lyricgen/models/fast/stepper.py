@@ -56,6 +56,11 @@ class Stepper:
             torch.mm(layer.after, layer.h_one, out=layer.out)
         self.logits = self.layers[-1].out[4 * H:].t()  # (N, V)
 
+    def columns(self) -> list[torch.Tensor]:
+        """The buffers that hold the streams' state, a column per stream (`logits` is read from
+        them). Copying columns out and back forks, keeps or rewinds streams."""
+        return [t for layer in self.layers for t in (layer.h_one, layer.c, layer.out)]
+
     def step(self, ids: torch.Tensor) -> torch.Tensor:
         """Feed ids (N,); return the logits for the character after them (N, V)."""
         x = self.table.index_select(0, ids).t()  # (4H, N): W_ih x for layer 0

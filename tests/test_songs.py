@@ -1,0 +1,206 @@
+"""Songs in a form (`sample --lines`): rhyme keys against hand-checked characters, the form's
+parsing and its errors, every form option held on every song for several seeds and both
+backends, the copy guard, JSON, and the [sample] preset table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_one_line_error, cli, lyrics
+from lyricgen import fingerprint, rhyme
+from lyricgen.errors import UsageError
+from lyricgen.form import check_vocab, make_form, parse_lengths
+from lyricgen.vocab import Vocab
+
+ROOT = Path(__file__).parent.parent
+REFRAINS = [line for line in lyrics().splitlines() if fingerprint.significant(line)]
+
+
+def chars(line: str) -> int:
+    return sum(not c.isspace() for c in line)
+
+
+# --- rhyme keys ---------------------------------------------------------------------------------
+
+# 十三辙 by hand: each character's pinyin final, read off a dictionary, and its group.
+HAND_CHECKED = {
+    "发花": "花家他",  # hua, jia, ta
+    "梭波": "我多歌",  # wo, duo, ge
+    "乜斜": "月雪夜",  # yue, xue, ye
+    "一七": "是日字你去",  # shi, ri, zi, ni, qu
+    "姑苏": "苦路",  # ku, lu
+    "怀来": "开来爱",  # kai, lai, ai
+    "灰堆": "对飞谁",  # dui, fei, shui
+    "遥条": "好笑",  # hao, xiao
+    "油求": "走愁留",  # zou, chou, liu
+    "言前": "难天前远",  # nan, tian, qian, yuan
+    "人辰": "人心云们",  # ren, xin, yun, men
+    "江阳": "光唱香",  # guang, chang, xiang
+    "中东": "风中星情",  # feng, zhong, xing, qing
+}
+
+
+@pytest.mark.parametrize("group", list(HAND_CHECKED))
+def test_han_characters_fall_in_their_rhyme_group(group):
+    for char in HAND_CHECKED[group]:
+        assert rhyme.line_key(f"窗外的{char}") == group, char
+
+
+def test_other_text_rhymes_by_the_ending_of_its_last_word():
+    assert rhyme.line_key("walking in the night") == rhyme.line_key("Shining light!") == "ight"
+    assert rhyme.line_key("the rain") == rhyme.line_key("again,") == "ain"
+    assert rhyme.line_key("the rain") != rhyme.line_key("the sun")
+    assert rhyme.line_key("1 2 3") is None and rhyme.line_key("   ") is None
+
+
+# --- the form's options -------------------------------------------------------------------------
+
+def test_line_lengths_are_a_number_a_range_or_a_pattern():
+    assert parse_lengths("7") == ((7, 7),)
+    assert parse_lengths("5-9") == ((5, 9),)
+    assert parse_lengths("7,7,5,7") == ((7, 7), (7, 7), (5, 5), (7, 7))
+    form = make_form(6, "7,5", "AABB", None, None)
+    assert [form.length(i) for i in range(6)] == [(7, 7), (5, 5)] * 3
+    assert [form.letter(i) for i in range(6)] == list("AABBAA")
+    assert make_form(None, None, None, "花", "分开不难").lines == 4
+
+
+@pytest.mark.parametrize("args, phrases", [
+    pytest.param(["--lines", 4, "--line-length", 0], ["--line-length '0'", "from 1"],
+                 id="line length 0"),
+    pytest.param(["--lines", 4, "--line-length", "9-5"], ["--line-length '9-5'"],
+                 id="range backwards"),
+    pytest.param(["--lines", 4, "--line-length", "seven"], ["--line-length 'seven'"],
+                 id="line length not a number"),
+    pytest.param(["--lines", 4, "--rhyme", "A1B2"], ["--rhyme 'A1B2'", "A-Z", "X"],
+                 id="scheme with other signs"),
+    pytest.param(["--lines", 4, "--rhyme-with", "1"], ["--rhyme-with '1'"],
+                 id="rhyme with a character without a rhyme"),
+    pytest.param(["--acrostic", "分Q"], ["--acrostic", "'Q' not in the model's vocabulary"],
+                 id="acrostic character not in the vocabulary"),
+    pytest.param(["--acrostic", "分开", "--lines", 3], ["--acrostic", "sets 2 lines"],
+                 id="acrostic and lines disagree"),
+    pytest.param(["--acrostic", "分开", "--prefix", "月光"], ["--acrostic", "drop --prefix"],
+                 id="acrostic with a prefix"),
+    pytest.param(["--rhyme", "AABB"], ["--rhyme", "give --lines N"], id="form without lines"),
+    pytest.param(["--lines", 0], ["--lines must be from 1"], id="no lines"),
+    pytest.param(["--lines", 2, "--candidates", 0], ["candidates must be from 1"],
+                 id="no candidates"),
+])
+def test_a_form_that_cannot_be_met_is_one_line_and_exit_2(trained, args, phrases):
+    result = cli("sample", "--checkpoint", trained / "best.pt", *args)
+    assert_one_line_error(result, 2, *phrases)
+
+
+@pytest.mark.parametrize("form, vocab, phrases", [
+    ((2, None, None, "花", None), "\n分开心", ["--rhyme-with", "发花", "no character"]),
+    ((2, None, "AA", None, None), "\n123", ["--rhyme", "no character", "has a rhyme"]),
+    ((2, None, None, None, None), "分开心", ["without newlines"]),
+])
+def test_a_vocabulary_that_cannot_write_the_form_is_refused(form, vocab, phrases):
+    with pytest.raises(UsageError) as e:
+        check_vocab(make_form(*form), Vocab("".join(sorted(vocab))))
+    assert all(phrase in str(e.value) for phrase in phrases)
+
+
+# --- songs --------------------------------------------------------------------------------------
+
+def songs(checkpoint: Path, *args) -> list[dict]:
+    result = cli("sample", "--checkpoint", checkpoint, "--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def rhyme_pairs_hold(lines: list[dict], scheme: str) -> bool:
+    """Every line has the key of the first earlier line of its letter."""
+    first: dict[str, str] = {}
+    for i, line in enumerate(lines):
+        letter = scheme[i % len(scheme)]
+        if letter == "X":
+            continue
+        if letter in first and line["rhyme"] != first[letter]:
+            return False
+        first.setdefault(letter, line["rhyme"])
+    return True
+
+
+@pytest.mark.parametrize("backend", ["scratch", "builtin"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_song_has_its_form(trained, backend, seed):
+    for args, scheme, lengths in [
+        (["--lines", 6, "--line-length", "7", "--rhyme", "AABB"], "AABB", [(7, 7)]),
+        (["--lines", 5, "--line-length", "4-9", "--rhyme", "XAXA", "--candidates", 4],
+         "XAXA", [(4, 9)]),
+        (["--lines", 8, "--line-length", "7,7,5,7", "--rhyme", "ABAB", "--temperature", 1.5],
+         "ABAB", [(7, 7), (7, 7), (5, 5), (7, 7)]),
+    ]:
+        for song in songs(trained / "best.pt", *args, "--num-samples", 3, "--seed", seed,
+                          "--backend", backend):
+            lines = song["lines"]
+            assert len(lines) == args[1]
+            for i, line in enumerate(lines):
+                low, high = lengths[i % len(lengths)]
+                assert low <= chars(line["text"]) <= high, line
+                assert line["text"] == line["text"].strip() and "  " not in line["text"]
+            assert rhyme_pairs_hold(lines, scheme), lines
+            assert song["text"] == "\n".join(line["text"] for line in lines)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_acrostic_lines_start_with_its_characters_and_rhyme_with_fixes_the_group(trained, seed):
+    for song in songs(trained / "best.pt", "--acrostic", "分开月光", "--rhyme-with", "开",
+                      "--line-length", "5-8", "--num-samples", 2, "--seed", seed):
+        lines = song["lines"]
+        assert [line["text"][0] for line in lines] == list("分开月光")
+        assert all(line["rhyme"] == "怀来" for line in lines)  # 开: kai
+
+
+def test_a_prefix_line_counts_as_the_first(trained):
+    (song,) = songs(trained / "best.pt", "--prefix", "分开", "--lines", 3, "--line-length", 6,
+                    "--seed", 4)
+    assert len(song["lines"]) == 3 and song["lines"][0]["text"].startswith("分开")
+    assert song["prefix_used"] + song["text"] == "\n".join(x["text"] for x in song["lines"])
+
+
+def test_no_copy_refuses_a_training_line_the_prompt_leads_into(trained):
+    """A refrain of the training text as the prompt: greedy decoding ends the line right there,
+    a copy; with --no-copy the line must go on."""
+    refrain = max(REFRAINS, key=REFRAINS.count)
+    (copied,) = songs(trained / "best.pt", "--prefix", refrain, "--lines", 2, "--greedy")
+    assert copied["lines"][0] == {**copied["lines"][0], "text": refrain, "copied": True}
+    for seed in (0, 1, 2):
+        for song in songs(trained / "best.pt", "--prefix", refrain, "--lines", 4, "--no-copy",
+                          "--candidates", 8, "--seed", seed, "--num-samples", 2):
+            assert not any(line["copied"] for line in song["lines"])
+            assert all(line["text"] not in REFRAINS for line in song["lines"]
+                       if fingerprint.significant(line["text"]))
+
+
+def test_every_line_of_json_says_whether_it_is_copied(trained):
+    (free,) = songs(trained / "best.pt", "--length", 80, "--seed", 0)
+    assert free["lines"] and all(set(line) == {"text", "rhyme", "copied", "score"}
+                                 for line in free["lines"])
+    assert all(line["copied"] == (line["text"] in REFRAINS or line["text"].strip() in REFRAINS)
+               for line in free["lines"] if fingerprint.significant(line["text"]))
+
+
+def test_the_song_preset_and_options_that_win_over_it(trained):
+    preset = ROOT / "configs" / "song.toml"
+    (song,) = songs(trained / "best.pt", "--config", preset, "--seed", 0)
+    assert len(song["lines"]) == 8
+    assert all(7 <= chars(line["text"]) <= 9 for line in song["lines"])
+    assert rhyme_pairs_hold(song["lines"], "AABB")
+    assert not any(line["copied"] for line in song["lines"])
+    (short,) = songs(trained / "best.pt", "--config", preset, "--lines", 2, "--seed", 0)
+    assert len(short["lines"]) == 2
+
+
+def test_plain_output_is_the_lyrics_alone(trained):
+    result = cli("sample", "--checkpoint", trained / "best.pt", "--lines", 3, "--line-length",
+                 5, "--seed", 1)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.rstrip("\n").split("\n")
+    assert len(lines) == 3 and all(chars(line) == 5 for line in lines)
