@@ -71,15 +71,16 @@ def _at_least_float32(dtype: torch.dtype) -> torch.dtype:
 
 
 class CacheMixture:
-    """The continuous cache of each row and the Bayesian mixture over its settings."""
+    """The continuous cache of each row and the Bayesian mixture over its settings.
+
+    The experts are (theta, lambda) pairs, theta-major, after the model alone; the attention
+    over the memory depends on theta only, so it is computed once per theta, in the features'
+    precision (the mixture's log-probabilities are summed in float64).
+    """
 
     def __init__(self, rows: int, device: torch.device):
-        settings = [(t, lam) for t in THETAS for lam in LAMBDAS]
-        self.thetas = torch.tensor([t for t, _ in settings], device=device,
-                                   dtype=torch.float64)  # (K - 1,)
-        self.lambdas = torch.tensor([lam for _, lam in settings], device=device,
-                                    dtype=torch.float64)
-        num_experts = len(settings) + 1  # expert 0: the model alone
+        self.lambdas = torch.tensor(LAMBDAS, device=device, dtype=torch.float64)
+        num_experts = len(THETAS) * len(LAMBDAS) + 1  # expert 0: the model alone
         self.log_evidence = torch.full((num_experts, rows), -math.log(num_experts),
                                        dtype=torch.float64, device=device)
         self.keys: torch.Tensor | None = None  # (R, M, H) unit vectors
@@ -97,15 +98,16 @@ class CacheMixture:
         cos = h @ keys.transpose(1, 2)  # (R, T, M + T)
         # Position t may use keys up to its own predecessor (their next character is seen).
         steps = torch.arange(T, device=h.device)
-        seen = torch.arange(M + T, device=h.device) < (M + steps)[:, None]
+        seen = torch.arange(M + T, device=h.device) < (M + steps)[:, None]  # (T, M + T)
         hit = (values.unsqueeze(1) == y.unsqueeze(2)) & seen  # key's next char is the target
-        scores = (self.thetas[:, None, None, None] * cos).masked_fill(~seen, float("-inf"))
-        attention = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # (K-1, R, T, M + T)
-        p_cache = (attention * hit).sum(-1)  # (K-1, R, T)
-        p_model = logp_y.exp()
-        lam = self.lambdas[:, None, None] * seen.any(-1)  # no memory yet: the model alone
-        log_p = torch.cat([logp_y.unsqueeze(0),
-                           torch.log((1 - lam) * p_model + lam * p_cache)]).double()
+        thetas = torch.tensor(THETAS, device=h.device, dtype=h.dtype)[:, None, None, None]
+        attention = torch.softmax((thetas * cos).masked_fill(~seen, float("-inf")), dim=-1)
+        p_cache = (attention.nan_to_num(0.0) * hit).sum(-1).double()  # (thetas, R, T)
+        p_cache = p_cache.repeat_interleave(len(LAMBDAS), dim=0)  # (K - 1, R, T)
+        lam = self.lambdas.repeat(len(THETAS))[:, None, None] * seen.any(-1)  # no memory yet:
+        p_model = logp_y.double().exp()  # the model alone
+        log_p = torch.cat([logp_y.double().unsqueeze(0),
+                           torch.log((1 - lam) * p_model + lam * p_cache)])  # (K, R, T)
         # Each expert's weight at step t: its prior times its likelihood of everything before t.
         before = self.log_evidence.unsqueeze(-1) + log_p.cumsum(-1) - log_p  # (K, R, T)
         log_mix = torch.logsumexp(before + log_p, 0) - torch.logsumexp(before, 0)
