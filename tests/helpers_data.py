@@ -6,13 +6,16 @@ lyrics are used anywhere.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.server
+import os
 import random
 import socket
+import struct
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -43,20 +46,46 @@ def write_zip(path: Path, members: dict[str, str | bytes],
     return path
 
 
+def claim_size(path: Path, size: int) -> Path:
+    """Make the zip at `path` (one member) claim `size` uncompressed bytes for its member, in
+    the local header and the central directory, as a zip bomb's forged header would."""
+    raw = bytearray(path.read_bytes())
+    struct.pack_into("<I", raw, raw.find(b"PK\x03\x04") + 22, size)
+    struct.pack_into("<I", raw, raw.find(b"PK\x01\x02") + 24, size)
+    path.write_bytes(bytes(raw))
+    return path
+
+
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-class Mirror:
-    """An HTTP server on 127.0.0.1 (a free port) serving the files of `root`; `requests` lists
-    the paths asked for, in order."""
+# A scripted answer for one path of a Mirror: it gets the request handler and an event set
+# when the mirror shuts down (a slow answer must stop then).
+Route = Callable[[http.server.BaseHTTPRequestHandler, threading.Event], None]
 
-    def __init__(self, root: Path):
+
+class Mirror:
+    """An HTTP server on 127.0.0.1 (a free port) serving the files of `root`, and for the paths
+    in `routes` their scripted answers; `requests` lists the paths asked for, in order."""
+
+    def __init__(self, root: Path, routes: dict[str, Route] | None = None):
         self.root = root
+        self.routes = routes or {}
         self.requests: list[str] = []
+        self.stopping = threading.Event()
         mirror = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):
+                route = mirror.routes.get(self.path)
+                if route is None:
+                    return super().do_GET()
+                try:
+                    route(self, mirror.stopping)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up
+                    pass
+
             def log_request(self, code="-", size="-"):  # once per answered request
                 mirror.requests.append(self.path)
 
@@ -75,9 +104,85 @@ class Mirror:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join()
+
+
+def trickle(body: bytes, every: float) -> Route:
+    """Announce `body`, then send it one byte per `every` seconds."""
+    def answer(handler, stopping: threading.Event) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        for i in range(len(body)):
+            handler.wfile.write(body[i:i + 1])
+            handler.wfile.flush()
+            if stopping.wait(every):
+                return
+    return answer
+
+
+def redirect(location: str) -> Route:
+    """A 302 to `location` (a path: pointing it at itself makes a loop)."""
+    def answer(handler, stopping: threading.Event) -> None:
+        handler.send_response(302)
+        handler.send_header("Location", location)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+    return answer
+
+
+def stream(size: int, announce: int | None = None, sent: list[int] | None = None) -> Route:
+    """A body of `size` bytes sent in 64 KiB blocks, announced as `announce` bytes (no
+    Content-Length when None; the body then ends with the connection); what was sent so far is
+    kept in `sent[0]`."""
+    sent = sent if sent is not None else [0]
+
+    def answer(handler, stopping: threading.Event) -> None:
+        handler.send_response(200)
+        if announce is not None:
+            handler.send_header("Content-Length", str(announce))
+        handler.end_headers()
+        block = b"x" * (1 << 16)
+        while sent[0] < size and not stopping.is_set():
+            n = min(len(block), size - sent[0])
+            handler.wfile.write(block[:n])
+            sent[0] += n
+    return answer
+
+
+class DiskFull:
+    """A stand-in for a file object whose writes fail as on a full disk once `room` bytes are
+    written (os.fdopen replaced by `full_disk(room)` hands these out)."""
+
+    def __init__(self, file, room: int):
+        self.file, self.room = file, room
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self) -> DiskFull:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+
+
+def full_disk(room: int) -> Callable:
+    """os.fdopen, whose files fill up after `room` bytes (monkeypatch it over os.fdopen)."""
+    real = os.fdopen
+
+    def fdopen(fd, *args, **kwargs):
+        return DiskFull(real(fd, *args, **kwargs), room)
+    return fdopen
 
 
 @contextmanager
@@ -98,11 +203,11 @@ def use_cache(monkeypatch: pytest.MonkeyPatch, data_dir: Path, mirror_url: str) 
 
 
 def register(monkeypatch: pytest.MonkeyPatch, filename: str, sha256: str,
-             name: str = "jaychou") -> corpus.Dataset:
-    """Replace the registry entry `name` by a dataset with the given file name and checksum;
-    its own URL points nowhere, so only LYRICGEN_MIRROR can serve it."""
+             name: str = "jaychou", size: int = 1 << 20) -> corpus.Dataset:
+    """Replace the registry entry `name` by a dataset with the given file name, checksum and
+    size cap (bytes); its own URL points nowhere, so only LYRICGEN_MIRROR can serve it."""
     dataset = corpus.Dataset(name=name, url=f"http://127.0.0.1:9/{filename}", sha256=sha256,
-                             filename=filename)
+                             filename=filename, size=size)
     monkeypatch.setitem(corpus.DATASETS, name, dataset)
     return dataset
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import threading
+import tracemalloc
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from helpers_data import make_text, write_zip
+from conftest import assert_one_line_error, cli
+from helpers_data import claim_size, make_text, write_zip
+from lyricgen import corpus
 from lyricgen.config import DataConfig
 from lyricgen.corpus import load_corpus, read_text
 from lyricgen.errors import LyricgenError
@@ -195,3 +201,180 @@ def test_bad_input_raises_a_helpful_error(tmp_path, case):
         load(path)
     assert path.name in str(info.value)  # the message names the offending file
     assert info.value.exit_code == 1
+
+
+# --- bounded reading (issue 18): regular files only, a cap, no more than --max-chars needs ----
+
+def finishes_within(seconds: float, fn, fifo: Path | None = None):
+    """fn()'s outcome (its value, or the exception it raised), asserting that it came within
+    `seconds`; a reader stuck opening `fifo` is let go (a writer opens it) before failing."""
+    outcome: list = []
+    thread = threading.Thread(target=lambda: outcome.append(_outcome(fn)), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive() and fifo is not None:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # unblocks the reader
+        thread.join(seconds)
+    assert outcome, f"still running after {seconds} s"
+    return outcome[0]
+
+
+def _outcome(fn):
+    try:
+        return fn()
+    except Exception as e:  # handed to the test to assert on
+        return e
+
+
+def test_a_fifo_is_refused_without_being_opened(tmp_path):
+    fifo = tmp_path / "lyrics.txt"
+    os.mkfifo(fifo)  # nobody writes to it: opening it would wait forever
+    error = finishes_within(5, lambda: load(fifo), fifo)
+    assert isinstance(error, LyricgenError), error
+    assert str(fifo) in str(error) and "FIFO" in str(error) and "regular file" in str(error)
+
+
+def test_a_device_is_refused(tmp_path):
+    error = finishes_within(5, lambda: load(Path("/dev/zero")))  # endless zeros
+    assert isinstance(error, LyricgenError), error
+    assert "/dev/zero is a character device, not a regular file" in str(error)
+
+
+@pytest.mark.parametrize("command", ["train", "info"])
+def test_special_files_through_the_cli_are_one_line(tmp_path, monkeypatch, command):
+    monkeypatch.delenv("LYRICGEN_DEBUG", raising=False)
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+    for data, kind in (("/dev/zero", "character device"), (str(fifo), "FIFO")):
+        args = (["train", "--data", data, "--out", tmp_path / "run", "--device", "cpu"]
+                if command == "train" else ["data", "info", "--data", data])
+        result = finishes_within(10, lambda: cli(*args), fifo)
+        # (train may say on stdout what it starts before it reads the corpus)
+        assert_one_line_error(result, 1, data, kind, stdout="" if command == "info" else None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.txt"]  # nothing written
+
+
+def repetitive_text(megabytes: int) -> str:
+    """Generated text of about `megabytes` MB that deflate packs some two hundredfold."""
+    unit = make_text(seed=30, lines=20)
+    return (unit * (megabytes * (1 << 20) // len(unit.encode("utf-8")) + 1))
+
+
+@pytest.fixture(scope="module")
+def bomb(tmp_path_factory) -> tuple[Path, str]:
+    """A zip of about 150 KB whose one member holds 32 MB of text and claims 2 GB, as a zip
+    bomb's forged header would; and the text's start."""
+    text = repetitive_text(32)
+    path = write_zip(tmp_path_factory.mktemp("bomb") / "bomb.zip", {"songs.txt": text})
+    assert path.stat().st_size < 200_000
+    return claim_size(path, 2 << 30), text[:10_000]
+
+
+def peak_memory(fn):
+    """fn()'s outcome and the peak of Python memory allocated while it ran, in bytes."""
+    tracemalloc.start()
+    try:
+        return _outcome(fn), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_zip_bomb_is_refused_unread(bomb):
+    path, _ = bomb
+    error, peak = peak_memory(lambda: load(path))
+    assert isinstance(error, LyricgenError), error
+    assert str(path) in str(error) and "1,073,741,824 bytes" in str(error)
+    assert "--max-chars" in str(error) and "LYRICGEN_MAX_CORPUS_BYTES" in str(error)
+    assert peak < 4 << 20  # the 32 MB inside were never decompressed
+
+
+@pytest.mark.parametrize("max_chars", [1000, 9_999])
+def test_max_chars_reads_only_the_start_of_a_zip_bomb(bomb, max_chars):
+    path, start = bomb
+    c, peak = peak_memory(lambda: load(path, max_chars=max_chars, val_fraction=0.0))
+    assert not isinstance(c, Exception), c
+    assert decoded(c, c.ids) == start[:max_chars]
+    assert peak < 4 << 20  # about 4 bytes a character were read, not 32 MB
+
+
+def test_an_oversized_text_is_refused_unless_max_chars_allows(tmp_path, monkeypatch):
+    monkeypatch.setenv("LYRICGEN_MAX_CORPUS_BYTES", "1000000")
+    text = repetitive_text(3)
+    big = write(tmp_path / "big.txt", text)
+    for options in ({}, {"max_chars": 10**9}):  # the size as stat says it, then as read
+        with pytest.raises(LyricgenError, match="more than 1,000,000 bytes") as info:
+            load(big, **options)
+        assert str(big) in str(info.value)
+    c = load(big, max_chars=5000, val_fraction=0.0)
+    assert decoded(c, c.ids) == text[:5000]
+
+
+def test_the_cap_counts_a_folder_as_a_whole(tmp_path, monkeypatch):
+    monkeypatch.setenv("LYRICGEN_MAX_CORPUS_BYTES", "1000000")
+    text = "abc de\n" * 57_000  # 399,000 bytes
+    for name in "abc":
+        write(tmp_path / "songs" / f"{name}.txt", text)
+    with pytest.raises(LyricgenError, match=r"c\.txt holds more than 1,000,000 bytes"):
+        load(tmp_path / "songs")
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "1e9"])
+def test_a_bad_byte_limit_is_named(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("LYRICGEN_MAX_CORPUS_BYTES", value)
+    with pytest.raises(LyricgenError, match="LYRICGEN_MAX_CORPUS_BYTES must be a positive"):
+        load(write(tmp_path / "a.txt", "春天\n"))
+
+
+def test_reading_stops_once_max_chars_are_there(tmp_path):
+    text = make_text(seed=31, lines=100)
+    # What follows is never read: neither the next zip member nor the next file.
+    bad = "春天的风\n".encode("gbk")
+    zipped = write_zip(tmp_path / "c.zip", {"1.txt": text, "2.txt": bad})
+    write(tmp_path / "folder" / "1.txt", text)
+    write(tmp_path / "folder" / "2.txt", bad)
+    for path in (zipped, tmp_path / "folder"):
+        c = load(path, max_chars=len(text), val_fraction=0.0)
+        assert decoded(c, c.ids) == text
+        with pytest.raises(LyricgenError, match="not UTF-8"):
+            load(path)
+
+
+TRICKY = ("\ufeff春\r\n夏秋\r冬\r\n\r\nab" + make_text(seed=32, lines=30).replace("\n", "\r\n")
+          + "日月\r")
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 64])
+def test_chunked_reading_gives_the_same_text(tmp_path, monkeypatch, chunk):
+    """Blocks end inside characters, between \\r and \\n and inside the BOM: the text is the
+    same as read whole, and --max-chars keeps its start."""
+    expected = TRICKY.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    path = write(tmp_path / "a.txt", TRICKY)
+    zipped = write_zip(tmp_path / "a.zip", {"1.txt": TRICKY, "2.txt": TRICKY})
+    monkeypatch.setattr(corpus, "CHUNK_BYTES", chunk)
+    assert read_text(path) == expected
+    assert read_text(zipped) == expected + "\n" + expected
+    for max_chars in (1, 2, 3, 4, 5, 17, len(expected), len(expected) + 1, 10**9):
+        got = read_text(path, max_chars=max_chars)
+        assert got[:max_chars] == expected[:max_chars]
+        got = read_text(zipped, max_chars=max_chars)
+        assert got[:max_chars] == (expected + "\n" + expected)[:max_chars]
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 1 << 20])
+def test_the_offset_of_a_bad_byte_is_exact_in_chunks(tmp_path, monkeypatch, chunk):
+    raw = "春夏秋冬\n".encode("utf-8") * 3 + "风".encode("gbk") + b"\n"
+    monkeypatch.setattr(corpus, "CHUNK_BYTES", chunk)
+    with pytest.raises(LyricgenError, match=r"bad byte at offset 39\)"):
+        read_text(write(tmp_path / "a.txt", raw))
+    with pytest.raises(LyricgenError, match="not UTF-8"):  # cut off inside a character
+        read_text(write(tmp_path / "b.txt", "春夏".encode("utf-8")[:-1]))
+
+
+def test_a_zip_bomb_through_the_cli(bomb, monkeypatch):
+    monkeypatch.delenv("LYRICGEN_DEBUG", raising=False)
+    path, start = bomb
+    assert_one_line_error(cli("data", "info", "--data", path), 1, str(path),
+                          "--max-chars", stdout="")
+    result = cli("data", "info", "--json", "--data", path, "--max-chars", 1000)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["chars"] == 1000

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_one_line_error, cli
-from helpers_data import (Mirror, dead_url, files_under, make_text, register, sha256_of,
-                          use_cache, write_zip)
+from helpers_data import (Mirror, dead_url, files_under, full_disk, make_text, redirect,
+                          register, sha256_of, use_cache, write_zip)
 
 
 @pytest.fixture(autouse=True)
@@ -151,3 +151,71 @@ def test_fetch_unknown_dataset(monkeypatch, tmp_path):
         result = cli("data", "fetch", "no-such-set")
     assert_one_line_error(result, 2, "no-such-set", "jaychou", stdout="")
     assert not cache.exists()
+
+
+# --- data fetch, hardened (issue 18) ------------------------------------------------------------
+
+def test_fetch_draws_no_bar_into_a_log(monkeypatch, tmp_path, text):
+    served = write_zip(tmp_path / "served" / FILENAME, {"songs.txt": text})
+    with Mirror(tmp_path / "served") as mirror:
+        use_cache(monkeypatch, tmp_path / "cache", mirror.url)
+        register(monkeypatch, FILENAME, sha256_of(served))
+        result = cli("data", "fetch")  # stderr is not a terminal here
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+
+
+def test_fetch_replaces_a_damaged_cached_file(monkeypatch, tmp_path, text):
+    served = write_zip(tmp_path / "served" / FILENAME, {"songs.txt": text})
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / FILENAME).write_bytes(served.read_bytes()[:-10])  # an interrupted copy
+    with Mirror(tmp_path / "served") as mirror:
+        use_cache(monkeypatch, cache, mirror.url)
+        register(monkeypatch, FILENAME, sha256_of(served))
+        result = cli("data", "fetch")
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip() == str(cache / FILENAME)
+        assert (cache / FILENAME).read_bytes() == served.read_bytes()
+        (cache / FILENAME).write_bytes(b"PK\x03\x04 damaged")  # and through --data jaychou
+        assert_info(info_json("--data", "jaychou"), expected_info(text))
+        assert mirror.requests == [f"/{FILENAME}"] * 2
+    assert files_under(cache) == [cache / FILENAME]
+
+
+@pytest.mark.parametrize("command", [["data", "fetch"], ["data", "info", "--data", "jaychou"]])
+def test_a_damaged_cached_file_offline_is_one_line(monkeypatch, tmp_path, command):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / FILENAME).write_bytes(b"PK\x03\x04 damaged")
+    with dead_url() as url:
+        use_cache(monkeypatch, cache, url)
+        register(monkeypatch, FILENAME, "0" * 64)
+        result = cli(*command)
+    assert_one_line_error(result, 1, f"the cached file {cache / FILENAME} is damaged",
+                          "--data", stdout="")
+    assert (cache / FILENAME).read_bytes() == b"PK\x03\x04 damaged"
+    assert files_under(cache) == [cache / FILENAME]
+
+
+def test_fetch_through_a_redirect_loop_is_one_line(monkeypatch, tmp_path):
+    cache = tmp_path / "cache"
+    with Mirror(tmp_path / "served", {f"/{FILENAME}": redirect(f"/{FILENAME}")}) as mirror:
+        use_cache(monkeypatch, cache, mirror.url)
+        register(monkeypatch, FILENAME, "0" * 64)
+        result = cli("data", "fetch")
+    assert_one_line_error(result, 1, "redirect", "--data", "LYRICGEN_MIRROR", stdout="")
+    assert files_under(cache) == []
+
+
+def test_fetch_onto_a_full_disk_says_so(monkeypatch, tmp_path, text):
+    served = write_zip(tmp_path / "served" / FILENAME, {"songs.txt": text})
+    cache = tmp_path / "cache"
+    with Mirror(tmp_path / "served") as mirror:
+        use_cache(monkeypatch, cache, mirror.url)
+        register(monkeypatch, FILENAME, sha256_of(served))
+        monkeypatch.setattr(os, "fdopen", full_disk(room=0))
+        result = cli("data", "fetch")
+    assert_one_line_error(result, 1, "could not write", "No space left on device", stdout="")
+    assert "--data" not in result.stderr
+    assert files_under(cache) == []

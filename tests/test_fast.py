@@ -223,3 +223,77 @@ def test_no_compiler_means_the_readable_path_and_a_note(fresh_load, monkeypatch,
     assert result.history[-1]["train_ppl"] < result.history[0]["train_ppl"]
     notes = [line for line in logs if line.startswith("note:")]
     assert len(notes) == 1 and "no-such-cc" in notes[0] and "readable" in notes[0]
+
+
+# --- the kernel cache is private (issue 18) -----------------------------------------------------
+
+@needs_compiler
+def test_the_kernel_cache_is_created_private(tmp_path):
+    library = c_kernels.build(tmp_path / "xdg" / "lyricgen")
+    assert (library.parent.stat().st_mode & 0o777) == 0o700
+    assert library.stat().st_mode & 0o077 == 0  # the library too, whatever the umask
+
+
+@pytest.fixture
+def planted(tmp_path, monkeypatch):
+    """A library put under the cache name of the real one (the name is computable from public
+    values) in a fresh XDG_CACHE_HOME: here the real bytes, in a file of its own."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    library = c_kernels.build(c_kernels.cache_dir())
+    raw = library.read_bytes()
+    library.unlink()
+    library.write_bytes(raw)
+    library.chmod(0o700)
+    return library
+
+
+def _seen_as_another_users(library, monkeypatch) -> None:
+    uid = library.stat().st_uid
+    monkeypatch.setattr("os.geteuid", lambda: uid + 1)
+
+
+def _symlinked(library, monkeypatch) -> None:
+    real = library.with_suffix(".elsewhere")
+    library.replace(real)
+    library.symlink_to(real)
+
+
+OPENINGS = {  # how a planted library could get there, and what build() must say then
+    "folder open to all": (lambda lib, mp: lib.parent.chmod(0o777),
+                           r"kernel cache folder .* is writable by group or others \(mode 777\)"),
+    "folder open to the group": (lambda lib, mp: lib.parent.chmod(0o770),
+                                 r"folder .* is writable by group or others \(mode 770\)"),
+    "library writable by others": (lambda lib, mp: lib.chmod(0o666),
+                                   r"compiled library .* is writable by group or others"),
+    "owned by someone else": (_seen_as_another_users,
+                              r"kernel cache folder .* is owned by another user"),
+    "library is a symlink": (_symlinked, r"compiled library .* is not a regular file"),
+}
+
+
+@needs_compiler
+@pytest.mark.parametrize("opening", list(OPENINGS))
+def test_a_planted_library_is_never_loaded(planted, monkeypatch, opening):
+    open_it, message = OPENINGS[opening]
+    open_it(planted, monkeypatch)
+    with pytest.raises(KernelUnavailable, match=message) as e:
+        c_kernels.load()
+    assert "\n" not in str(e.value) and "chmod 700" in str(e.value)
+
+
+@needs_compiler
+def test_a_private_cache_is_trusted(planted):
+    assert c_kernels.load().path == planted
+
+
+@needs_compiler
+def test_an_open_cache_means_the_readable_path_and_a_note(planted, fresh_load, lyrics_file,
+                                                          tmp_path):
+    planted.parent.chmod(0o777)
+    path = fast.choose(torch.zeros(1))
+    assert path.name == "readable" and path.kernels is None
+    logs: list[str] = []
+    train(None, tiny_options(lyrics_file, tmp_path / "run", epochs=1, backend="scratch"),
+          log=logs.append, progress_bar=False)
+    notes = [line for line in logs if line.startswith("note:")]
+    assert len(notes) == 1 and "kernel cache folder" in notes[0] and "writable" in notes[0]

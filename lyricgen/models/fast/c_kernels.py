@@ -6,6 +6,10 @@ over small (B, H) tensors, each with its own dispatch cost. The C file does each
 one loop. The library is built once per machine with the system C compiler ($CC, else cc / gcc
 / clang), cached under $XDG_CACHE_HOME/lyricgen (default ~/.cache/lyricgen) by a hash of
 everything that goes into it, and loaded with ctypes.
+
+Loading a library runs its code, and the cache name is computable by anyone, so the cache is
+private: the folder is created with mode 0700, and a folder or library that another user owns,
+or that group or others may write to, is refused (KernelUnavailable: the readable path runs).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import platform
 import shlex
 import shutil
+import stat
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,7 +69,8 @@ class CStepKernels:
 
 
 def build(cache: Path) -> Path:
-    """Compile lstm_step.c into `cache` unless an identical build is there; its path."""
+    """Compile lstm_step.c into `cache` unless an identical build is there; its path. The
+    folder and the library must be private to this user (see the module's doc)."""
     compiler = shlex.split(os.environ.get("CC", "")) or next(
         ([c] for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
     if compiler is None:
@@ -73,12 +79,14 @@ def build(cache: Path) -> Path:
     key = hashlib.sha256("\0".join([SOURCE.read_text(), *compiler, *FLAGS, platform.node(),
                                     platform.machine()]).encode()).hexdigest()[:16]
     library = cache / f"lstm_step-{key}.so"
-    if library.exists():
-        return library
     try:
-        cache.mkdir(parents=True, exist_ok=True)
+        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as e:
         raise KernelUnavailable(f"cannot create the kernel cache {cache}: {e}") from e
+    require_private(cache, folder=True)
+    if os.path.lexists(library):
+        require_private(library, folder=False)
+        return library
     partial = library.with_name(f"{library.name}.{os.getpid()}.tmp")
     try:
         done = subprocess.run([*compiler, *FLAGS, "-o", str(partial), str(SOURCE), "-lm"],
@@ -88,8 +96,33 @@ def build(cache: Path) -> Path:
     if done.returncode != 0:
         first = (done.stderr.strip().splitlines() or ["no message"])[0]
         raise KernelUnavailable(f"{compiler[0]} could not build {SOURCE.name}: {first}")
-    os.replace(partial, library)  # atomic: another process never sees half a library
+    try:
+        os.chmod(partial, 0o700)  # whatever the umask: the next run's check must accept it
+        os.replace(partial, library)  # atomic: another process never sees half a library
+    except OSError as e:
+        raise KernelUnavailable(f"cannot store the compiled kernels in {cache}: {e}") from e
     return library
+
+
+def require_private(path: Path, folder: bool) -> None:
+    """KernelUnavailable unless `path` (the cache folder, or a library in it: never a symlink)
+    is owned by this user and writable by no one else."""
+    what = "kernel cache folder" if folder else "compiled library"
+    try:
+        st = os.stat(path) if folder else os.lstat(path)
+    except OSError as e:
+        raise KernelUnavailable(f"cannot check the {what} {path}: {e}") from e
+    if not (stat.S_ISDIR if folder else stat.S_ISREG)(st.st_mode):
+        problem = "is not a folder" if folder else "is not a regular file"
+    elif hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        problem = f"is owned by another user (uid {st.st_uid})"
+    elif st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem = f"is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
+    else:
+        return
+    raise KernelUnavailable(f"the {what} {path} {problem}, so no library is loaded from it "
+                            "(that would run whatever code was put there): delete it, or make "
+                            f"it yours and private (chmod 700 {path})")
 
 
 def cache_dir() -> Path:
