@@ -174,8 +174,14 @@ def _fsync_dir(folder: Path) -> None:
 
 def _read(path: Path) -> dict[str, Any]:
     """The file's dict, checked for the format and version."""
+    # Checked by stat alone: opening a named pipe would wait for a writer, a device never ends.
     if not path.is_file():
         what = "is a folder, not a checkpoint file" if path.is_dir() else "not found"
+        kinds = {"a named pipe (FIFO)": path.is_fifo, "a device": path.is_char_device,
+                 "a block device": path.is_block_device, "a socket": path.is_socket}
+        kind = next((name for name, test in kinds.items() if test()), None)
+        if kind is not None:
+            what = f"is not a regular file but {kind}; give the path of a checkpoint file"
         raise CheckpointError(f"checkpoint {path} {what} (train one with `lyricgen train`)")
     damaged = f"{path} is not a readable checkpoint: damaged or not a lyricgen file"
     if not zipfile.is_zipfile(path):  # torch.save writes zip archives; never unpickle the rest

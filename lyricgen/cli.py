@@ -19,7 +19,8 @@ from lyricgen.cli_options import (ConfigFile, Data, Newlines, MaxChars, ValFract
                                   EmbeddingDropout, TieWeights, Init, NumSteps, BatchSize,
                                   Sampling, Optimizer, Lr, WeightDecay, Clip, Epochs, TimeLimit,
                                   LrSchedule, PlateauPatience, Patience, CacheEval, Seed, Device,
-                                  CudaGraphs, Out, PreviewEvery, Prefixes, JsonFlag, Overwrite, S)
+                                  CudaGraphs, Out, PreviewEvery, Prefixes, JsonFlag, Overwrite, S,
+                                  Resume, TrainPrefixes, default)
 from lyricgen.errors import LyricgenError
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -62,10 +63,13 @@ def fail(message: str, code: int) -> int:
     return code
 
 
+# Plain (click's) help, not rich's: flags show no `<bool>`, and `[default: x]` written in a help
+# text stays as written (rich would read it as markup and drop it).
 app = typer.Typer(cls=LyricgenGroup, no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_show_locals=False,
+                  pretty_exceptions_show_locals=False, rich_markup_mode=None,
                   help="Train LSTM character models on lyrics and sample new lyrics from them.")
-data_app = typer.Typer(no_args_is_help=True, help="Fetch a dataset or describe a corpus.")
+data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                       help="Fetch a dataset or describe a corpus.")
 app.add_typer(data_app, name="data")
 
 
@@ -110,13 +114,11 @@ def train(
     lr_schedule: LrSchedule = None, plateau_patience: PlateauPatience = None,
     patience: Patience = None, cache_eval: CacheEval = None, seed: Seed = None,
     device: Device = None, cuda_graphs: CudaGraphs = None, out: Out = None,
-    preview_every: PreviewEvery = None, prefix: Prefixes = None,
-    resume: Annotated[bool, typer.Option(
-        help="Continue the run in --out from its last.pt up to --epochs; settings given again "
-             "must equal the run's.")] = False,
-    overwrite: Overwrite = False,
+    preview_every: PreviewEvery = None, prefix: TrainPrefixes = None,
+    resume: Resume = False, overwrite: Overwrite = False,
 ) -> None:
-    """Train a model; checkpoints and metrics.jsonl go to --out."""
+    """Train a model; checkpoints and metrics.jsonl go to --out. Ctrl-C (or SIGTERM) stops
+    at the next batch with last.pt saved, as --time-limit does (exit code 130, or 143)."""
     options = _given({k: v for k, v in locals().items()
                       if k not in ("config", "resume", "overwrite")})
     from lyricgen import tables
@@ -126,6 +128,8 @@ def train(
                            overwrite=overwrite, log=typer.echo,
                            progress_bar=_progress_bars())
     tables.print_training_summary(result)
+    if result.exit_code:  # stopped by a signal: a clean stop, with the shell's exit code
+        raise typer.Exit(result.exit_code)
 
 
 @app.command()
@@ -142,9 +146,10 @@ def compare(
     patience: Patience = None, cache_eval: CacheEval = None, seed: Seed = None,
     device: Device = None, cuda_graphs: CudaGraphs = None,
     out: Annotated[Optional[str], typer.Option(
-        help="Folder for the comparison; each backend's run goes into a subfolder "
-             "[default: checkpoints/compare].")] = None,
-    preview_every: PreviewEvery = None, prefix: Prefixes = None, overwrite: Overwrite = False,
+        metavar="<folder>", help="Folder for the comparison; each backend's run goes into a "
+                                 "subfolder." + default("checkpoints/compare"))] = None,
+    preview_every: PreviewEvery = None, prefix: TrainPrefixes = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Train both backends (scratch and builtin) on the same data, seed, initial weights and
     batches, and report speed, perplexity curves and numerical agreement side by side in a

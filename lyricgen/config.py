@@ -12,12 +12,14 @@ import difflib
 import math
 import sys
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from lyricgen.errors import UsageError, require
-from lyricgen.models.charlm import ModelConfig
+from lyricgen.models.charlm import ModelConfig, SettingError, check, check_int
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -38,8 +40,9 @@ class DataConfig:
     val_fraction: float = 0.1
 
     def validate(self) -> None:
-        require(self.max_chars is None or self.max_chars >= 1, "max_chars must be at least 1")
-        require(0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)")
+        if self.max_chars is not None:
+            check_int(self, "max_chars", 1)
+        check(0.0 <= self.val_fraction < 1.0, "val_fraction", "must be in [0, 1)")
 
 
 @dataclass
@@ -66,16 +69,22 @@ class TrainConfig:
 
     def validate(self) -> None:
         for name in ("num_steps", "batch_size", "epochs", "plateau_patience"):
-            require(getattr(self, name) >= 1, f"{name} must be at least 1")
-        require(self.lr > 0 and math.isfinite(self.lr), "lr must be a positive number")
-        require(self.weight_decay >= 0, "weight_decay must be >= 0")
-        require(self.clip >= 0, "clip must be >= 0 (0: no clipping)")
-        require(self.time_limit is None or self.time_limit > 0, "time_limit must be positive")
-        require(self.patience >= 0 and self.preview_every >= 0,
-                "patience and preview_every must be >= 0")
-        require(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
-                "device must be auto, cpu or cuda")
+            check_int(self, name, 1)
+        for name in ("patience", "preview_every"):
+            check_int(self, name, 0)
+        check_int(self, "seed", 0, SEED_MAX)
+        # Non-finite settings would train to non-finite weights (inf, nan fail every test).
+        check(self.lr > 0 and math.isfinite(self.lr), "lr", "must be a positive number")
+        check(0 <= self.weight_decay < math.inf, "weight_decay", "must be a finite number >= 0")
+        check(0 <= self.clip < math.inf, "clip", "must be a finite number >= 0 (0: no clipping)")
+        check(self.time_limit is None or 0 < self.time_limit < math.inf, "time_limit",
+              "must be positive")
+        check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "device",
+              "must be auto, cpu or cuda")
         check_out_name(self.out)
+
+
+SEED_MAX = 2**63 - 1  # torch.manual_seed takes up to 2**64 - 1; batching's seeds are mod 2**63
 
 
 @dataclass
@@ -135,8 +144,8 @@ class Config:
         for name, klass in SECTIONS.items():
             table = values.get(name, {})
             if not isinstance(table, dict):
-                raise UsageError(f"{source}: [{name}] must be a table")
-            sections[name] = klass(**_checked_fields(klass, table, f"{source}: [{name}]"))
+                raise UsageError(f"{source} [{name}] must be a table")
+            sections[name] = klass(**_checked_fields(klass, table, f"{source} [{name}]"))
         return cls(**sections)
 
     def value(self, key: str) -> Any:
@@ -159,8 +168,35 @@ SECTION_OF = {f.name: s for s, klass in SECTIONS.items() if s != "sample" for f 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> Config:
     """Defaults, then the TOML file (if any), then the command-line overrides; validated."""
-    config = Config() if path is None else Config.from_dict(read_toml(path), source=str(path))
-    return config.with_overrides(overrides).validate()
+    preset = {} if path is None else read_toml(path)
+    config = Config() if path is None else Config.from_dict(preset, source=str(path))
+    with naming_sources(path, preset, overrides):
+        return config.with_overrides(overrides).validate()
+
+
+@contextmanager
+def naming_sources(path: str | Path | None, preset: dict[str, Any],
+                   overrides: dict[str, Any]) -> Iterator[None]:
+    """A setting's error names where its value came from: the option typed (`--batch-size`),
+    or the preset's file, table and key (`preset.toml [train] batch_size`)."""
+    try:
+        yield
+    except SettingError as e:
+        raise UsageError(f"{source_of(e.key, path, preset, overrides)} {e.rule}") from None
+
+
+def source_of(key: str, path: str | Path | None, preset: dict[str, Any],
+              overrides: dict[str, Any]) -> str:
+    table = SECTION_OF.get(key)
+    if key in overrides or table is None:
+        return option_name(key)
+    if path is not None and key in preset.get(table, {}):
+        return f"{path} [{table}] {key}"
+    return key  # a default's (defaults are valid; a stored checkpoint's)
+
+
+def option_name(key: str) -> str:
+    return "--" + key.replace("_", "-")
 
 
 def flat_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
@@ -172,7 +208,7 @@ def flat_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def check_out_name(out: str) -> str:
-    require(out.strip() != "", "out must name a folder")
+    check(out.strip() != "", "out", "must name a folder")
     return out
 
 
@@ -219,6 +255,8 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
             raise UsageError(f"{where} must be a list, got {value!r}")
         return [_coerce(v, args[0], where) for v in value]
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > sys.float_info.max:  # float() would overflow
+            raise UsageError(f"{where} must be a finite number, got {value!r}")
         return float(value)
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
         raise UsageError(f"{where} must be {_TYPE_NAMES.get(typ, typ.__name__)}, got {value!r}")

@@ -38,7 +38,9 @@ def print_training_summary(result: TrainResult, console: Console | None = None) 
     if cache:
         console.print("val ppl (cache) is with the continuous cache over the held-out text "
                       "already read (it picks best.pt); val ppl (plain) is the model alone")
-    console.print(f"checkpoints: {result.out / 'best.pt'} (best), {result.out / 'last.pt'}; "
+    best = result.out / "best.pt"
+    shown = f"{best} (best), " if best.exists() else ""  # say only what is there
+    console.print(f"checkpoints: {shown}{result.out / 'last.pt'}; "
                   f"metrics: {result.out / 'metrics.jsonl'}")
 
 

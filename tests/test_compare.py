@@ -6,10 +6,12 @@ import builtins
 import csv
 import json
 
+import os
+import signal
 import subprocess
 import sys
 
-from conftest import TINY, cli, cli_args
+from conftest import TINY, assert_one_line_error, cli, cli_args
 from lyricgen.commands import compare
 from lyricgen.config import load_config
 from lyricgen.corpus import load_corpus
@@ -124,3 +126,39 @@ def test_overwrite_removes_the_temporary_files_of_a_killed_write(lyrics_file, tm
     stale.write_bytes(b"PK\x03\x04 half a checkpoint")
     assert compare_cli(lyrics_file, out, "--epochs", 1, "--overwrite").exit_code == 0
     assert not stale.exists()
+
+
+def test_a_comparison_too_big_for_the_memory_is_refused_before_any_model(lyrics_file,
+                                                                         tmp_path,
+                                                                         monkeypatch):
+    from lyricgen.training import setup
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(compare, "CharLM", no_model)  # the agreement check's models
+    monkeypatch.setattr(setup, "available_memory", lambda device: 1_000_000)
+    result = compare_cli(lyrics_file, tmp_path / "cmp", "--hidden-size", 2048)
+    assert_one_line_error(result, 2, "--hidden-size 2048 needs about", "lower --hidden-size")
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_ctrl_c_stops_the_comparison_saying_how_to_continue_its_run(lyrics_file, tmp_path,
+                                                                     monkeypatch):
+    from lyricgen.training.step import TrainStep
+
+    real, calls = TrainStep.__call__, []
+
+    def step(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, *args)
+
+    monkeypatch.setattr(TrainStep, "__call__", step)
+    out = tmp_path / "cmp"
+    result = compare_cli(lyrics_file, out)
+    assert_one_line_error(result, 130, "comparison was interrupted by SIGINT during the scratch "
+                          f"run; `lyricgen train --resume --out {out / 'scratch'}` continues")
+    assert (out / "scratch" / "last.pt").exists() and not (out / "builtin").exists()
+    assert not (out / ".lock").exists() and not (out / "scratch" / ".lock").exists()

@@ -28,6 +28,7 @@ from conftest import TINY, assert_one_line_error, cli, cli_args, lyrics
 from lyricgen import checkpoint
 
 OUTPUTS = {"last.pt", "best.pt", "metrics.jsonl"}
+LOCK = ".lock"  # a run's lock file, removed as the run ends
 TEMPORARY = re.compile(r"^\.(last|best)\.pt\.\d+\.tmp$")  # checkpoint.py's temporary files
 TINY_ARGS = cli_args(TINY)
 
@@ -101,38 +102,59 @@ TRAIN_CASES = [
                  id="out under a file"),
     pytest.param({"afile": b"x"}, ["--out", "{tmp}/afile"], 1, ["not a writable folder"],
                  id="out is a file"),
-    # bad option values: exit 2 ("valid int": Typer versions word it "valid int." or "valid integer")
-    pytest.param({}, ["--epochs", "0"], 2, ["epochs must be at least 1"], id="epochs 0"),
-    pytest.param({}, ["--epochs", "-3"], 2, ["epochs must be at least 1"], id="epochs -3"),
+    # bad option values, the error naming the option typed: exit 2 ("valid int": Typer
+    # versions word it "valid int." or "valid integer")
+    pytest.param({}, ["--epochs", "0"], 2, ["--epochs must be at least 1"], id="epochs 0"),
+    pytest.param({}, ["--epochs", "-3"], 2, ["--epochs must be at least 1"], id="epochs -3"),
     pytest.param({}, ["--epochs", "ten"], 2, ["Invalid value for '--epochs'", "valid int"],
                  id="epochs not a number"),
-    pytest.param({}, ["--hidden-size", "-1"], 2, ["hidden_size must be at least 1"],
+    pytest.param({}, ["--hidden-size", "-1"], 2, ["--hidden-size must be at least 1"],
                  id="negative hidden size"),
-    pytest.param({}, ["--embedding-size", "-16"], 2, ["embedding_size must be at least 1"],
+    pytest.param({}, ["--embedding-size", "-16"], 2, ["--embedding-size must be at least 1"],
                  id="negative embedding size"),
-    pytest.param({}, ["--num-layers", "0"], 2, ["num_layers must be at least 1"],
+    pytest.param({}, ["--num-layers", "0"], 2, ["--num-layers must be at least 1"],
                  id="zero layers"),
-    pytest.param({}, ["--batch-size", "-8"], 2, ["batch_size must be at least 1"],
+    pytest.param({}, ["--batch-size", "-8"], 2, ["--batch-size must be at least 1"],
                  id="negative batch size"),
-    pytest.param({}, ["--num-steps", "-1"], 2, ["num_steps must be at least 1"],
+    pytest.param({}, ["--num-steps", "-1"], 2, ["--num-steps must be at least 1"],
                  id="negative num steps"),
-    pytest.param({}, ["--max-chars", "-5"], 2, ["max_chars must be at least 1"],
+    pytest.param({}, ["--max-chars", "-5"], 2, ["--max-chars must be at least 1"],
                  id="negative max chars"),
-    pytest.param({}, ["--dropout", "1.5"], 2, ["dropout must be in [0, 1)"], id="dropout 1.5"),
-    pytest.param({}, ["--val-fraction", "1"], 2, ["val_fraction must be in [0, 1)"],
+    pytest.param({}, ["--dropout", "1.5"], 2, ["--dropout must be in [0, 1)"],
+                 id="dropout 1.5"),
+    pytest.param({}, ["--val-fraction", "1"], 2, ["--val-fraction must be in [0, 1)"],
                  id="val fraction 1"),
-    pytest.param({}, ["--lr", "-0.1"], 2, ["lr must be a positive number"], id="negative lr"),
-    pytest.param({}, ["--lr", "nan"], 2, ["lr must be a positive number"], id="lr nan"),
-    pytest.param({}, ["--time-limit", "0"], 2, ["time_limit must be positive"],
+    pytest.param({}, ["--lr", "-0.1"], 2, ["--lr must be a positive number"], id="negative lr"),
+    pytest.param({}, ["--lr", "nan"], 2, ["--lr must be a positive number"], id="lr nan"),
+    pytest.param({}, ["--lr", "inf"], 2, ["--lr must be a positive number"], id="lr inf"),
+    pytest.param({}, ["--weight-decay", "inf"], 2, ["--weight-decay must be a finite number"],
+                 id="weight decay inf"),
+    pytest.param({}, ["--clip", "nan"], 2, ["--clip must be a finite number"], id="clip nan"),
+    pytest.param({}, ["--clip", "inf"], 2, ["--clip must be a finite number"], id="clip inf"),
+    pytest.param({}, ["--time-limit", "0"], 2, ["--time-limit must be positive"],
                  id="time limit 0"),
     pytest.param({}, ["--newlines", "drop"], 2, ["'drop' is not one of"],
                  id="unknown newlines mode"),
-    pytest.param({}, ["--backend", "gpu-lstm"], 2, ["backend must be one of", "scratch"],
+    pytest.param({}, ["--backend", "gpu-lstm"], 2, ["--backend must be one of", "scratch"],
                  id="unknown backend"),
     pytest.param({}, ["--device", "cuda"], 2, ["no CUDA", "--device cpu"],
                  id="cuda without CUDA"),
-    pytest.param({}, ["--device", "tpu"], 2, ["device must be auto, cpu or cuda"],
+    pytest.param({}, ["--device", "tpu"], 2, ["--device must be auto, cpu or cuda"],
                  id="unknown device"),
+    # integers beyond any sane size: a range check, not an overflow deep in torch
+    pytest.param({}, ["--batch-size", str(10**23)], 2, ["--batch-size must be at most 2147483647"],
+                 id="batch size 10**23"),
+    pytest.param({}, ["--embedding-size", str(10**23)], 2,
+                 ["--embedding-size must be at most 2147483647"], id="embedding size 10**23"),
+    pytest.param({}, ["--epochs", str(10**23)], 2, ["--epochs must be at most 2147483647"],
+                 id="epochs 10**23"),
+    pytest.param({}, ["--seed", str(10**23)], 2, ["--seed must be at most 9223372036854775807"],
+                 id="seed 10**23"),
+    pytest.param({}, ["--seed", "-1"], 2, ["--seed must be at least 0"], id="negative seed"),
+    # sizes in range that no memory holds: refused from an estimate, before allocating
+    pytest.param({}, ["--hidden-size", "1000000000"], 2,
+                 ["--hidden-size 1000000000 needs about", "EB of memory", "lower --hidden-size"],
+                 id="hidden size 10**9"),
     # config files: exit 2
     pytest.param({"c.toml": b"[model]\nhiden_size = 16\n"}, ["--config", "{tmp}/c.toml"], 2,
                  ["unknown key 'hiden_size'", "did you mean 'hidden_size'"],
@@ -141,7 +163,24 @@ TRAIN_CASES = [
                  ["--config", "{tmp}/c.toml"], 2, ["unknown table [optim]"],
                  id="unknown config table"),
     pytest.param({"c.toml": b"[train]\nepochs = \"ten\"\n"}, ["--config", "{tmp}/c.toml"], 2,
-                 ["epochs must be an integer", "'ten'"], id="wrong-typed config value"),
+                 ["c.toml [train] epochs must be an integer", "'ten'"],
+                 id="wrong-typed config value"),
+    # a preset's bad value: the error names the file, the table and the key (the options given
+    # on the command line, as TINY's are, win over a preset: these keys are not among them)
+    pytest.param({"c.toml": b"[train]\nplateau_patience = 0\n"}, ["--config", "{tmp}/c.toml"],
+                 2, ["c.toml [train] plateau_patience must be at least 1"],
+                 id="preset value out of range"),
+    pytest.param({"c.toml": f"[train]\nseed = {10**23}\n".encode()},
+                 ["--config", "{tmp}/c.toml"], 2,
+                 ["c.toml [train] seed must be at most 9223372036854775807"],
+                 id="preset seed 10**23"),
+    pytest.param({"c.toml": b"[data]\nmax_chars = 0\n"}, ["--config", "{tmp}/c.toml"], 2,
+                 ["c.toml [data] max_chars must be at least 1"], id="preset max chars 0"),
+    pytest.param({"c.toml": b"[train]\nclip = inf\n"}, ["--config", "{tmp}/c.toml"], 2,
+                 ["c.toml [train] clip must be a finite number"], id="preset clip inf"),
+    pytest.param({"c.toml": f"[train]\nclip = {10**400}\n".encode()},
+                 ["--config", "{tmp}/c.toml"], 2,
+                 ["c.toml [train] clip must be a finite number"], id="preset clip 10**400"),
     pytest.param({"c.toml": b"[train]\nclip = true\n"}, ["--config", "{tmp}/c.toml"], 2,
                  ["clip must be a number"], id="boolean where a number goes"),
     pytest.param({"c.toml": b"[model]\nhidden_size = 'big'\n"}, ["--config", "{tmp}/c.toml"],
@@ -212,7 +251,9 @@ PRESET = Path(__file__).parent.parent / "configs" / "default.toml"
                  id="preset with other settings"),
     pytest.param(["--data", "other.txt"], 1, ["corpus not found", "other.txt"],
                  id="missing corpus"),
-    pytest.param(["--epochs", 0], 2, ["epochs must be at least 1"], id="epochs 0"),
+    pytest.param(["--epochs", 0], 2, ["--epochs must be at least 1"], id="epochs 0"),
+    pytest.param(["--epochs", 10**23], 2, ["--epochs must be at most 2147483647"],
+                 id="epochs 10**23"),
     pytest.param(["--device", "cuda"], 2, ["no CUDA", "--device cpu"], id="cuda without CUDA"),
 ])
 def test_bad_resume_options_keep_the_checkpoint(run_copy, args, code, phrases):
@@ -367,13 +408,49 @@ def test_resume_refuses_a_bad_checkpoint_and_leaves_it(run_copy, make, phrases):
     assert snapshot(run_copy) == before
 
 
-@pytest.mark.parametrize("where", ["missing", "a folder"])
-def test_sample_without_a_checkpoint_file(tmp_path, where):
-    path = tmp_path / "model.pt"
-    if where == "a folder":
+def make_not_a_file(path: Path, kind: str) -> None:
+    if kind == "a folder":
         path.mkdir()
-    expected = "not found" if where == "missing" else "is a folder"
+    elif kind == "a FIFO":
+        os.mkfifo(path)
+    elif kind == "a device":
+        path.symlink_to("/dev/zero")
+
+
+NOT_A_FILE = [("missing", "not found"), ("a folder", "is a folder"),
+              ("a FIFO", "is not a regular file but a named pipe (FIFO)"),
+              ("a device", "is not a regular file but a device")]
+
+
+@pytest.fixture
+def no_hang():
+    """A test that would wait forever (reading a FIFO no one writes) fails instead."""
+    def timed_out(signum, frame):
+        raise TimeoutError("hung: something opened a FIFO or read a device")
+
+    previous = signal.signal(signal.SIGALRM, timed_out)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("kind, expected", NOT_A_FILE, ids=[k for k, _ in NOT_A_FILE])
+def test_sample_without_a_checkpoint_file(tmp_path, kind, expected, no_hang):
+    path = tmp_path / "model.pt"
+    make_not_a_file(path, kind)
     assert_one_line_error(cli("sample", "--checkpoint", path), 1, "model.pt", expected)
+
+
+@pytest.mark.parametrize("kind, expected", NOT_A_FILE[2:], ids=[k for k, _ in NOT_A_FILE[2:]])
+def test_resume_from_a_last_pt_that_is_not_a_file(run_copy, kind, expected, no_hang):
+    (run_copy / "last.pt").unlink()
+    make_not_a_file(run_copy / "last.pt", kind)
+    before = {name: (run_copy / name).read_bytes() for name in ("best.pt", "metrics.jsonl")}
+    result = cli("train", "--resume", "--out", run_copy, "--epochs", 5)
+    assert_one_line_error(result, 1, "last.pt", expected)
+    assert {name: (run_copy / name).read_bytes() for name in before} == before
+    assert sorted(os.listdir(run_copy)) == sorted(OUTPUTS)
 
 
 @pytest.mark.parametrize("function", [os.system, builtins.exec], ids=["os.system", "exec"])
@@ -395,6 +472,46 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(
 
     torch.load(run_copy / "last.pt", weights_only=False)  # the unsafe way does run it
     assert marker.exists()
+
+
+# --- a run folder in use -------------------------------------------------------------------------
+
+HOLD_LOCK = ("import sys; from pathlib import Path; from lyricgen.commands.train import RunLock; "
+             "RunLock().hold(Path(sys.argv[1])); print('held', flush=True); sys.stdin.read()")
+
+
+@pytest.fixture
+def lock_holder(run_copy):
+    """Another process holding run_copy's lock, as a run writing it does."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_copy)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=child_env())
+    assert holder.stdout.readline() == b"held\n"
+    yield holder
+    holder.kill()
+    holder.wait()
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["train", *TINY_ARGS, "--overwrite"], id="train --overwrite"),
+    pytest.param(["train", "--resume", "--epochs", 5], id="train --resume"),
+    pytest.param(["compare", *TINY_ARGS, "--epochs", 1], id="compare"),
+])
+def test_a_second_run_into_a_folder_in_use_is_refused(run_copy, lyrics_file, lock_holder, args):
+    before = snapshot(run_copy)
+    assert before[LOCK] == f"{lock_holder.pid}\n".encode()
+    data = [] if "--resume" in args else ["--data", lyrics_file]
+    result = cli(*args, "--out", run_copy, *data)
+    assert_one_line_error(result, 1, f"--out {run_copy} is in use by another lyricgen run "
+                                     f"(pid {lock_holder.pid})", "wait for it to end")
+    assert snapshot(run_copy) == before
+
+
+def test_the_lock_of_a_killed_run_blocks_nothing_and_a_run_removes_its_own(run_copy,
+                                                                            lock_holder):
+    lock_holder.kill()  # as kill -9 would: the lock file stays, with a dead pid
+    lock_holder.wait()
+    assert (run_copy / LOCK).exists()
+    resume_one_more_epoch(run_copy)  # which also checks that no .lock is left
 
 
 # --- failing writes ------------------------------------------------------------------------------
@@ -507,15 +624,17 @@ def long_corpus(tmp_path_factory) -> Path:
 
 
 class Training:
-    """`lyricgen train --out OUT ARGS` in a child process, its stderr in a file beside OUT."""
+    """`lyricgen train --out OUT ARGS` in a child process, its stdout and stderr in files
+    beside OUT."""
 
     def __init__(self, out: Path, *args: str):
         self.out = out
-        self.stderr_path = out.parent / f"{out.name}-{time.monotonic_ns()}.stderr"
-        with self.stderr_path.open("wb") as err:
+        stem = out.parent / f"{out.name}-{time.monotonic_ns()}"
+        self.stdout_path, self.stderr_path = stem.with_suffix(".stdout"), stem.with_suffix(".stderr")
+        with self.stdout_path.open("wb") as stdout, self.stderr_path.open("wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "lyricgen", "train", "--out", str(out), *args],
-                stdout=subprocess.DEVNULL, stderr=err, cwd=out.parent, env=child_env())
+                stdout=stdout, stderr=err, cwd=out.parent, env=child_env())
 
     @classmethod
     def fresh(cls, out: Path, corpus: Path) -> Training:
@@ -553,6 +672,9 @@ class Training:
     def stderr(self) -> str:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
 
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
+
 
 @pytest.fixture
 def started():
@@ -566,9 +688,10 @@ def started():
 
 
 def assert_clean_checkpoint(out: Path) -> None:
-    """last.pt loads and is at a clean point; only checkpoint.py's temporaries may lie beside."""
-    assert all(name in OUTPUTS or TEMPORARY.match(name) for name in os.listdir(out)), \
-        os.listdir(out)
+    """last.pt loads and is at a clean point; only checkpoint.py's temporaries and, after a
+    kill -9, the run's lock file (which then locks nothing) may lie beside."""
+    assert all(name in OUTPUTS or name == LOCK or TEMPORARY.match(name)
+               for name in os.listdir(out)), os.listdir(out)
     saved = checkpoint.load(out / "last.pt", training_state=True)
     p = saved.progress
     assert len(saved.history) == p.epoch >= 1
@@ -595,10 +718,15 @@ def test_sigint_and_sigterm_save_last_pt_and_resume_continues(long_corpus, tmp_p
         training.wait_for_checkpoint()
         time.sleep(rng.uniform(0, 0.3))
         assert training.stop(sig) == code, training.stderr()
-        lines = training.stderr().splitlines()
-        assert len(lines) == 1 and lines[0].startswith(f"error: interrupted by {sig.name}"), \
-            lines
-        assert "--resume" in lines[0]
+        # A normal stop, as a time limit is: no error, a line saying how to continue, and the
+        # summary; the exit code still tells the shell which signal stopped it.
+        assert training.stderr() == ""
+        stdout = training.stdout()
+        stopped = [line for line in stdout.splitlines()
+                   if line.startswith(f"interrupted by {sig.name} at epoch")]
+        assert len(stopped) == 1 and "holds it (continue with --resume)" in stopped[0], stdout
+        assert f"training interrupted by {sig.name}" in stdout  # the summary table's title
+        assert "checkpoints: " in stdout and "last.pt" in stdout.split("checkpoints: ")[1]
         assert_clean_checkpoint(training.out)
         assert set(os.listdir(training.out)) == OUTPUTS  # a clean stop leaves no temporaries
         sampled = cli("sample", "--checkpoint", training.out / "last.pt", "--prefix", "分开",

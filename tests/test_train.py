@@ -5,22 +5,28 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 
 import pytest
 import torch
 import torch.nn.functional as F
+from typer.testing import CliRunner
 
-from conftest import QUIET, cli, lyrics, tiny_options
+from conftest import QUIET, TINY, assert_one_line_error, cli, cli_args, lyrics, tiny_options
 from lyricgen import checkpoint
+from lyricgen.cli import app
+from lyricgen.commands import train as train_command
 from lyricgen.commands.train import train
 from lyricgen.config import Config, load_config
 from lyricgen.corpus import load_corpus
 from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.evaluate import Evaluation
 from lyricgen.models.charlm import CharLM, ModelConfig
-from lyricgen.training import loop
+from lyricgen.training import loop, setup
 from lyricgen.training.progress import Progress
 from lyricgen.training.schedule import Schedule
+from lyricgen.training.step import TrainStep
 
 
 def metrics(out) -> list[dict]:
@@ -148,9 +154,100 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(lyrics_file, tmp_path
         return loss
 
     monkeypatch.setattr(F, "cross_entropy", poisoned)
-    with pytest.raises(LyricgenError, match=r"epoch 2, batch 3"):
+    with pytest.raises(LyricgenError, match=r"epoch 2, batch 3.*last.pt from epoch 1 is kept"):
         train(None, {"out": str(out), "epochs": 3}, resume=True, **QUIET)
     assert (out / "last.pt").read_bytes() == good
+
+
+def test_a_diverging_run_stops_and_says_truly_that_nothing_was_written(lyrics_file, tmp_path):
+    out = tmp_path / "run"
+    result = cli("train", *cli_args(tiny_options(lyrics_file, out, lr=1e30, optimizer="sgd",
+                                                 clip=0.0)))
+    assert_one_line_error(result, 1, "training stopped and no checkpoint was written",
+                          "set --clip")
+    assert not (out / "last.pt").exists() and not (out / "best.pt").exists()
+
+
+def poison_weights(trainer: loop.Trainer) -> None:
+    with torch.no_grad():
+        next(trainer.setup.model.parameters()).view(-1)[0] = math.inf
+
+
+def test_weights_gone_non_finite_with_finite_losses_are_never_saved(lyrics_file, tmp_path,
+                                                                    monkeypatch):
+    """An update can make the weights non-finite after the epoch's last loss was read: the
+    check before validation stops the run, and the checkpoint kept is the finite one."""
+    out = tmp_path / "run"
+    train(None, tiny_options(lyrics_file, out, epochs=1), **QUIET)
+    before = {name: (out / name).read_bytes() for name in ("last.pt", "best.pt")}
+    real = loop.Trainer.end_epoch
+
+    def end_epoch(self, epoch):
+        if epoch == 2:
+            poison_weights(self)
+        return real(self, epoch)
+
+    monkeypatch.setattr(loop.Trainer, "end_epoch", end_epoch)
+    with pytest.raises(LyricgenError, match=r"weights became non-finite \(inf or nan\) in "
+                                            r"epoch 2; training stopped and .*last.pt from "
+                                            r"epoch 1 is kept"):
+        train(None, {"out": str(out), "epochs": 3}, resume=True, **QUIET)
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert len(metrics(out)) == 1
+
+
+def test_a_stop_mid_epoch_does_not_save_non_finite_weights(lyrics_file, tmp_path, monkeypatch):
+    real = TrainStep.__call__
+
+    def step(self, *args):
+        loss = real(self, *args)  # the loss of the weights before this update: finite
+        with torch.no_grad():
+            self.params[0].view(-1)[0] = math.nan
+        return loss
+
+    monkeypatch.setattr(TrainStep, "__call__", step)
+    out = tmp_path / "run"
+    with pytest.raises(LyricgenError, match=r"non-finite .* by epoch 1, batch 1; training "
+                                            r"stopped and no checkpoint was written"):
+        train(None, tiny_options(lyrics_file, out, time_limit=1e-9), **QUIET)
+    assert not (out / "last.pt").exists()
+
+
+def interrupt_at_batch(monkeypatch, n: int, sig: int = signal.SIGINT) -> None:
+    """Ctrl-C as the n-th training step runs (as a user's would arrive)."""
+    real, calls = TrainStep.__call__, []
+
+    def step(self, *args):
+        calls.append(1)
+        if len(calls) == n:
+            os.kill(os.getpid(), sig)
+        return real(self, *args)
+
+    monkeypatch.setattr(TrainStep, "__call__", step)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_is_a_normal_stop_with_the_summary(lyrics_file, tmp_path, monkeypatch, sig,
+                                                    code):
+    out = tmp_path / "run"
+    options = tiny_options(lyrics_file, out, epochs=3)
+    cfg = load_config(None, options)
+    per_epoch = len(setup.training_batches(cfg, load_corpus(cfg.data, progress=False),
+                                           torch.device("cpu"), 1))
+    interrupt_at_batch(monkeypatch, per_epoch + 3, sig)  # as epoch 2's third batch runs
+    result = cli("train", *cli_args(options))
+    assert result.exit_code == code, result.output
+    assert result.stderr == ""  # no error: the run stopped as asked
+    name = signal.Signals(sig).name
+    assert f"\ninterrupted by {name} at epoch 2, batch 3; {out / 'last.pt'} holds it " \
+           "(continue with --resume)\n" in result.stdout
+    assert f"training interrupted by {name}: 1 epochs, best at epoch 1" in result.stdout
+    progress = checkpoint.load(out / "last.pt", training_state=True).progress
+    assert (progress.epoch, progress.batch) == (1, 3)
+    assert not (out / ".lock").exists()
+    resumed = cli("train", "--resume", "--out", out)
+    assert resumed.exit_code == 0, resumed.output
+    assert [row["epoch"] for row in metrics(out)] == [1, 2, 3]
 
 
 def test_the_loop_halves_the_lr_and_stops_early_as_the_schedule_says(lyrics_file, tmp_path,
@@ -170,6 +267,40 @@ def test_the_loop_halves_the_lr_and_stops_early_as_the_schedule_says(lyrics_file
     assert result.best_epoch == 1
     assert sum(line.startswith("lr halved to") for line in lines) == 3
     assert lines[-1].startswith("early stop: no improvement for 3 epochs")
+
+
+def test_the_first_epoch_is_the_best_so_far_whatever_its_figure():
+    """A perplexity beyond float range is inf: best.pt is still written after epoch 1."""
+    decision = Schedule("none").end_of_epoch(Progress(), 1, math.inf, 800.0)
+    assert decision.improved
+
+
+def test_the_lr_is_never_halved_below_a_thousandth_of_the_start():
+    schedule, p = Schedule.of(Config().with_overrides({"lr": 0.002, "patience": 0}).train), \
+        Progress()
+    lr, lrs = 0.002, []
+    for epoch in range(1, 65):  # the plateau schedule: every epoch without improvement
+        if schedule.end_of_epoch(p, epoch, 10.0, 3.0, lr).halve_lr:
+            lr /= 2
+        lrs.append(lr)
+    # (epoch 1 is the best so far) nine halvings after epochs 2 to 10, then it stays
+    assert lrs[9:] == [0.002 / 2**9] * 55
+    assert min(lrs) >= 0.002 / 1000
+
+
+def test_the_loop_stops_halving_at_the_floor_and_says_so(lyrics_file, tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "evaluate", lambda *args, **kwargs: Evaluation(2.0))
+    lines = []
+    result = train(None, tiny_options(lyrics_file, tmp_path / "run", epochs=13, lr=0.01,
+                                      lr_schedule="plateau", plateau_patience=1, patience=0),
+                   log=lines.append, progress_bar=False)
+    # Epoch 1 is the best so far; each later one is a plateau: halved after epochs 2 to 10.
+    assert [r["lr"] for r in result.history] == [0.01 / 2**min(max(e - 1, 0), 9)
+                                                 for e in range(13)]
+    halvings = [line for line in lines if line.startswith("lr halved to")]
+    assert len(halvings) == 9
+    assert halvings[-1] == "lr halved to 1.95e-05 (the last time: it is not halved below " \
+                           "1/1000 of the starting lr)"
 
 
 @pytest.mark.parametrize("kind, figures, halved, stopped", [
@@ -236,3 +367,110 @@ def test_preview_prints_samples_of_each_prefix(lyrics_file, tmp_path):
     assert len(previews) == 2
     assert previews[0].startswith("分开") and previews[1].startswith("月光")
     assert all(len(p) > 10 for p in previews)
+
+
+# --- memory -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", [
+    dict(input="embedding", tie_weights=False, num_layers=2),
+    dict(input="embedding", tie_weights=True, embedding_size=16, hidden_size=32),  # projection
+    dict(input="embedding", tie_weights=True, embedding_size=32, hidden_size=32),
+    dict(input="onehot", num_layers=3),
+], ids=["untied", "tied with a projection", "tied", "one-hot"])
+def test_the_memory_estimate_counts_the_parameters_as_the_model_has_them(model):
+    cfg = Config().with_overrides({**TINY, **model})
+    real = sum(p.numel() for p in CharLM(50, cfg.model).parameters())
+    assert setup.parameter_count(cfg, 50) == real
+    m = cfg.model
+    width = m.embedding_size if m.input == "embedding" else 50
+    activations = 8 * 16 * (m.num_layers * 10 * m.hidden_size + width + 3 * 50)  # B T (...)
+    assert setup.memory_estimate(cfg, 50) == 4 * (4 * real + activations)  # Adam: 2 moments
+
+
+def test_settings_beyond_the_memory_are_refused_before_anything_is_allocated(
+        lyrics_file, tmp_path, monkeypatch):
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was built")
+
+    monkeypatch.setattr(setup, "CharLM", no_model)
+    monkeypatch.setattr(setup, "available_memory", lambda device: 1_000_000)
+    out = tmp_path / "run"
+    result = cli("train", *cli_args(tiny_options(lyrics_file, out, hidden_size=2048)))
+    assert_one_line_error(result, 2, "--hidden-size 2048 needs about", "MB of memory",
+                          "this machine has 1.0 MB free; lower --hidden-size")
+    assert not out.exists()
+
+
+# --- what a run shows ---------------------------------------------------------------------------
+
+def test_the_first_line_says_what_starts_before_the_slow_parts(lyrics_file, tmp_path,
+                                                               monkeypatch):
+    lines, before_corpus = [], []
+    real = train_command.load_corpus
+
+    def load_corpus_(*args, **kwargs):
+        before_corpus.append(list(lines))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_command, "load_corpus", load_corpus_)
+    out = tmp_path / "run"
+    train(None, tiny_options(lyrics_file, out, epochs=1), log=lines.append, progress_bar=False)
+    model = f"1 layer of 32 units, 16-wide embedding; corpus {lyrics_file}; on cpu"
+    assert before_corpus[0] == [f"training a scratch LSTM into {out}: {model}"]
+    lines.clear()
+    train(None, {"out": str(out), "epochs": 2}, resume=True, log=lines.append,
+          progress_bar=False)
+    assert before_corpus[1] == [f"resuming {out / 'last.pt'} after epoch 1 (scratch LSTM): "
+                                f"{model}"]
+
+
+class RecordingBar:
+    """tqdm's part the loop uses, recording what the bar shows, in order with the log."""
+
+    def __init__(self, events: list, desc: str = "", disable: bool = False, **kwargs):
+        self.events = events
+        self.events.append(f"bar: {desc}")
+
+    def update(self, n: int) -> None:
+        pass
+
+    def set_postfix(self, **kwargs) -> None:
+        pass
+
+    def set_description(self, desc: str) -> None:
+        self.events.append(f"bar: {desc}")
+
+    def close(self) -> None:
+        self.events.append("bar closed")
+
+
+def test_the_bar_shows_validating_and_saving(lyrics_file, tmp_path, monkeypatch):
+    events = []
+    monkeypatch.setattr(loop, "tqdm", lambda *args, **kwargs: RecordingBar(events, **kwargs))
+    train(None, tiny_options(lyrics_file, tmp_path / "run", epochs=2),
+          log=lambda line: events.append(line[:len("epoch    1/2")]), progress_bar=True)
+    assert events[1:] == ["bar: epoch 1/2", "bar: epoch 1/2 validating", "bar: epoch 1/2 saving",
+                          "bar closed", "epoch    1/2",
+                          "bar: epoch 2/2", "bar: epoch 2/2 validating", "bar: epoch 2/2 saving",
+                          "bar closed", "epoch    2/2"]
+
+
+# --- help ---------------------------------------------------------------------------------------
+
+def help_text(command: str) -> str:
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    return "".join(result.stdout.split())  # without spaces, so that wrapping does not matter
+
+
+@pytest.mark.parametrize("command", ["train", "compare", "sample"])
+def test_help_shows_choices_and_one_style_of_default(command):
+    text = help_text(command)
+    assert "<bool>" not in text and "<list[str]>" not in text  # flags take no value
+    assert "(default:" not in text  # typer's style, "[default: x]", only
+    if command != "sample":
+        for shown in ("--backend <scratch|builtin>", "--device <auto|cpu|cuda[:N]>",
+                      "--data <path|name>", "[default: jaychou]", "[default: tie-weights]",
+                      "--prefix <text>", "[default: 分开, 不分开]", "--out <folder>",
+                      "a projection bridges the two"):  # differing sizes are fine
+            assert shown.replace(" ", "") in text, shown

@@ -14,15 +14,16 @@ import torch
 import torch.nn.functional as F
 
 from lyricgen import checkpoint, models
-from lyricgen.commands.train import check_out_dir, clear_outputs, make_out_dir
+from lyricgen.commands.train import (RunLock, check_out_dir, clear_outputs, make_out_dir,
+                                     model_line)
 from lyricgen.config import Config, load_config
 from lyricgen.corpus import Corpus, load_corpus
 from lyricgen.device import resolve_device
-from lyricgen.errors import UsageError
+from lyricgen.errors import Interrupted, UsageError
 from lyricgen.models.charlm import CharLM
 from lyricgen.training.loop import Trainer
 from lyricgen.training.reporting import Log
-from lyricgen.training.setup import set_up, training_batches
+from lyricgen.training.setup import check_memory, set_up, training_batches
 
 BACKENDS = tuple(models.BACKENDS)  # scratch, builtin
 ROW_KEYS = ("epoch", "train_ppl", "val_ppl", "seconds", "tokens_per_s")
@@ -30,17 +31,33 @@ ROW_KEYS = ("epoch", "train_ppl", "val_ppl", "seconds", "tokens_per_s")
 
 def compare(config_file: str | None, overrides: dict[str, Any], *, overwrite: bool = False,
             log: Log = print, progress_bar: bool = True) -> dict[str, Any]:
-    """Train each backend in OUT/<backend>; write OUT/compare.{json,csv,png}; the report."""
+    """Train each backend in OUT/<backend>; write OUT/compare.{json,csv,png}; the report.
+    OUT and each backend's folder are locked against other runs until it ends."""
     cfg = load_config(config_file, overrides)
+    lock = RunLock()
+    try:
+        return run_comparison(cfg, overwrite, log, progress_bar, lock)
+    finally:
+        lock.release()
+
+
+def run_comparison(cfg: Config, overwrite: bool, log: Log, progress_bar: bool, lock: RunLock
+                   ) -> dict[str, Any]:
     out = Path(cfg.train.out)
+    for folder in (out, *(out / backend for backend in BACKENDS)):
+        lock.hold_if_there(folder)
     for backend in BACKENDS:
         check_out_dir(out / backend, fresh=False, overwrite=overwrite)
         if not overwrite and (out / backend / "last.pt").exists():
             raise UsageError(f"{out} already holds a comparison ({backend}/last.pt); start "
                              "over with --overwrite, or choose another --out")
+    log(f"comparing {' and '.join(BACKENDS)} into {out}: {model_line(cfg)}")
     corpus = load_corpus(cfg.data)
+    check_memory(cfg, len(corpus.vocab), resolve_device(cfg.train.device))
     report: dict[str, Any] = {"config": cfg.to_dict(), "agreement": agreement(cfg, corpus),
                               "backends": {}}
+    make_out_dir(out)
+    lock.hold(out)
     # The time limit is for the whole comparison: half each.
     half = cfg.train.time_limit / 2 if cfg.train.time_limit else None
     for backend in BACKENDS:
@@ -50,9 +67,15 @@ def compare(config_file: str | None, overrides: dict[str, Any], *, overwrite: bo
         trainer = Trainer(set_up(run_cfg, corpus, log), out / backend, log=log,
                           progress_bar=progress_bar)
         make_out_dir(out / backend)
+        lock.hold(out / backend)
         clear_outputs(out / backend)
         checkpoint.remove_stale_temporaries(out / backend)
         result = trainer.run()
+        if result.exit_code:  # a signal: the comparison stops with that backend's run saved
+            raise Interrupted(f"the comparison was {result.stop} during the {backend} run; "
+                              f"`lyricgen train --resume --out {out / backend}` continues that "
+                              "run, and `lyricgen compare --overwrite` starts the comparison "
+                              "over", result.exit_code)
         report["backends"][backend] = {
             "parameters": sum(p.numel() for p in trainer.setup.model.parameters()),
             "tokens_per_s": speed(result.history, trainer),

@@ -10,25 +10,45 @@ from typing import Any
 
 from lyricgen import checkpoint
 from lyricgen.config import (Config, TrainConfig, check_out_name, flat_keys, load_config,
-                             read_toml)
+                             naming_sources, read_toml)
 from lyricgen.corpus import load_corpus
+from lyricgen.device import resolve_device
 from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.training.loop import Trainer, TrainResult
 from lyricgen.training.reporting import Log
 from lyricgen.training.setup import set_up
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: runs are not locked
+    fcntl = None
+
 # What a resumed run may change; everything else must equal what the checkpoint has.
 RESUMABLE = {"epochs", "time_limit", "device", "cuda_graphs", "preview_every", "prefix",
              "patience", "out", "data"}
 OUTPUTS = ("last.pt", "best.pt", "metrics.jsonl")
+LOCK = ".lock"  # in a run folder while a run writes it: see RunLock
 
 
 def train(config_file: str | None, overrides: dict[str, Any], *, resume: bool = False,
           overwrite: bool = False, log: Log = print, progress_bar: bool = True) -> TrainResult:
-    """A new run, or with `resume` the one in the output folder."""
+    """A new run, or with `resume` the one in the output folder; the folder is locked
+    against other runs from before anything in it is read or written until the end."""
+    lock = RunLock()
+    try:
+        return start(config_file, overrides, resume, overwrite, log, progress_bar, lock).run()
+    finally:
+        lock.release()
+
+
+def start(config_file: str | None, overrides: dict[str, Any], resume: bool, overwrite: bool,
+          log: Log, progress_bar: bool, lock: RunLock) -> Trainer:
+    """The Trainer of the run, with its folder made and locked."""
     saved = None
     if resume:
-        out = Path(check_out_name(overrides.get("out", TrainConfig.out)))
+        with naming_sources(None, {}, overrides):
+            out = Path(check_out_name(overrides.get("out", TrainConfig.out)))
+        lock.hold_if_there(out)
         last = out / "last.pt"
         if not last.exists():
             raise LyricgenError(f"nothing to resume: {last} does not exist")
@@ -38,7 +58,10 @@ def train(config_file: str | None, overrides: dict[str, Any], *, resume: bool = 
     else:
         cfg = load_config(config_file, overrides)
     out = Path(cfg.train.out)
+    lock.hold_if_there(out)
     check_out_dir(out, fresh=not resume, overwrite=overwrite)
+    # The slow parts (corpus, model, compiled kernels) follow: say at once what is starting.
+    log(starting_line(cfg, saved))
 
     corpus = load_corpus(cfg.data)
     if saved is not None and saved.corpus_sha256 != corpus.sha256:
@@ -47,14 +70,34 @@ def train(config_file: str | None, overrides: dict[str, Any], *, resume: bool = 
     trainer = Trainer(set_up(cfg, corpus, log), out, log=log, progress_bar=progress_bar)
     if saved is not None:
         trainer.restore(saved)
-        log(f"resuming {out / 'last.pt'} after epoch {trainer.progress.epoch}"
-            + (f", batch {trainer.progress.batch}" if trainer.progress.batch else ""))
     else:
         make_out_dir(out)
+        lock.hold(out)
         if overwrite:
             clear_outputs(out)
     checkpoint.remove_stale_temporaries(out)  # left by a run killed while writing a checkpoint
-    return trainer.run()
+    return trainer
+
+
+def starting_line(cfg: Config, saved: checkpoint.Checkpoint | None) -> str:
+    """What is starting: the run (resumed from where), model size, corpus and device."""
+    out = Path(cfg.train.out)
+    if saved is None:
+        what = f"training a {cfg.model.backend} LSTM into {out}"
+    else:
+        p = saved.progress
+        what = f"resuming {out / 'last.pt'} after epoch {p.epoch}" + \
+            (f", batch {p.batch}" if p.batch else "") + f" ({cfg.model.backend} LSTM)"
+    return f"{what}: {model_line(cfg)}"
+
+
+def model_line(cfg: Config) -> str:
+    """Model size, corpus and device, in words."""
+    m = cfg.model
+    layers = f"{m.num_layers} layer{'s' if m.num_layers > 1 else ''} of {m.hidden_size} units"
+    given = f"{m.embedding_size}-wide embedding" if m.input == "embedding" else "one-hot input"
+    device = resolve_device(cfg.train.device)
+    return f"{layers}, {given}; corpus {cfg.data.data}; on {device}"
 
 
 def resumed_config(stored: Config, config_file: str | None, overrides: dict[str, Any]
@@ -62,7 +105,8 @@ def resumed_config(stored: Config, config_file: str | None, overrides: dict[str,
     """The stored settings with what a resumed run may change applied. Settings given again
     (in --config or as options) must equal the stored ones: re-running the command that
     started the run, with --resume added, is how a run is continued."""
-    given = flat_keys(read_toml(config_file), source=config_file) if config_file else {}
+    preset = read_toml(config_file) if config_file else {}
+    given = flat_keys(preset, source=config_file) if config_file else {}
     given.update(overrides)
     stored.train.time_limit = None  # a time limit is for one invocation, not inherited
     asked = stored.with_overrides(given)  # also checks the values' types
@@ -74,7 +118,9 @@ def resumed_config(stored: Config, config_file: str | None, overrides: dict[str,
         raise UsageError(f"--resume continues with the run's own settings, and these differ "
                          f"from them: {shown}; start a new run with --overwrite or another "
                          "--out to change them")
-    return stored.with_overrides({k: v for k, v in given.items() if k in RESUMABLE}).validate()
+    with naming_sources(config_file, preset, overrides):
+        return stored.with_overrides({k: v for k, v in given.items()
+                                      if k in RESUMABLE}).validate()
 
 
 def clear_outputs(out: Path) -> None:
@@ -107,3 +153,62 @@ def make_out_dir(out: Path) -> None:
     except OSError as e:
         raise LyricgenError(f"--out {out} is not a writable folder ({e.strerror})") from None
 
+
+class RunLock:
+    """`OUT/.lock` locked (flock) while a run writes OUT, holding the run's pid, so that a
+    second run into OUT (train, resume or compare) is refused, naming it. The system drops a
+    lock when its process ends, however it ends: the file of a killed run blocks nothing. A
+    run removes its lock files as it ends."""
+
+    def __init__(self) -> None:
+        self.held: dict[Path, int] = {}  # folder -> open descriptor of its lock file
+
+    def hold_if_there(self, out: Path) -> None:
+        """Lock `out` now if it is already a folder (a new one is locked once made)."""
+        if out.is_dir():
+            self.hold(out)
+
+    def hold(self, out: Path) -> None:
+        if fcntl is None or out in self.held:
+            return
+        path = out / LOCK
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:  # not a writable folder: check_out_dir says so, in its words
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise LyricgenError(f"--out {out} is in use by another lyricgen run "
+                                    f"({holder(path)}); wait for it to end, or choose another "
+                                    "--out") from None
+            if same_file(fd, path):
+                break
+            os.close(fd)  # a run that ended removed the file we locked: lock the new one
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.held[out] = fd
+
+    def release(self) -> None:
+        for out, fd in self.held.items():
+            # Removed while still locked, so no other run can have locked this file meanwhile.
+            (out / LOCK).unlink(missing_ok=True)
+            os.close(fd)
+        self.held.clear()
+
+
+def holder(path: Path) -> str:
+    try:
+        pid = path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        pid = ""
+    return f"pid {pid}" if pid.isdigit() else "its pid is not yet written"
+
+
+def same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False

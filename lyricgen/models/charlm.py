@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from lyricgen.errors import require
+from lyricgen.errors import UsageError
 from lyricgen.models import BACKENDS
 from lyricgen.models.base import State
 from lyricgen.models.lookup import lookup_rows
@@ -28,11 +28,38 @@ class ModelConfig:
     init: Literal["uniform", "normal"] = "uniform"  # normal = the book's N(0, 0.01), zero biases
 
     def validate(self) -> None:
-        require(self.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}")
+        check(self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}")
         for name in ("embedding_size", "hidden_size", "num_layers"):
-            require(getattr(self, name) >= 1, f"{name} must be at least 1")
+            check_int(self, name, 1)
         for name in ("dropout", "embedding_dropout"):
-            require(0.0 <= getattr(self, name) < 1.0, f"{name} must be in [0, 1)")
+            check(0.0 <= getattr(self, name) < 1.0, name, "must be in [0, 1)")
+
+
+# Sizes and counts: any product of two still fits the int64 that torch's sizes are; how much
+# memory a size needs is checked where the run's device is known (training/setup.py).
+INT_MAX = 2**31 - 1
+
+
+class SettingError(UsageError):
+    """A setting that breaks its rule. `key` names the setting, so that the command line can
+    say where the value came from (the option typed, or a preset's file and key); defined with
+    the model's settings because models/ uses nothing above it."""
+
+    def __init__(self, key: str, rule: str):
+        super().__init__(f"{key} {rule}")
+        self.key, self.rule = key, rule
+
+
+def check(ok: bool, key: str, rule: str) -> None:
+    if not ok:
+        raise SettingError(key, rule)
+
+
+def check_int(settings: object, key: str, low: int, high: int = INT_MAX) -> None:
+    """The integer setting `key` of `settings` within [low, high], worded alike for all."""
+    value = getattr(settings, key)
+    check(value >= low, key, f"must be at least {low}")
+    check(value <= high, key, f"must be at most {high}")
 
 
 class CharLM(nn.Module):

@@ -14,14 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from tqdm import tqdm
 
 from lyricgen import checkpoint
 from lyricgen.checkpoint import Checkpoint, CheckpointError, first_line
-from lyricgen.errors import Interrupted, LyricgenError
+from lyricgen.errors import LyricgenError
 from lyricgen.evaluate import evaluate
 from lyricgen.training.progress import Progress
 from lyricgen.training.reporting import Log, Reporter
@@ -29,14 +29,16 @@ from lyricgen.training.schedule import Schedule
 from lyricgen.training.setup import Setup, restore_optimizer
 
 CHECK_EVERY = 16  # batches between syncs that read the loss (finite check, progress bar)
+EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}  # the shell's 128 + signal number
 
 
 @dataclass
 class TrainResult:
     history: list[dict[str, Any]]
-    stop: str  # finished | early stop | time limit
+    stop: str  # finished | early stop | time limit | interrupted by SIGINT (or SIGTERM)
     out: Path
     best_epoch: int
+    exit_code: int = 0  # 130 / 143 after SIGINT / SIGTERM: a clean stop, but not the end
 
 
 class Trainer:
@@ -48,6 +50,9 @@ class Trainer:
         self.schedule = Schedule.of(self.cfg.train)
         self.report = Reporter(out, log, self.cfg.train)
         self.log = log
+        self.bar: tqdm | None = None  # the epoch's progress bar, and its title
+        self.bar_title = ""
+        self.saved: str | None = None  # where the run stood at the last checkpoint written
 
     # --- checkpoints ---------------------------------------------------------------------------
 
@@ -73,8 +78,13 @@ class Trainer:
             raise CheckpointError(f"{saved.source} is damaged: its training state cannot be "
                                   f"restored ({type(e).__name__}: {first_line(e)})") from None
         self.progress, self.history = saved.progress, list(saved.history)
+        self.saved = self.position()
 
     def save(self, best: bool = False) -> None:
+        # Only finite weights are ever written: a checkpoint is something to come back to.
+        if not self.finite_state():
+            self.diverged(f"the weights became non-finite (inf or nan) by {self.position()}")
+        self.status("saving")
         # best.pt first: a crash between the two writes leaves last.pt one epoch behind (that
         # epoch is redone on resume) rather than a best.pt older than the best epoch.
         if best:
@@ -82,6 +92,38 @@ class Trainer:
             checkpoint.copy(self.out / "best.pt", self.out / "last.pt")
         else:
             checkpoint.save(self.checkpoint(), self.out / "last.pt")
+        self.saved = self.position()
+
+    def position(self) -> str:
+        p = self.progress
+        return f"epoch {p.epoch + 1}, batch {p.batch}" if p.batch else f"epoch {p.epoch}"
+
+    def finite_state(self) -> bool:
+        """Whether the weights and the optimizer's state are all finite (one sync)."""
+        s = self.setup
+        tensors = [*s.model.parameters(),
+                   *(v for state in s.optimizer.state.values() for v in state.values()
+                     if torch.is_tensor(v) and v.is_floating_point())]
+        # (Adam's step counts may live on the CPU when the weights do not.)
+        return bool(torch.stack([t.isfinite().all().to(s.device) for t in tensors]).all())
+
+    def diverged(self, what: str) -> NoReturn:
+        """Stop a run gone non-finite, saying truly what is kept."""
+        kept = (f"{self.out / 'last.pt'} from {self.saved} is kept" if self.saved else
+                "no checkpoint was written")
+        hint = "set --clip (1.0, say) or lower --lr" if not self.cfg.train.clip else \
+            "try a lower --lr or a smaller --clip"
+        raise LyricgenError(f"{what}; training stopped and {kept}; {hint}")
+
+    def status(self, state: str) -> None:
+        """What the progress bar shows while no batch runs (validating, saving)."""
+        if self.bar is not None:
+            self.bar.set_description(f"{self.bar_title} {state}")
+
+    def close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -90,29 +132,30 @@ class Trainer:
         self.report.rewrite_metrics(self.history)
         limit = self.cfg.train.time_limit
         deadline = time.monotonic() + limit * 60 if limit else math.inf
-        stop = "finished"
+        stop, exit_code = "finished", 0
         with stop_signals() as signals:
             while self.progress.epoch < epochs:
                 epoch = self.progress.epoch + 1
-                complete, stopped = self.train_epoch(epoch, deadline, signals)
-                if complete and self.end_epoch(epoch):
-                    stop = "early stop"
-                    break
+                try:
+                    complete, stopped = self.train_epoch(epoch, deadline, signals)
+                    if complete and self.end_epoch(epoch):
+                        stop = "early stop"
+                        break
+                    if stopped and not complete:
+                        self.save(best=not (self.out / "best.pt").exists())
+                finally:
+                    self.close_bar()
                 if not stopped:
                     continue
-                if not complete:
-                    self.save(best=not (self.out / "best.pt").exists())
                 where = f"epoch {self.progress.epoch + 1}, batch {self.progress.batch}" \
                     if not complete else f"the end of epoch {epoch}"
-                if stopped == "time limit":
-                    self.log(f"time limit reached at {where}; {self.out / 'last.pt'} holds it "
-                             "(continue with --resume)")
-                    stop = "time limit"
-                    break
-                raise Interrupted(f"interrupted by {stopped} at {where}; saved "
-                                  f"{self.out / 'last.pt'}; continue with --resume",
-                                  exit_code=130 if stopped == "SIGINT" else 143)
-        return TrainResult(self.history, stop, self.out, self.progress.best_epoch)
+                # A signal is a normal stop, as the time limit is, with the shell's exit code.
+                stop = "time limit" if stopped == "time limit" else f"interrupted by {stopped}"
+                exit_code = EXIT_CODES.get(stopped, 0)
+                self.log(f"{'time limit reached' if stopped == 'time limit' else stop} at "
+                         f"{where}; {self.out / 'last.pt'} holds it (continue with --resume)")
+                break
+        return TrainResult(self.history, stop, self.out, self.progress.best_epoch, exit_code)
 
     def train_epoch(self, epoch: int, deadline: float, signals: StopFlag
                     ) -> tuple[bool, str | None]:
@@ -125,8 +168,9 @@ class Trainer:
         hidden = tuple(h.to(s.device) for h in p.hidden) if p.hidden else None
         start, done, stopped = time.perf_counter(), p.batch, None
         s.model.train()
-        bar = tqdm(total=len(batches), initial=done, desc=f"epoch {epoch}/{self.cfg.train.epochs}",
-                   leave=False, disable=not self.progress_bar, dynamic_ncols=True)
+        self.bar_title = f"epoch {epoch}/{self.cfg.train.epochs}"
+        self.bar = bar = tqdm(total=len(batches), initial=done, desc=self.bar_title,
+                              leave=False, disable=not self.progress_bar, dynamic_ncols=True)
         while done < len(batches) and not stopped:
             X, Y = batches.batch(done)  # (B, T) each
             if not batches.carries_state:
@@ -143,7 +187,6 @@ class Trainer:
                 self.check_finite(losses, p.batch, done, epoch)
                 p.batch = done  # everything up to here is known to be finite
                 bar.set_postfix(ppl=f"{perplexity(losses[:done].mean().item()):.2f}")
-        bar.close()
         p.seconds += time.perf_counter() - start
         p.batch_losses = losses[:done].tolist()
         complete = done == len(batches)
@@ -152,28 +195,33 @@ class Trainer:
         return complete, stopped
 
     def check_finite(self, losses: torch.Tensor, lo: int, hi: int, epoch: int) -> None:
+        """Stop if a loss of batches lo..hi is not finite (the weights that made it are not
+        either, or soon will not be); the weights themselves are checked before each save."""
         bad = (~torch.isfinite(losses[lo:hi])).nonzero()
         if len(bad):
             b = lo + int(bad[0])
-            raise LyricgenError(
-                f"the loss became {losses[b].item()} at epoch {epoch}, batch {b + 1}; training "
-                f"stopped and the last good checkpoint in {self.out} is kept (epoch "
-                f"{self.progress.epoch}); try a lower --lr or a smaller --clip")
+            self.diverged(f"the loss became {losses[b].item()} at epoch {epoch}, batch {b + 1}")
 
     def end_epoch(self, epoch: int) -> bool:
         """Validation, the schedule, checkpoints and the report; True to stop early."""
         s, p, t = self.setup, self.progress, self.cfg.train
         train_loss = sum(p.batch_losses) / len(p.batch_losses)
+        if not self.finite_state():  # before validation, whose nan would say less
+            self.diverged(f"the weights became non-finite (inf or nan) in epoch {epoch}")
+        self.status("validating")
         row = self.metrics(epoch, train_loss)
         self.history.append(row)
         monitored = row["val_ppl"] if row["val_ppl"] is not None else row["train_ppl"]
-        decision = self.schedule.end_of_epoch(p, epoch, monitored, train_loss)
+        lr = s.optimizer.param_groups[0]["lr"]
+        decision = self.schedule.end_of_epoch(p, epoch, monitored, train_loss, lr)
         if decision.halve_lr:
             for group in s.optimizer.param_groups:
                 group["lr"] /= 2
-            self.report.lr_halved(s.optimizer.param_groups[0]["lr"])
         p.start_next_epoch(epoch, train_loss)
         self.save(best=decision.improved)
+        self.close_bar()  # before any line is written, which would land in the bar's line
+        if decision.halve_lr:
+            self.report.lr_halved(lr / 2, floor=not self.schedule.can_halve(lr / 2))
         self.report.epoch(row, decision.improved)
         if t.preview_every and epoch % t.preview_every == 0:
             self.report.preview(s.model, s.corpus.vocab, t.prefix)
@@ -190,6 +238,8 @@ class Trainer:
                "lr": s.optimizer.param_groups[0]["lr"]}
         if len(s.corpus.val_ids):
             val = evaluate(s.model, s.corpus.val_ids, t.num_steps, cache=t.cache_eval)
+            if not math.isfinite(val.loss):  # finite weights whose products overflow
+                self.diverged(f"the validation loss became {val.loss} at epoch {epoch}")
             row["val_ppl"] = perplexity(val.loss if val.cache_loss is None else val.cache_loss)
             if val.cache_loss is not None:  # val_ppl is the cache figure
                 row["val_ppl_plain"] = perplexity(val.loss)

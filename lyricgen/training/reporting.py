@@ -32,8 +32,9 @@ class Reporter:
             f.write(json.dumps(row) + "\n")
         self.log(format_row(row, self.train.epochs) + ("  *" if improved else ""))
 
-    def lr_halved(self, lr: float) -> None:
-        self.log(f"lr halved to {lr:.3g}")
+    def lr_halved(self, lr: float, floor: bool = False) -> None:
+        last = " (the last time: it is not halved below 1/1000 of the starting lr)"
+        self.log(f"lr halved to {lr:.3g}" + (last if floor else ""))
 
     def early_stop(self, bad_epochs: int, best: float, best_epoch: int) -> None:
         self.log(f"early stop: no improvement for {bad_epochs} epochs "

@@ -3,6 +3,7 @@ does training stop early. Their counters live in Progress, so a resumed run deci
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from lyricgen.config import TrainConfig
@@ -16,23 +17,36 @@ class Decision:
     stop: bool  # early stopping
 
 
+# The lr is never halved below this fraction of the run's starting lr: nine halvings at most.
+# Without a floor, the plateau schedule with early stopping off (--patience 0) would halve it
+# every epoch, to nothing (2.4e-10 by epoch 64 from 0.002), an lr that no longer trains.
+MIN_LR_FRACTION = 1e-3
+
+
 @dataclass(frozen=True)
 class Schedule:
     """`halve`: halve the lr when an epoch's training loss rose; `plateau`: after
-    `plateau_patience` epochs without improvement. Stop after `patience` such epochs (0: never)."""
+    `plateau_patience` epochs without improvement; either, never below `min_lr`. Stop after
+    `patience` epochs without improvement (0: never)."""
 
     lr_schedule: str = "none"
     plateau_patience: int = 1
     patience: int = 0
+    min_lr: float = 0.0
 
     @classmethod
     def of(cls, t: TrainConfig) -> Schedule:
-        return cls(t.lr_schedule, t.plateau_patience, t.patience)
+        return cls(t.lr_schedule, t.plateau_patience, t.patience, t.lr * MIN_LR_FRACTION)
 
-    def end_of_epoch(self, p: Progress, epoch: int, monitored: float, train_loss: float
-                     ) -> Decision:
-        """Update `p`'s counters with this epoch's figures; what follows from them."""
-        improved = monitored < p.best
+    def can_halve(self, lr: float) -> bool:
+        return lr / 2 >= self.min_lr
+
+    def end_of_epoch(self, p: Progress, epoch: int, monitored: float, train_loss: float,
+                     lr: float = math.inf) -> Decision:
+        """Update `p`'s counters with this epoch's figures (the lr it ran with); what follows
+        from them. The first epoch is the best so far whatever its figure (an overflowing
+        perplexity is inf), so that best.pt exists once an epoch has ended."""
+        improved = monitored < p.best or p.best_epoch == 0
         if improved:
             p.best, p.best_epoch, p.bad_epochs, p.plateau_epochs = monitored, epoch, 0, 0
         else:
@@ -44,4 +58,4 @@ class Schedule:
         if halve:
             p.plateau_epochs = 0
         stop = bool(self.patience) and p.bad_epochs >= self.patience
-        return Decision(improved, halve, stop)
+        return Decision(improved, halve and self.can_halve(lr), stop)

@@ -3,7 +3,9 @@ step (plain or replayed from a CUDA graph), and the batches of each epoch."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
@@ -11,7 +13,7 @@ from lyricgen.batching import Batches, make_batches
 from lyricgen.config import Config, TrainConfig
 from lyricgen.corpus import Corpus
 from lyricgen.device import resolve_device
-from lyricgen.errors import LyricgenError
+from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.models import fast
 from lyricgen.models.charlm import CharLM
 from lyricgen.training.step import CudaGraphs, GraphedStep, Log, TrainStep
@@ -41,6 +43,7 @@ def set_up(cfg: Config, corpus: Corpus, log: Log = print) -> Setup:
     if len(corpus.val_ids) == 1:
         raise LyricgenError("the validation part is a single character; raise "
                             "--val-fraction or set it to 0")
+    check_memory(cfg, len(corpus.vocab), device)  # before anything big is allocated
     torch.manual_seed(cfg.train.seed)  # the initial weights
     model = CharLM(len(corpus.vocab), cfg.model).to(device)
     if cfg.model.backend == "scratch":  # loaded here, before anything is timed
@@ -100,3 +103,112 @@ def training_batches(cfg: Config, corpus: Corpus, device: torch.device, epoch: i
     generator = torch.Generator().manual_seed((t.seed * 1_000_003 + epoch) % 2**63)
     return make_batches(corpus.train_ids, t.batch_size, t.num_steps, t.sampling, device,
                         generator)
+
+
+# --- memory -------------------------------------------------------------------------------------
+
+SIZES = ("hidden_size", "embedding_size", "num_layers", "batch_size", "num_steps")
+FLOAT32 = 4  # bytes
+
+
+def parameter_count(cfg: Config, vocab_size: int) -> int:
+    """CharLM's parameters, counted as it makes them (V vocabulary, E embedding, H hidden):
+    the embedding V E; per layer nn.LSTM's W_ih 4H x in, W_hh 4H x H and two biases 4H, `in`
+    being E (V for one-hot input) for the first layer and H above; with tied weights and E != H
+    the projection H E; the head V x (E if tied, else H) plus V, shared with the embedding
+    when tied."""
+    m, V = cfg.model, vocab_size
+    embedding = m.input == "embedding"
+    tied = m.tie_weights and embedding
+    H, first_in = m.hidden_size, (m.embedding_size if embedding else V)
+    lstm = 4 * H * (first_in + H + 2) + (m.num_layers - 1) * 4 * H * (2 * H + 2)
+    proj = m.hidden_size * m.embedding_size if tied and m.embedding_size != m.hidden_size else 0
+    head = (0 if tied else V * m.hidden_size) + V
+    return (V * m.embedding_size if embedding else 0) + lstm + proj + head
+
+
+def memory_estimate(cfg: Config, vocab_size: int) -> int:
+    """Bytes a run needs, roughly, in float32 (P parameters; B batch, T steps, L layers):
+        P for the weights, P for their gradients, 2 P for Adam(W)'s two moments (SGD: none);
+        one batch's activations kept for the backward pass, B T values of: per layer the four
+        gates before and after their nonlinearity, the cell and the output (10 H), the input
+        (E, or V one-hot) and the logits with their softmax and its gradient (3 V)."""
+    m, t = cfg.model, cfg.train
+    P = parameter_count(cfg, vocab_size)
+    states = 2 if t.optimizer in ("adam", "adamw") else 0
+    width = m.embedding_size if m.input == "embedding" else vocab_size
+    per_position = m.num_layers * 10 * m.hidden_size + width + 3 * vocab_size
+    return FLOAT32 * (P * (2 + states) + t.batch_size * t.num_steps * per_position)
+
+
+def check_memory(cfg: Config, vocab_size: int, device: torch.device,
+                 available: int | None = None) -> None:
+    """Refuse settings whose memory_estimate exceeds the memory available, naming the size
+    whose halving would save the most, before any of it is allocated."""
+    need = memory_estimate(cfg, vocab_size)
+    have = available if available is not None else available_memory(device)
+    if have is None or need <= have:
+        return
+    key = max(SIZES, key=lambda k: need - memory_estimate(halved(cfg, k), vocab_size))
+    option = "--" + key.replace("_", "-")
+    where = "this machine has" if device.type == "cpu" else f"{device} has"
+    raise UsageError(f"{option} {cfg.value(key)} needs about {human_bytes(need)} of memory "
+                     f"(weights, gradients, optimizer state and one batch's activations), but "
+                     f"{where} {human_bytes(have)} free; lower {option}")
+
+
+def halved(cfg: Config, key: str) -> Config:
+    section = "train" if key in ("batch_size", "num_steps") else "model"
+    part = getattr(cfg, section)
+    return replace(cfg, **{section: replace(part, **{key: max(getattr(part, key) // 2, 1)})})
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for this run: on CUDA the device's free memory; otherwise the system's
+    available memory (free and reclaimable), at most a container's limit; None if unknown."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type != "cpu":
+        return None
+    sizes = [size for size in (meminfo_available(), cgroup_limit()) if size is not None]
+    if not sizes:
+        try:
+            sizes = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")]
+        except (AttributeError, ValueError, OSError):  # not POSIX
+            return None
+    return min(sizes)
+
+
+def meminfo_available() -> int | None:
+    """Linux's MemAvailable: free memory plus the page cache it can reclaim."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def cgroup_limit() -> int | None:
+    """A container's memory limit (cgroup v2, else v1), which MemAvailable does not see. The
+    limit itself, not what its usage leaves: that usage counts reclaimable cache, and a
+    refusal must never be wrong."""
+    for name in ("memory.max", "memory/memory.limit_in_bytes"):
+        try:
+            limit = int((Path("/sys/fs/cgroup") / name).read_text())
+        except (OSError, ValueError):  # absent, or "max": no limit
+            continue
+        return limit if limit < 2**60 else None  # v1 writes "no limit" as about 2**63
+    return None
+
+
+def human_bytes(n: float) -> str:
+    units = ("bytes", "KB", "MB", "GB", "TB", "PB")
+    for unit in units:
+        if n < 1000:
+            break
+        n /= 1000
+    else:
+        unit = "EB"
+    return f"{n:,.0f} bytes" if unit == "bytes" else f"{n:,.1f} {unit}"
