@@ -63,6 +63,9 @@ class Checkpoint:
             raise CheckpointError(f"{self.source} holds bad settings: {e}") from None
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{self.source} is damaged ({first_line(e)})") from None
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            raise CheckpointError(f"{self.source} holds non-finite weights (NaN or inf): its "
+                                  "training had diverged; use an earlier checkpoint")
         return model.eval()
 
 

@@ -227,11 +227,17 @@ def sample(
 
     cfg = command.settings(str(config) if config else None, _given(
         {k: v for k, v in locals().items() if k in command.SETTINGS}))
-    stream = sys.stdout.isatty() and not as_json and cfg.num_samples == 1
-    results = command.sample(checkpoint, prefix or [""], cfg, backend=backend, device=device,
-                             unknown=unknown,
-                             warn=lambda m: typer.echo(f"warning: {m}", err=True),
-                             stream=_stream_to_stdout if stream else None)
+    if sys.stdout is None:  # started with stdout closed
+        raise LyricgenError("standard output is closed: there is nowhere to write the lyrics")
+    stream = not as_json and cfg.num_samples == 1  # to terminals and pipes as it is written
+    try:
+        results = command.sample(checkpoint, prefix or [""], cfg, backend=backend,
+                                 device=device, unknown=unknown,
+                                 warn=lambda m: typer.echo(f"warning: {m}", err=True),
+                                 stream=_stream_to_stdout if stream else None)
+    except BrokenPipeError:  # the reader has gone (`| head`): stop writing, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
     if as_json:
         typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
     elif not stream:

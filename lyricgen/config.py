@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from lyricgen.errors import UsageError, require
-from lyricgen.models.charlm import ModelConfig, SettingError, check, check_int
+from lyricgen.errors import SettingError, UsageError, check, check_int
+from lyricgen.models.charlm import ModelConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -107,14 +107,17 @@ class SampleConfig:
     repetition_penalty: float = 1.0  # > 1 makes characters already in the song less likely
 
     def validate(self) -> None:
-        require(self.length >= 0, "length must be >= 0")
-        require(self.num_samples >= 1, "num_samples must be at least 1")
-        require(1 <= self.candidates <= 1024, "candidates must be from 1 to 1024")
-        require(self.repetition_penalty >= 1.0 and math.isfinite(self.repetition_penalty),
-                "repetition_penalty must be a number >= 1")
-        require(self.greedy or self.temperature > 0, "temperature must be > 0 (or use --greedy)")
-        require(self.top_k is None or self.top_k >= 1, "top_k must be at least 1")
-        require(self.top_p is None or 0 < self.top_p <= 1, "top_p must be in (0, 1]")
+        check_int(self, "length", 0)
+        check_int(self, "num_samples", 1)
+        check_int(self, "candidates", 1, 1024)
+        check(self.repetition_penalty >= 1.0 and math.isfinite(self.repetition_penalty),
+              "repetition_penalty", "must be a number >= 1")
+        check(self.greedy or self.temperature > 0, "temperature", "must be > 0 (or use --greedy)")
+        check(self.top_k is None or self.top_k >= 1, "top_k", "must be at least 1")
+        check(self.top_p is None or 0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
+        check(self.seed is None or 0 <= self.seed <= 2**63 - 1, "seed",
+              f"must be from 0 to {2**63 - 1}")
+        check(self.lines is None or 1 <= self.lines <= 1000, "lines", "must be from 1 to 1000")
 
 
 @dataclass
@@ -176,18 +179,20 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> Config:
 
 @contextmanager
 def naming_sources(path: str | Path | None, preset: dict[str, Any],
-                   overrides: dict[str, Any]) -> Iterator[None]:
+                   overrides: dict[str, Any], table: str | None = None) -> Iterator[None]:
     """A setting's error names where its value came from: the option typed (`--batch-size`),
-    or the preset's file, table and key (`preset.toml [train] batch_size`)."""
+    or the preset's file, table and key (`preset.toml [train] batch_size`). `table`: the
+    settings' table when it is not a training one (`sample`)."""
     try:
         yield
     except SettingError as e:
-        raise UsageError(f"{source_of(e.key, path, preset, overrides)} {e.rule}") from None
+        where = source_of(e.key, path, preset, overrides, table)
+        raise UsageError(f"{where} {e.rule}") from None
 
 
 def source_of(key: str, path: str | Path | None, preset: dict[str, Any],
-              overrides: dict[str, Any]) -> str:
-    table = SECTION_OF.get(key)
+              overrides: dict[str, Any], table: str | None = None) -> str:
+    table = table or SECTION_OF.get(key)
     if key in overrides or table is None:
         return option_name(key)
     if path is not None and key in preset.get(table, {}):

@@ -21,7 +21,27 @@ class Interrupted(LyricgenError):
         self.exit_code = exit_code
 
 
-def require(ok: bool, message: str) -> None:
-    """A settings check: a UsageError with `message` unless `ok`."""
+# Sizes and counts: any product of two still fits the int64 that torch's sizes are; how much
+# memory a size needs is checked where the run's device is known (training/setup.py).
+INT_MAX = 2**31 - 1
+
+
+class SettingError(UsageError):
+    """A setting that breaks its rule. `key` names the setting, so that the command line can
+    say where the value came from (the option typed, or a preset's file and key)."""
+
+    def __init__(self, key: str, rule: str):
+        super().__init__(f"{key} {rule}")
+        self.key, self.rule = key, rule
+
+
+def check(ok: bool, key: str, rule: str) -> None:
     if not ok:
-        raise UsageError(message)
+        raise SettingError(key, rule)
+
+
+def check_int(settings: object, key: str, low: int, high: int = INT_MAX) -> None:
+    """The integer setting `key` of `settings` within [low, high], worded alike for all."""
+    value = getattr(settings, key)
+    check(value >= low, key, f"must be at least {low}")
+    check(value <= high, key, f"must be at most {high}")

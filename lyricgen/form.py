@@ -44,8 +44,8 @@ def make_form(lines: int | None, line_length: str | None, scheme: str | None,
             raise UsageError(f"--acrostic {acrostic!r} sets {len(acrostic)} lines; drop "
                              f"--lines {lines}")
         lines = len(acrostic)
-    if lines is None or not 1 <= lines <= MAX_LENGTH:
-        raise UsageError(f"--lines must be from 1 to {MAX_LENGTH}")
+    if lines is None:
+        raise UsageError("a song needs --lines N (or --acrostic)")
     group = None
     if rhyme_with is not None:
         if len(rhyme_with) != 1 or rhyme.char_key(rhyme_with) is None:

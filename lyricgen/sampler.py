@@ -51,9 +51,11 @@ def top_p_filter(probs: torch.Tensor, p: float) -> torch.Tensor:
 @torch.inference_mode()
 def generate(model: CharLM, prefix: list[int], cfg: SampleConfig,
              generator: torch.Generator | None = None,
-             on_step: Callable[[torch.Tensor], None] | None = None) -> list[list[int]]:
+             on_step: Callable[[torch.Tensor], None] | None = None, keep: bool = True
+             ) -> list[list[int]]:
     """`cfg.num_samples` continuations of `prefix` (a non-empty list of ids), drawn as one batch;
-    `on_step` sees each step's new ids (N,)."""
+    `on_step` sees each step's new ids (N,). `keep=False` keeps nothing (the ids went to
+    `on_step`), so that any length fits in memory."""
     was_training = model.training
     model.eval()
     device = model.head.weight.device
@@ -64,7 +66,8 @@ def generate(model: CharLM, prefix: list[int], cfg: SampleConfig,
     logits, out = stepper.logits, []
     for t in range(cfg.length):
         ids = pick_next(logits, cfg, generator)  # (N,)
-        out.append(ids)
+        if keep:
+            out.append(ids)
         if on_step is not None:
             on_step(ids)
         if t + 1 < cfg.length:

@@ -95,8 +95,9 @@ def test_info_text_output(corpus_file, text):
 @pytest.mark.parametrize("args, code, words", [
     (["--data", "{tmp}/missing.txt"], 1, ["missing.txt", "not found"]),
     (["--data", "{tmp}/gbk.txt"], 1, ["gbk.txt", "UTF-8"]),
-    (["--data", "{tmp}/lyrics.txt", "--val-fraction", "1.5"], 2, ["val_fraction"]),
-    (["--data", "{tmp}/lyrics.txt", "--max-chars", "0"], 2, ["max_chars"]),
+    (["--data", "{tmp}/lyrics.txt", "--val-fraction", "1.5"], 2,
+     ["--val-fraction must be in [0, 1)"]),
+    (["--data", "{tmp}/lyrics.txt", "--max-chars", "0"], 2, ["--max-chars must be at least 1"]),
     (["--data", "{tmp}/lyrics.txt", "--newlines", "tab"], 2, ["tab"]),
 ])
 def test_info_errors_are_one_line(tmp_path, corpus_file, args, code, words):

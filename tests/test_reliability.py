@@ -12,6 +12,7 @@ import json
 import os
 import random
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -309,26 +310,65 @@ def test_debug_shows_the_traceback(tmp_path):
 # --- bad input to `lyricgen sample` --------------------------------------------------------------
 
 @pytest.mark.parametrize("args, phrases", [
-    pytest.param(["--length", -1], ["length must be >= 0"], id="negative length"),
+    pytest.param(["--length", -1], ["--length must be at least 0"], id="negative length"),
     pytest.param(["--length", "many"], ["Invalid value for '--length'", "valid int"],
                  id="length not a number"),
-    pytest.param(["--temperature", 0], ["temperature must be > 0"], id="temperature 0"),
-    pytest.param(["--temperature", -1], ["temperature must be > 0"], id="negative temperature"),
-    pytest.param(["--temperature", "nan"], ["temperature must be > 0"], id="temperature nan"),
-    pytest.param(["--top-k", 0], ["top_k must be at least 1"], id="top-k 0"),
-    pytest.param(["--top-p", 0], ["top_p must be in (0, 1]"], id="top-p 0"),
-    pytest.param(["--top-p", 1.5], ["top_p must be in (0, 1]"], id="top-p 1.5"),
-    pytest.param(["--num-samples", 0], ["num_samples must be at least 1"], id="no samples"),
+    pytest.param(["--temperature", 0], ["--temperature must be > 0"], id="temperature 0"),
+    pytest.param(["--temperature", -1], ["--temperature must be > 0"],
+                 id="negative temperature"),
+    pytest.param(["--temperature", "nan"], ["--temperature must be > 0"], id="temperature nan"),
+    pytest.param(["--top-k", 0], ["--top-k must be at least 1"], id="top-k 0"),
+    pytest.param(["--top-p", 0], ["--top-p must be in (0, 1]"], id="top-p 0"),
+    pytest.param(["--top-p", 1.5], ["--top-p must be in (0, 1]"], id="top-p 1.5"),
+    pytest.param(["--num-samples", 0], ["--num-samples must be at least 1"], id="no samples"),
+    pytest.param(["--seed", 10**23], ["--seed must be from 0 to"], id="seed 10**23"),
+    pytest.param(["--num-samples", 10**9], ["--num-samples 1000000000", "memory",
+                                            "lower --num-samples"], id="a billion samples"),
+    pytest.param(["--length", 10**9, "--num-samples", 64, "--json"],
+                 ["--length 1000000000", "memory", "lower --length"], id="a kept text too long"),
     pytest.param(["--backend", "gpu-lstm"], ["--backend must be one of"], id="unknown backend"),
     pytest.param(["--unknown", "ignore"], ["'ignore' is not one of"], id="unknown policy"),
     pytest.param(["--device", "cuda"], ["no CUDA", "--device cpu"], id="cuda without CUDA"),
     pytest.param(["--device", "tpu"], ["unknown device 'tpu'"], id="unknown device"),
+    pytest.param(["--device", "mps"], ["unknown device 'mps'"], id="mps"),
+    pytest.param(["--device", "meta"], ["unknown device 'meta'"], id="meta"),
     pytest.param(["--prefix", "分开Zq"], ["not in the model's vocabulary", "'Z', 'q'",
                                         "--unknown skip"], id="prefix outside the vocabulary"),
+    pytest.param(["--prefix", "分开\udcff", "--json"], ["--prefix", "not valid UTF-8"],
+                 id="prefix not UTF-8"),
 ])
 def test_bad_sampling_input_is_a_usage_error(trained, args, phrases):
     result = cli("sample", "--checkpoint", trained / "best.pt", "--length", 5, *args)
     assert_one_line_error(result, 2, *phrases)
+
+
+def test_sample_with_stdout_closed_is_one_line(trained):
+    done = subprocess.run(["sh", "-c", f'exec "{sys.executable}" -m lyricgen sample '
+                           f'--checkpoint "{trained / "best.pt"}" >&-'],
+                          capture_output=True, text=True, env=child_env(), timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == ["error: standard output is closed: there is nowhere to "
+                                        "write the lyrics"]
+
+
+def test_sample_streams_into_a_pipe_and_stops_when_the_reader_goes(trained):
+    """A billion characters into `head`: the first ones arrive at once, and when `head` has
+    what it wants, sampling stops quietly (no traceback, no growing memory)."""
+    sample = subprocess.Popen([sys.executable, "-m", "lyricgen", "sample", "--checkpoint",
+                               str(trained / "best.pt"), "--length", str(10**9), "--seed", "1"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
+    try:
+        head, deadline = b"", time.monotonic() + TIMEOUT
+        while len(head) < 60:  # bytes, as `head -c 60` reads them
+            ready, _, _ = select.select([sample.stdout], [], [], deadline - time.monotonic())
+            assert ready, f"nothing written in {TIMEOUT} s"
+            head += os.read(sample.stdout.fileno(), 60 - len(head))
+        sample.stdout.close()  # the reader goes
+        assert sample.wait(timeout=TIMEOUT) == 0
+        assert sample.stderr.read() == b""
+    finally:
+        sample.kill()
+        sample.wait()
 
 
 # --- damaged, foreign, newer and malicious checkpoints -------------------------------------------
@@ -352,6 +392,12 @@ def newer_format(good: Path, path: Path) -> None:
 def without_weights(good: Path, path: Path) -> None:
     payload = torch.load(good, weights_only=True, map_location="cpu")
     del payload["model"]
+    torch.save(payload, path)
+
+
+def non_finite_weights(good: Path, path: Path) -> None:
+    payload = torch.load(good, weights_only=True, map_location="cpu")
+    payload["model"]["rnn.weight_hh_l0"][0, 0] = float("nan")
     torch.save(payload, path)
 
 
@@ -385,6 +431,8 @@ BAD_CHECKPOINTS = [
     pytest.param(foreign_torch_file, ["is not a lyricgen checkpoint"], id="foreign torch file"),
     pytest.param(newer_format, ["newer lyricgen", "format 99", "upgrade"], id="newer format"),
     pytest.param(without_weights, ["damaged", "'model'"], id="without its weights"),
+    pytest.param(non_finite_weights, ["non-finite weights", "earlier checkpoint"],
+                 id="non-finite weights"),
 ]
 
 

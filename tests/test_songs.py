@@ -87,7 +87,7 @@ def test_line_lengths_are_a_number_a_range_or_a_pattern():
                  id="acrostic with a prefix"),
     pytest.param(["--rhyme", "AABB"], ["--rhyme", "give --lines N"], id="form without lines"),
     pytest.param(["--lines", 0], ["--lines must be from 1"], id="no lines"),
-    pytest.param(["--lines", 2, "--candidates", 0], ["candidates must be from 1"],
+    pytest.param(["--lines", 2, "--candidates", 0], ["--candidates must be at least 1"],
                  id="no candidates"),
 ])
 def test_a_form_that_cannot_be_met_is_one_line_and_exit_2(trained, args, phrases):

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from lyricgen import corpus
-from lyricgen.config import Config
+from lyricgen.config import Config, naming_sources
 from lyricgen.errors import UsageError
 
 
@@ -19,5 +19,6 @@ def fetch(name: str) -> Path:
 
 def info(options: dict[str, Any]) -> dict[str, Any]:
     """The figures of the corpus that the data options (as `train` takes them) describe."""
-    cfg = Config().with_overrides(options).validate()
+    with naming_sources(None, {}, options):
+        cfg = Config().with_overrides(options).validate()
     return corpus.describe(corpus.load_corpus(cfg.data))

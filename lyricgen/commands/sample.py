@@ -11,14 +11,16 @@ from typing import Any
 import torch
 
 from lyricgen import checkpoint, fingerprint, rhyme
-from lyricgen.config import SampleConfig, load_config
+from lyricgen.config import SampleConfig, load_config, naming_sources, read_toml
 from lyricgen.device import resolve_device
 from lyricgen.errors import UsageError
 from lyricgen.models import BACKENDS
 from lyricgen.form import Form, check_vocab, make_form
+from lyricgen.memory import available_memory, human_bytes
+from lyricgen.models.charlm import ModelConfig
 from lyricgen.sampler import generate, start_ids
 from lyricgen.songwriter import Line, write_songs
-from lyricgen.vocab import UnknownCharsError, UnknownPolicy
+from lyricgen.vocab import UnknownCharsError, UnknownPolicy, Vocab
 
 Stream = Callable[..., None]
 SETTINGS = {f.name for f in fields(SampleConfig)}  # the options that make a SampleConfig
@@ -26,9 +28,11 @@ SETTINGS = {f.name for f in fields(SampleConfig)}  # the options that make a Sam
 
 def settings(config_file: str | None, given: dict[str, Any]) -> SampleConfig:
     """The preset's [sample] table (defaults without one), then the options given."""
-    preset = load_config(config_file, {}).sample if config_file else SampleConfig()
-    cfg = replace(preset, **given)
-    cfg.validate()
+    preset = read_toml(config_file) if config_file else {}
+    defaults = load_config(config_file, {}).sample if config_file else SampleConfig()
+    with naming_sources(config_file, preset, given, table="sample"):
+        cfg = replace(defaults, **given)
+        cfg.validate()
     return cfg
 
 
@@ -36,14 +40,17 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
            backend: str | None = None, device: str = "auto", unknown: UnknownPolicy = "error",
            warn: Callable[[str], None] = print, stream: Stream | None = None
            ) -> list[dict[str, Any]]:
-    """`cfg.num_samples` continuations of each prefix. With `stream`, each character is passed
-    to it as it is made (for a terminal; meant for one sample per prefix)."""
+    """`cfg.num_samples` continuations of each prefix. With `stream` (meant for one sample per
+    prefix), the text goes to it as it is made, a character (or a song) at a time, and nothing
+    is returned."""
     cfg.validate()
     if backend is not None and backend not in BACKENDS:
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     form = song_form(cfg)
     dev = resolve_device(device)
     saved = checkpoint.load(path)
+    check_memory(saved.config.model, len(saved.vocab), cfg, form is None and stream is None,
+                 dev)
     model, vocab = saved.build_model(backend).to(dev), saved.vocab
     if form is not None:
         check_vocab(form, vocab)
@@ -57,36 +64,72 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
         generator.seed()
     settings = {**asdict(cfg), "seed": generator.initial_seed(), "checkpoint": str(path),
                 "backend": backend or saved.config.model.backend}
+    starts = [start(vocab, prefix, unknown, generator, warn) for prefix in prefixes]
+    if form is not None and form.acrostic is not None and any(used for _, used in starts):
+        raise UsageError("--acrostic sets how every line starts; drop --prefix")
     results = []
-    for prefix in prefixes:
-        try:
-            ids, used = start_ids(vocab, prefix, unknown, generator)
-        except UnknownCharsError as e:
-            raise UsageError(f"prefix {prefix!r}: {e}; use --unknown skip to drop them") from None
-        if unknown == "skip" and vocab.unknown(prefix):
-            warn(f"prefix {prefix!r}: skipped characters not in the vocabulary: "
-                 + ", ".join(map(repr, vocab.unknown(prefix))))
+    for prefix, (ids, used) in zip(prefixes, starts):
         if form is not None:
-            if form.acrostic is not None and used:
-                raise UsageError("--acrostic sets how every line starts; drop --prefix")
             songs = write_songs(model, vocab, ids, used, form, cfg, generator,
                                 saved.line_hashes)
             texts = ["\n".join(line.text for line in song)[len(used):] for song in songs]
-            for text in texts if stream is not None else ():
-                stream(used + text, end=True)
+            if stream is not None:
+                for text in texts:
+                    stream(used + text, end=True)
+                continue
         else:
             on_step = None
             if stream is not None:
                 stream(used)
                 on_step = lambda ids: stream(vocab.chars[int(ids[0])])  # noqa: E731
-            texts = [vocab.decode(s) for s in generate(model, ids, cfg, generator, on_step)]
+            drawn = generate(model, ids, cfg, generator, on_step, keep=stream is None)
             if stream is not None:
                 stream("", end=True)
+                continue
+            texts = [vocab.decode(s) for s in drawn]
             songs = [free_lines(used + text, saved.line_hashes) for text in texts]
         results += [{"prefix": prefix, "prefix_used": used, "sample": k, "text": text,
                      "lines": [asdict(line) for line in song], "settings": settings}
                     for k, (text, song) in enumerate(zip(texts, songs))]
     return results
+
+
+def check_memory(m: ModelConfig, vocab_size: int, cfg: SampleConfig, keeps_text: bool,
+                 device: torch.device) -> None:
+    """Refuse settings whose sampling would not fit in memory, before drawing. Roughly, in
+    bytes, for N = num_samples x candidates streams (V vocabulary, H hidden, L layers): per
+    stream the stepper's buffers, about L 12 H float32 values, and each step's logits with
+    their softmax, float64 cumulative sum and masks, about 40 V bytes; free text that is kept
+    (not streamed) adds 8 bytes per character per stream."""
+    streams = cfg.num_samples * cfg.candidates
+    per_text = 8 * cfg.length if keeps_text else 0
+    need = streams * (4 * 12 * m.num_layers * m.hidden_size + 40 * vocab_size + per_text)
+    have = available_memory(device)
+    if have is None or need <= have:
+        return
+    option = "--length" if per_text > 40 * vocab_size else "--num-samples"
+    raise UsageError(f"{option} {getattr(cfg, option[2:].replace('-', '_'))}: sampling would "
+                     f"need about {human_bytes(need)} of memory, but {human_bytes(have)} is "
+                     f"free; lower {option}" + (" or --candidates" if cfg.candidates > 1
+                                                 else ""))
+
+
+def start(vocab: Vocab, prefix: str, unknown: UnknownPolicy, generator: torch.Generator,
+          warn: Callable[[str], None]) -> tuple[list[int], str]:
+    """The ids a prefix warms the model up on, and the text they stand for (sampler.start_ids),
+    with the prefix's problems as usage errors."""
+    try:
+        prefix.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in argv arrive as lone surrogates
+        raise UsageError(f"--prefix {prefix!r} is not valid UTF-8 text") from None
+    try:
+        ids, used = start_ids(vocab, prefix, unknown, generator)
+    except UnknownCharsError as e:
+        raise UsageError(f"prefix {prefix!r}: {e}; use --unknown skip to drop them") from None
+    if unknown == "skip" and vocab.unknown(prefix):
+        warn(f"prefix {prefix!r}: skipped characters not in the vocabulary: "
+             + ", ".join(map(repr, vocab.unknown(prefix))))
+    return ids, used
 
 
 def song_form(cfg: SampleConfig) -> Form | None:

@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from lyricgen.errors import UsageError
+from lyricgen.errors import check, check_int
 from lyricgen.models import BACKENDS
 from lyricgen.models.base import State
 from lyricgen.models.lookup import lookup_rows
@@ -33,33 +33,6 @@ class ModelConfig:
             check_int(self, name, 1)
         for name in ("dropout", "embedding_dropout"):
             check(0.0 <= getattr(self, name) < 1.0, name, "must be in [0, 1)")
-
-
-# Sizes and counts: any product of two still fits the int64 that torch's sizes are; how much
-# memory a size needs is checked where the run's device is known (training/setup.py).
-INT_MAX = 2**31 - 1
-
-
-class SettingError(UsageError):
-    """A setting that breaks its rule. `key` names the setting, so that the command line can
-    say where the value came from (the option typed, or a preset's file and key); defined with
-    the model's settings because models/ uses nothing above it."""
-
-    def __init__(self, key: str, rule: str):
-        super().__init__(f"{key} {rule}")
-        self.key, self.rule = key, rule
-
-
-def check(ok: bool, key: str, rule: str) -> None:
-    if not ok:
-        raise SettingError(key, rule)
-
-
-def check_int(settings: object, key: str, low: int, high: int = INT_MAX) -> None:
-    """The integer setting `key` of `settings` within [low, high], worded alike for all."""
-    value = getattr(settings, key)
-    check(value >= low, key, f"must be at least {low}")
-    check(value <= high, key, f"must be at most {high}")
 
 
 class CharLM(nn.Module):
