@@ -6,13 +6,17 @@ diversity, and the time to write a song; on the default preset trained on the Ja
 Without --checkpoint it first trains the default preset for --minutes into benchmarks/out/.
 Fluency is the perplexity of the generated text under an interpolated (Witten-Bell) character
 trigram model of the corpus's training part, written here independently of lyricgen's model;
-diversity is distinct-2 (distinct character bigrams / all bigrams of a sample, averaged over
-samples). Plain samples are as long as the mean song, so that both measures compare.
+diversity is distinct-2, distinct character bigrams / all bigrams, over all samples of a setting
+pooled (how the issue counts it) and per sample (within-song repetition). Songs have 32 lines,
+about 300 characters, and plain samples are as long as the mean song, so that both compare.
+A setting lies beyond the plain frontier when its fluency is below the plain samplers' at its
+diversity (log-linear between the two nearest temperatures).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import subprocess
@@ -32,15 +36,17 @@ from lyricgen.form import check_vocab, make_form
 from lyricgen.sampler import generate, start_ids
 from lyricgen.songwriter import write_songs
 
-SONG = dict(lines=16, line_length="7-9", rhyme="AABB")
+SONG = dict(lines=32, line_length="7-9", rhyme="AABB")
 SETTINGS = {  # name: sample settings (with `lines`: a song; without: plain text)
     "song AABB 7-9, 1 candidate": SampleConfig(**SONG),
     "song AABB 7-9, 16 candidates": SampleConfig(**SONG, candidates=16),
-    "song AABB 7-9, 16 candidates, no copy": SampleConfig(**SONG, candidates=16, no_copy=True),
     "song AABB 7-9, 16 candidates, T 0.9": SampleConfig(**SONG, candidates=16, temperature=0.9),
-    "song AABB 7-9, 16 candidates, penalty 1.2": SampleConfig(**SONG, candidates=16,
-                                                              repetition_penalty=1.2),
-    "song XAXA 5-9, 8 candidates": SampleConfig(lines=16, line_length="5-9", rhyme="XAXA",
+    "song AABB 7-9, 16 candidates, T 0.8": SampleConfig(**SONG, candidates=16, temperature=0.8),
+    "song AABB 7-9, 16 candidates, T 0.8, no copy": SampleConfig(**SONG, candidates=16,
+                                                                 temperature=0.8, no_copy=True),
+    "song AABB 7-9, 16 candidates, T 0.8, penalty 1.2": SampleConfig(
+        **SONG, candidates=16, temperature=0.8, repetition_penalty=1.2),
+    "song XAXA 5-9, 8 candidates": SampleConfig(lines=32, line_length="5-9", rhyme="XAXA",
                                                 candidates=8),
     "acrostic 8, 7 chars, AABB, 8 candidates": SampleConfig(acrostic="分开不难我爱你的",
                                                             line_length="7", rhyme="AABB",
@@ -80,7 +86,25 @@ class Trigram:
 
 
 def distinct2(texts: list[str]) -> float:
-    return statistics.mean(len(set(zip(t, t[1:]))) / max(len(t) - 1, 1) for t in texts)
+    """Over all texts pooled."""
+    bigrams = [b for t in texts for b in zip(t, t[1:])]
+    return len(set(bigrams)) / max(len(bigrams), 1)
+
+
+def distinct2_each(texts: list[str]) -> float:
+    """Per text, averaged."""
+    return statistics.mean(distinct2([t]) for t in texts)
+
+
+def beyond(point: tuple[float, float], plain: list[tuple[float, float]]) -> str:
+    """Whether (diversity, fluency) lies below the plain frontier (log-linear in between)."""
+    plain = sorted(plain)
+    d, f = point
+    for (d0, f0), (d1, f1) in zip(plain, plain[1:]):
+        if d0 <= d <= d1:
+            edge = math.exp(math.log(f0) + (d - d0) / (d1 - d0) * (math.log(f1) - math.log(f0)))
+            return f"{'yes' if f < edge else 'no'} ({edge:.0f})"
+    return "-"
 
 
 def trained_checkpoint(args) -> Path:
@@ -142,7 +166,7 @@ def measure(name: str, cfg: SampleConfig, songs: int, model, vocab, hashes, trai
 
 def song_speed(model, vocab, hashes, repeats: int = 10) -> list[float]:
     """Seconds to write one 16-line song with 16 candidates, model loaded."""
-    cfg = SampleConfig(**SONG, candidates=16, no_copy=True)
+    cfg = SampleConfig(**{**SONG, "lines": 16}, candidates=16, no_copy=True)
     form = make_form(cfg.lines, cfg.line_length, cfg.rhyme, None, None)
     generator = torch.Generator().manual_seed(0)
     ids, _ = start_ids(vocab, "", "error", generator)
@@ -180,17 +204,28 @@ def main() -> None:
              f"epochs); plain samples of "
              f"{length} characters, the mean song's length.", "",
              "| setting | rhyme | lines / lengths / acrostic ok | copied | fluency (trigram "
-             "ppl, lower reads better) | distinct-2 | s per sample |", "|---|---|---|---|---|---|---|"]
+             "ppl, lower reads better) | distinct-2 pooled (per sample) | beyond plain: pooled "
+             "(plain's fluency there) / per sample | s per sample |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        r["fluency"] = trigram.perplexity(r["texts"])
+        r["pooled"], r["each"] = distinct2(r["texts"]), distinct2_each(r["texts"])
+    plain = [r for r in results if r["name"].startswith("plain")]
     for r in results:
         ok = " / ".join(f"{r[k]:.0%}" for k in ("count ok", "length ok", "acrostic ok") if k in r)
+        versus = "-" if r in plain else \
+            f"{beyond((r['pooled'], r['fluency']), [(p['pooled'], p['fluency']) for p in plain])}" \
+            f" / {beyond((r['each'], r['fluency']), [(p['each'], p['fluency']) for p in plain])}"
         lines.append(f"| {r['name']} | {r['rhyme']:.0%} | {ok or '-'} | {r['copied']:.1%} | "
-                     f"{trigram.perplexity(r['texts']):.1f} | {distinct2(r['texts']):.2f} | "
+                     f"{r['fluency']:.1f} | {r['pooled']:.2f} ({r['each']:.2f}) | {versus} | "
                      f"{r['seconds']:.2f} |")
     times = song_speed(model, vocab, saved.line_hashes)
     lines += ["", f"A 16-line song (AABB, 7-9 characters, 16 candidates, no copy), model "
                   f"loaded: median **{statistics.median(times):.2f} s** over {len(times)} "
                   f"(range {min(times):.2f}-{max(times):.2f})"]
     plot(results, trigram, ROOT / "benchmarks" / "out" / "lyrics_frontier.png")
+    samples = ROOT / "benchmarks" / "out" / "lyrics_samples.json"
+    samples.write_text(json.dumps({r["name"]: r["texts"] for r in results}, ensure_ascii=False))
     record("Songs in a form (lyrics.py)", "python benchmarks/lyrics.py "
            + " ".join(sys.argv[1:]), lines)
 
@@ -206,12 +241,12 @@ def plot(results: list[dict], trigram: Trigram, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for kind, marker in (("plain", "o"), ("song", "s"), ("acrostic", "^")):
         rs = [r for r in results if r["name"].startswith(kind)]
-        xs = [distinct2(r["texts"]) for r in rs]
-        ys = [trigram.perplexity(r["texts"]) for r in rs]
+        xs = [r["pooled"] for r in rs]
+        ys = [r["fluency"] for r in rs]
         ax.plot(xs, ys, marker, label=kind, linestyle="-" if kind == "plain" else "none")
         for r, x, y in zip(rs, xs, ys):
             ax.annotate(r["name"].replace("song AABB 7-9, ", ""), (x, y), fontsize=6)
-    ax.set(xlabel="distinct-2 (higher: more varied)", ylabel="trigram perplexity (lower: reads "
+    ax.set(xlabel="distinct-2, pooled (higher: more varied)", ylabel="trigram perplexity (lower: reads "
            "like the corpus)", yscale="log", title="plain sampling's frontier and the song forms")
     ax.legend()
     path.parent.mkdir(parents=True, exist_ok=True)

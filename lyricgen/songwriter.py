@@ -5,12 +5,15 @@ While a line is drawn, its hard constraints are masks on the logits, so every ca
 them: the line's length (no newline before its fewest characters, only a newline after its
 most), its acrostic character, no space at its start or end or twice in a row, and its rhyme:
 for a Han rhyme group the newline is allowed only after a character of the group, and the
-line's last possible character must be one. The candidates are then judged: a line repeated
+line's last possible character must be one (the first line of a letter, which sets the
+rhyme, ends in a character that has a group). The candidates are then judged: a line repeated
 within the song, a line that copies the training text (with `no_copy`), or one that misses a
 rhyme the masks could not enforce (text without Han characters rhymes by word) is kept only if
-no candidate does better in a few rounds of drawing. Of the rest the one with the highest mean
-log-probability per character under the model itself (temperature 1, no masks) is kept. A
-repetition penalty (CTRL's, on characters already in the song) is optional.
+no candidate does better in a few rounds of drawing. Of the rest the one with the best score
+is kept: its mean log-probability per character under the model itself (temperature 1, no
+masks), less NOVELTY times the share of its character bigrams the song already has, so that a
+fluent line is not bought by repeating the song. A repetition penalty (CTRL's, on characters
+already in the song) is optional.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from lyricgen.sampler import pick_next
 from lyricgen.vocab import Vocab
 
 ROUNDS = 4  # drawings of a line before a candidate that misses a soft rule is taken
+NOVELTY = 2.0  # a candidate's score loses this times the share of its bigrams the song has
 
 
 @dataclass
@@ -140,8 +144,11 @@ def _draw_line(stepper: Stepper, masks: VocabMasks, form: Form, i: int, partial:
     N, device = used.shape[0], used.device
     K = N // len(keys)
     low, high = form.length(i)
-    # (N,) the Han rhyme group a stream's line must end in, -1 for none (or a word rhyme)
-    group = torch.tensor([masks.groups.index(k) if k in masks.groups else -1 for k in keys
+    # (N,) the Han rhyme group a stream's line must end in: -1 for none (or a word rhyme); -2
+    # for any, when the line's letter has no rhyme yet (the line sets it)
+    lettered = form.letter(i) != FREE and bool(masks.groups)
+    group = torch.tensor([masks.groups.index(k) if k in masks.groups else
+                          -2 if k is None and lettered else -1 for k in keys
                           for _ in range(K)], device=device)
     tail = partial.strip()
     n = torch.full((N,), sum(not c.isspace() for c in partial), device=device)  # characters
@@ -190,15 +197,17 @@ def _allowed(masks: VocabMasks, n: torch.Tensor, after_space: torch.Tensor,
     apart); after_space: its last draw was a space; last_group: the rhyme group of its last
     character; group: the group its line must end in (-1: none); first: the acrostic's id."""
     N, V = n.shape[0], masks.space.shape[0]
-    rhymes = (group < 0) | (last_group == group)
+    rhymes = (group == -1) | (last_group == group) | ((group == -2) & (last_group >= 0))
     can_end = (n >= low) & ~after_space & rhymes
     full = n >= high
     allowed = torch.ones(N, V, dtype=torch.bool, device=n.device)
     allowed[:, masks.space] = ((n > 0) & ~after_space & ~full)[:, None]  # inner spaces only
     allowed[:, masks.newline] = can_end
-    last = (n == high - 1) & (group >= 0)  # the line's last character: one that rhymes
+    last = (n == high - 1) & (group != -1)  # the line's last character: one that rhymes
     if last.any():
-        allowed[last] &= masks.in_group[group[last]]
+        keyed = masks.group_of >= 0
+        allowed[last] &= torch.where((group[last] >= 0)[:, None],
+                                     masks.in_group[group[last].clamp(min=0)], keyed)
     if full.any():
         allowed[full] = False
         allowed[full, masks.newline] = True
@@ -214,13 +223,17 @@ def _judge(draw: Draw, s: int, K: int, partial: str, song: list[Line], key: str 
     """The best of sample s's K candidates: (faults, -score, index); faults weigh a copy
     (with `no_copy`) 4, a missed rhyme 2, a line repeated within the song 1."""
     earlier = {line.text for line in song}
+    song_bigrams = {b for line in song for b in zip(line.text, line.text[1:])}
     best = None
     for j in range(K):
         text = (partial + draw.texts[s * K + j]).rstrip()
         faults = (4 * (no_copy and bool(_copied(hashes, text)))
                   + 2 * (key is not None and rhyme.line_key(text) != key)
                   + (text in earlier))
-        judged = (faults, -float(draw.scores[s * K + j]), j)
+        bigrams = list(zip(text, text[1:]))
+        repeated = sum(b in song_bigrams for b in bigrams) / max(len(bigrams), 1)
+        score = float(draw.scores[s * K + j]) - NOVELTY * repeated
+        judged = (faults, -score, j)
         best = judged if best is None or judged < best else best
     return best
 
