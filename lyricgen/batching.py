@@ -86,6 +86,21 @@ class RandomBatches:
         return window[:, :-1], window[:, 1:]
 
 
+class RowShard:
+    """Rows `rows` of every batch of `batches`: one process's share when several train."""
+
+    def __init__(self, batches: Batches, rows: slice):
+        self.batches, self.rows = batches, rows
+        self.carries_state = batches.carries_state
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def batch(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        X, Y = self.batches.batch(i)
+        return X[self.rows], Y[self.rows]
+
+
 def make_batches(ids: torch.Tensor, batch_size: int, num_steps: int, sampling: str,
                  device: torch.device | str, generator: torch.Generator) -> Batches:
     if sampling == "random":

@@ -127,7 +127,8 @@ def train(
     result = command.train(str(config) if config else None, options, resume=resume,
                            overwrite=overwrite, log=typer.echo,
                            progress_bar=_progress_bars())
-    tables.print_training_summary(result)
+    if result.reported:  # (not in the other processes of a run under torchrun)
+        tables.print_training_summary(result)
     if result.exit_code:  # stopped by a signal: a clean stop, with the shell's exit code
         raise typer.Exit(result.exit_code)
 

@@ -524,7 +524,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(
 
 # --- a run folder in use -------------------------------------------------------------------------
 
-HOLD_LOCK = ("import sys; from pathlib import Path; from lyricgen.commands.train import RunLock; "
+HOLD_LOCK = ("import sys; from pathlib import Path; from lyricgen.run_lock import RunLock; "
              "RunLock().hold(Path(sys.argv[1])); print('held', flush=True); sys.stdin.read()")
 
 

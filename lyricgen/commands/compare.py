@@ -14,13 +14,14 @@ import torch
 import torch.nn.functional as F
 
 from lyricgen import checkpoint, models
-from lyricgen.commands.train import (RunLock, check_out_dir, clear_outputs, make_out_dir,
-                                     model_line)
+from lyricgen.commands.train import check_out_dir, clear_outputs, make_out_dir, model_line
 from lyricgen.config import Config, load_config
 from lyricgen.corpus import Corpus, load_corpus
 from lyricgen.device import resolve_device
 from lyricgen.errors import Interrupted, UsageError
 from lyricgen.models.charlm import CharLM
+from lyricgen.run_lock import RunLock
+from lyricgen.training.distributed import world_from_env
 from lyricgen.training.loop import Trainer
 from lyricgen.training.reporting import Log
 from lyricgen.training.setup import check_memory, set_up, training_batches
@@ -33,6 +34,9 @@ def compare(config_file: str | None, overrides: dict[str, Any], *, overwrite: bo
             log: Log = print, progress_bar: bool = True) -> dict[str, Any]:
     """Train each backend in OUT/<backend>; write OUT/compare.{json,csv,png}; the report.
     OUT and each backend's folder are locked against other runs until it ends."""
+    if world_from_env().distributed:
+        raise UsageError("compare runs in one process; under torchrun, train with "
+                         "`lyricgen train` instead")
     cfg = load_config(config_file, overrides)
     lock = RunLock()
     try:

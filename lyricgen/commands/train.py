@@ -14,41 +14,46 @@ from lyricgen.config import (Config, TrainConfig, check_out_name, flat_keys, loa
 from lyricgen.corpus import load_corpus
 from lyricgen.device import resolve_device
 from lyricgen.errors import LyricgenError, UsageError
+from lyricgen.run_lock import RunLock
+from lyricgen.training.distributed import World, join, leave, world_from_env
 from lyricgen.training.loop import Trainer, TrainResult
 from lyricgen.training.reporting import Log
 from lyricgen.training.setup import set_up
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: runs are not locked
-    fcntl = None
 
 # What a resumed run may change; everything else must equal what the checkpoint has.
 RESUMABLE = {"epochs", "time_limit", "device", "cuda_graphs", "preview_every", "prefix",
              "patience", "out", "data"}
 OUTPUTS = ("last.pt", "best.pt", "metrics.jsonl")
-LOCK = ".lock"  # in a run folder while a run writes it: see RunLock
 
 
 def train(config_file: str | None, overrides: dict[str, Any], *, resume: bool = False,
           overwrite: bool = False, log: Log = print, progress_bar: bool = True) -> TrainResult:
     """A new run, or with `resume` the one in the output folder; the folder is locked
-    against other runs from before anything in it is read or written until the end."""
+    against other runs from before anything in it is read or written until the end. Started
+    by torchrun, this is one of its processes: rank 0 alone tells, writes and locks."""
+    world = world_from_env()
+    if not world.main:
+        log, progress_bar = (lambda message: None), False
     lock = RunLock()
     try:
-        return start(config_file, overrides, resume, overwrite, log, progress_bar, lock).run()
+        result = start(config_file, overrides, resume, overwrite, log, progress_bar, lock,
+                       world).run()
+        result.reported = world.main
+        return result
     finally:
         lock.release()
+        leave(world)
 
 
 def start(config_file: str | None, overrides: dict[str, Any], resume: bool, overwrite: bool,
-          log: Log, progress_bar: bool, lock: RunLock) -> Trainer:
+          log: Log, progress_bar: bool, lock: RunLock, world: World) -> Trainer:
     """The Trainer of the run, with its folder made and locked."""
     saved = None
     if resume:
         with naming_sources(None, {}, overrides):
             out = Path(check_out_name(overrides.get("out", TrainConfig.out)))
-        lock.hold_if_there(out)
+        if world.main:
+            lock.hold_if_there(out)
         last = out / "last.pt"
         if not last.exists():
             raise LyricgenError(f"nothing to resume: {last} does not exist")
@@ -58,8 +63,10 @@ def start(config_file: str | None, overrides: dict[str, Any], resume: bool, over
     else:
         cfg = load_config(config_file, overrides)
     out = Path(cfg.train.out)
-    lock.hold_if_there(out)
+    if world.main:
+        lock.hold_if_there(out)
     check_out_dir(out, fresh=not resume, overwrite=overwrite)
+    join(world, cuda=resolve_device(cfg.train.device).type == "cuda")
     # The slow parts (corpus, model, compiled kernels) follow: say at once what is starting.
     log(starting_line(cfg, saved))
 
@@ -67,15 +74,16 @@ def start(config_file: str | None, overrides: dict[str, Any], resume: bool, over
     if saved is not None and saved.corpus_sha256 != corpus.sha256:
         raise LyricgenError(f"the corpus {cfg.data.data} is not the text this checkpoint was "
                             "trained on (its fingerprint differs); resume needs the same text")
-    trainer = Trainer(set_up(cfg, corpus, log), out, log=log, progress_bar=progress_bar)
+    trainer = Trainer(set_up(cfg, corpus, log, world), out, log=log, progress_bar=progress_bar)
     if saved is not None:
         trainer.restore(saved)
-    else:
+    elif world.main:
         make_out_dir(out)
         lock.hold(out)
         if overwrite:
             clear_outputs(out)
-    checkpoint.remove_stale_temporaries(out)  # left by a run killed while writing a checkpoint
+    if world.main:  # left by a run killed while writing a checkpoint
+        checkpoint.remove_stale_temporaries(out)
     return trainer
 
 
@@ -152,63 +160,3 @@ def make_out_dir(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise LyricgenError(f"--out {out} is not a writable folder ({e.strerror})") from None
-
-
-class RunLock:
-    """`OUT/.lock` locked (flock) while a run writes OUT, holding the run's pid, so that a
-    second run into OUT (train, resume or compare) is refused, naming it. The system drops a
-    lock when its process ends, however it ends: the file of a killed run blocks nothing. A
-    run removes its lock files as it ends."""
-
-    def __init__(self) -> None:
-        self.held: dict[Path, int] = {}  # folder -> open descriptor of its lock file
-
-    def hold_if_there(self, out: Path) -> None:
-        """Lock `out` now if it is already a folder (a new one is locked once made)."""
-        if out.is_dir():
-            self.hold(out)
-
-    def hold(self, out: Path) -> None:
-        if fcntl is None or out in self.held:
-            return
-        path = out / LOCK
-        while True:
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError:  # not a writable folder: check_out_dir says so, in its words
-                return
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise LyricgenError(f"--out {out} is in use by another lyricgen run "
-                                    f"({holder(path)}); wait for it to end, or choose another "
-                                    "--out") from None
-            if same_file(fd, path):
-                break
-            os.close(fd)  # a run that ended removed the file we locked: lock the new one
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self.held[out] = fd
-
-    def release(self) -> None:
-        for out, fd in self.held.items():
-            # Removed while still locked, so no other run can have locked this file meanwhile.
-            (out / LOCK).unlink(missing_ok=True)
-            os.close(fd)
-        self.held.clear()
-
-
-def holder(path: Path) -> str:
-    try:
-        pid = path.read_text(encoding="ascii", errors="replace").strip()
-    except OSError:
-        pid = ""
-    return f"pid {pid}" if pid.isdigit() else "its pid is not yet written"
-
-
-def same_file(fd: int, path: Path) -> bool:
-    try:
-        return os.path.samestat(os.fstat(fd), os.stat(path))
-    except FileNotFoundError:
-        return False

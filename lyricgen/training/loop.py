@@ -23,6 +23,7 @@ from lyricgen import checkpoint
 from lyricgen.checkpoint import Checkpoint, CheckpointError, first_line
 from lyricgen.errors import LyricgenError
 from lyricgen.evaluate import evaluate
+from lyricgen.training.distributed import contact
 from lyricgen.training.progress import Progress
 from lyricgen.training.reporting import Log, Reporter
 from lyricgen.training.schedule import Schedule
@@ -39,6 +40,7 @@ class TrainResult:
     out: Path
     best_epoch: int
     exit_code: int = 0  # 130 / 143 after SIGINT / SIGTERM: a clean stop, but not the end
+    reported: bool = True  # False in the other processes of a run on several: rank 0 tells
 
 
 class Trainer:
@@ -48,7 +50,8 @@ class Trainer:
         self.progress = Progress()
         self.history: list[dict[str, Any]] = []
         self.schedule = Schedule.of(self.cfg.train)
-        self.report = Reporter(out, log, self.cfg.train)
+        self.world = setup.world  # with several processes, rank 0 alone reports and writes
+        self.report = Reporter(out, log, self.cfg.train, writes=self.world.main)
         self.log = log
         self.bar: tqdm | None = None  # the epoch's progress bar, and its title
         self.bar_title = ""
@@ -57,10 +60,13 @@ class Trainer:
     # --- checkpoints ---------------------------------------------------------------------------
 
     def checkpoint(self) -> Checkpoint:
+        """What a checkpoint holds (every process calls it: the RNG states are gathered)."""
         s = self.setup
         rng = {"torch": torch.get_rng_state()}
         if s.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(s.device)
+        if self.world.distributed:  # each process's, so that --resume on as many is exact
+            rng["ranks"] = self.world.gather(rng)
         return Checkpoint(self.cfg, s.corpus.vocab, s.corpus.sha256, s.model.state_dict(),
                           s.optimizer.state_dict(), self.progress, rng, self.history,
                           s.corpus.line_hashes)
@@ -71,9 +77,11 @@ class Trainer:
         try:
             s.model.load_state_dict(saved.model)
             restore_optimizer(s.optimizer, saved.optimizer)
-            torch.set_rng_state(saved.rng["torch"])
-            if "cuda" in saved.rng and s.device.type == "cuda":
-                torch.cuda.set_rng_state(saved.rng["cuda"], s.device)
+            ranks = saved.rng.get("ranks", [])
+            rng = ranks[self.world.rank] if len(ranks) == self.world.size else saved.rng
+            torch.set_rng_state(rng["torch"])
+            if "cuda" in rng and s.device.type == "cuda":
+                torch.cuda.set_rng_state(rng["cuda"], s.device)
         except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
             raise CheckpointError(f"{saved.source} is damaged: its training state cannot be "
                                   f"restored ({type(e).__name__}: {first_line(e)})") from None
@@ -85,14 +93,17 @@ class Trainer:
         if not self.finite_state():
             self.diverged(f"the weights became non-finite (inf or nan) by {self.position()}")
         self.status("saving")
+        state = self.checkpoint()
+        self.saved = self.position()
+        if not self.world.main:
+            return
         # best.pt first: a crash between the two writes leaves last.pt one epoch behind (that
         # epoch is redone on resume) rather than a best.pt older than the best epoch.
         if best:
-            checkpoint.save(self.checkpoint(), self.out / "best.pt")
+            checkpoint.save(state, self.out / "best.pt")
             checkpoint.copy(self.out / "best.pt", self.out / "last.pt")
         else:
-            checkpoint.save(self.checkpoint(), self.out / "last.pt")
-        self.saved = self.position()
+            checkpoint.save(state, self.out / "last.pt")
 
     def position(self) -> str:
         p = self.progress
@@ -161,11 +172,12 @@ class Trainer:
                     ) -> tuple[bool, str | None]:
         """Train the batches of `epoch` left to do; whether the epoch is complete, and why
         training must stop (time limit, a signal) if it must."""
-        s, p = self.setup, self.progress
-        batches = s.batches(epoch)
+        s, p, world = self.setup, self.progress, self.world
+        batches = s.batches(epoch)  # this process's rows of them
         losses = torch.zeros(len(batches), dtype=torch.float64, device=s.device)
         losses[: p.batch] = torch.tensor(p.batch_losses, dtype=torch.float64)
-        hidden = tuple(h.to(s.device) for h in p.hidden) if p.hidden else None
+        rows = world.rows(self.cfg.train.batch_size)  # of the carried state, (L, B, H) each
+        hidden = tuple(h[:, rows].to(s.device) for h in p.hidden) if p.hidden else None
         start, done, stopped = time.perf_counter(), p.batch, None
         s.model.train()
         self.bar_title = f"epoch {epoch}/{self.cfg.train.epochs}"
@@ -177,21 +189,25 @@ class Trainer:
                 hidden = None
             elif hidden is not None:
                 hidden = (hidden[0].detach(), hidden[1].detach())  # truncated BPTT
-            loss, hidden = s.step(X, Y, hidden)  # forward, backward, clip, update
+            with contact(world):  # DDP's backward meets the other processes
+                loss, hidden = s.step(X, Y, hidden)  # forward, backward, clip, update
             losses[done] = loss
             done += 1
             bar.update(1)
-            if signals.raised or time.monotonic() > deadline:
-                stopped = signals.raised or "time limit"
+            # every process stops at the same batch, for the first reason any of them has
+            stopped = world.stop(signals.raised or
+                                 ("time limit" if time.monotonic() > deadline else None))
             if stopped or done - p.batch >= CHECK_EVERY or done == len(batches):
+                world.mean_(losses[p.batch:done])  # the global batches' losses
                 self.check_finite(losses, p.batch, done, epoch)
                 p.batch = done  # everything up to here is known to be finite
                 bar.set_postfix(ppl=f"{perplexity(losses[:done].mean().item()):.2f}")
         p.seconds += time.perf_counter() - start
         p.batch_losses = losses[:done].tolist()
         complete = done == len(batches)
-        p.hidden = [h.detach().cpu() for h in hidden] \
-            if not complete and batches.carries_state else None
+        p.hidden = None
+        if not complete and batches.carries_state:  # the global batch's rows, all processes'
+            p.hidden = [torch.cat(world.gather(h.detach().cpu()), dim=1) for h in hidden]
         return complete, stopped
 
     def check_finite(self, losses: torch.Tensor, lo: int, hi: int, epoch: int) -> None:
@@ -209,7 +225,7 @@ class Trainer:
         if not self.finite_state():  # before validation, whose nan would say less
             self.diverged(f"the weights became non-finite (inf or nan) in epoch {epoch}")
         self.status("validating")
-        row = self.metrics(epoch, train_loss)
+        row = self.world.from_main(lambda: self.metrics(epoch, train_loss))
         self.history.append(row)
         monitored = row["val_ppl"] if row["val_ppl"] is not None else row["train_ppl"]
         lr = s.optimizer.param_groups[0]["lr"]
@@ -233,6 +249,7 @@ class Trainer:
         """The epoch's row of metrics.jsonl, validation included."""
         s, p, t = self.setup, self.progress, self.cfg.train
         tokens = len(p.batch_losses) * t.batch_size * t.num_steps
+        # Validation runs in rank 0 alone (cut into rows, it would lose the carried state).
         row = {"epoch": epoch, "train_ppl": perplexity(train_loss), "val_ppl": None,
                "seconds": p.seconds, "tokens_per_s": tokens / p.seconds,
                "lr": s.optimizer.param_groups[0]["lr"]}

@@ -18,16 +18,23 @@ PREVIEW = SampleConfig(length=50, greedy=True)  # the book previews 50 greedy ch
 
 
 class Reporter:
-    def __init__(self, out: Path, log: Log, train: TrainConfig):
-        self.metrics, self.log, self.train = out / "metrics.jsonl", log, train
+    """`writes=False` (the other processes of a run on several) makes it tell nothing."""
+
+    def __init__(self, out: Path, log: Log, train: TrainConfig, writes: bool = True):
+        self.metrics, self.train, self.writes = out / "metrics.jsonl", train, writes
+        self.log = log if writes else (lambda message: None)
 
     def rewrite_metrics(self, history: list[dict[str, Any]]) -> None:
         """metrics.jsonl as the history says (a resumed run drops rows of lost epochs)."""
+        if not self.writes:
+            return
         with self.metrics.open("w", encoding="utf-8") as f:
             f.writelines(json.dumps(row) + "\n" for row in history)
 
     def epoch(self, row: dict[str, Any], improved: bool) -> None:
         """Called after the epoch's checkpoint is saved: never a row for an unsaved epoch."""
+        if not self.writes:
+            return
         with self.metrics.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         self.log(format_row(row, self.train.epochs) + ("  *" if improved else ""))
@@ -41,6 +48,8 @@ class Reporter:
                  f"(best {best:.2f} at epoch {best_epoch})")
 
     def preview(self, model: CharLM, vocab: Vocab, prefixes: list[str]) -> None:
+        if not self.writes:
+            return
         for line in preview(model, vocab, prefixes):
             self.log(f"  {line}")
 

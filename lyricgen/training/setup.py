@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from lyricgen.batching import Batches, make_batches
+from lyricgen.batching import Batches, RowShard, make_batches
 from lyricgen.config import Config, TrainConfig
 from lyricgen.corpus import Corpus
 from lyricgen.device import resolve_device
@@ -15,6 +15,7 @@ from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.memory import available_memory, human_bytes
 from lyricgen.models import fast
 from lyricgen.models.charlm import CharLM
+from lyricgen.training.distributed import World
 from lyricgen.training.step import CudaGraphs, GraphedStep, Log, TrainStep
 
 
@@ -26,18 +27,31 @@ class Setup:
     model: CharLM
     optimizer: torch.optim.Optimizer
     step: TrainStep | GraphedStep
+    world: World = World()
 
     @property
     def graphed(self) -> bool:
         return isinstance(self.step, GraphedStep)
 
     def batches(self, epoch: int) -> Batches:
-        return training_batches(self.cfg, self.corpus, self.device, epoch)
+        """This process's rows of the epoch's batches (all of them in one process)."""
+        batches = training_batches(self.cfg, self.corpus, self.device, epoch)
+        if not self.world.distributed:
+            return batches
+        return RowShard(batches, self.world.rows(self.cfg.train.batch_size))
 
 
-def set_up(cfg: Config, corpus: Corpus, log: Log = print) -> Setup:
-    """The run's parts; the text's fitness for them is checked first."""
+def set_up(cfg: Config, corpus: Corpus, log: Log = print, world: World = World()) -> Setup:
+    """The run's parts; the text's fitness for them is checked first. With several processes
+    (`world`), each has its rows of every batch and the model is wrapped in
+    DistributedDataParallel for the step."""
     device = resolve_device(cfg.train.device)
+    if world.distributed:
+        if cfg.train.batch_size % world.size:
+            raise UsageError(f"--batch-size {cfg.train.batch_size} must be a multiple of the "
+                             f"{world.size} processes, which share each batch's rows")
+        if device.type == "cuda":
+            device = torch.device("cuda", world.local_rank)  # one GPU per local rank
     training_batches(cfg, corpus, device, 1)  # the text is too short for a batch: fail now
     if len(corpus.val_ids) == 1:
         raise LyricgenError("the validation part is a single character; raise "
@@ -50,16 +64,24 @@ def set_up(cfg: Config, corpus: Corpus, log: Log = print) -> Setup:
         if note:
             log(note)
     graphs = cfg.train.cuda_graphs and device.type == "cuda"
+    if graphs and world.distributed:  # DDP all-reduces gradients from hooks outside a recording
+        log("note: CUDA graphs are off with several processes: DistributedDataParallel reduces "
+            "the gradients outside the recorded step")
+        graphs = False
     optimizer = make_optimizer(model, cfg.train, capturable=graphs)
     # On the CPU torch runs nn.LSTM through oneDNN, whose backward always computes the input's
     # gradient: for one-hot input a dense (T B, V) x (V, 4H) product nobody needs. torch's own
     # kernels skip it (with embedding input, which needs that gradient, oneDNN is the faster).
     onednn = not (cfg.model.backend == "builtin" and cfg.model.input == "onehot"
                   and device.type == "cpu")
-    step = TrainStep(model, optimizer, cfg.train.clip, onednn=onednn)
+    stepped = model
+    if world.distributed:  # averages the gradients over the processes in backward
+        stepped = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    step = TrainStep(stepped, optimizer, cfg.train.clip, onednn=onednn)
     if graphs:
         step = GraphedStep(step, CudaGraphs(device), log)
-    return Setup(cfg, corpus, device, model, optimizer, step)
+    return Setup(cfg, corpus, device, model, optimizer, step, world)
 
 
 def make_optimizer(model: torch.nn.Module, t: TrainConfig, capturable: bool = False
