@@ -20,7 +20,7 @@ from lyricgen.cli_options import (ConfigFile, Data, Newlines, MaxChars, ValFract
                                   Sampling, Optimizer, Lr, WeightDecay, Clip, Epochs, TimeLimit,
                                   LrSchedule, PlateauPatience, Patience, CacheEval, Seed, Device,
                                   CudaGraphs, Out, PreviewEvery, Prefixes, JsonFlag, Overwrite, S,
-                                  Resume, TrainPrefixes, default)
+                                  Resume, TrainPrefixes, InitFrom, default)
 from lyricgen.errors import LyricgenError
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -115,7 +115,7 @@ def train(
     patience: Patience = None, cache_eval: CacheEval = None, seed: Seed = None,
     device: Device = None, cuda_graphs: CudaGraphs = None, out: Out = None,
     preview_every: PreviewEvery = None, prefix: TrainPrefixes = None,
-    resume: Resume = False, overwrite: Overwrite = False,
+    init_from: InitFrom = None, resume: Resume = False, overwrite: Overwrite = False,
 ) -> None:
     """Train a model; checkpoints and metrics.jsonl go to --out. Ctrl-C (or SIGTERM) stops
     at the next batch with last.pt saved, as --time-limit does (exit code 130, or 143)."""

@@ -111,6 +111,11 @@ Out = Annotated[Optional[str], typer.Option(
 PreviewEvery = Annotated[Optional[int], typer.Option(
     help="Print greedy samples of each --prefix every N epochs; 0 never."
          + default(T.preview_every))]
+InitFrom = Annotated[Optional[str], typer.Option(
+    metavar="<checkpoint>",
+    help="Start a new run from another run's weights and model settings (any backend, any "
+         "device) on this run's corpus: characters it lacks get new rows, the others keep "
+         "theirs.")]
 Prefixes = Annotated[Optional[list[str]], typer.Option(
     "--prefix", metavar="<text>",
     help="A prefix to continue; repeat the option for several.")]

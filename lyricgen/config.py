@@ -66,6 +66,7 @@ class TrainConfig:
     out: str = "checkpoints"
     preview_every: int = 0
     prefix: list[str] = field(default_factory=lambda: ["分开", "不分开"])
+    init_from: str | None = None  # a checkpoint whose weights (and model settings) start a run
 
     def validate(self) -> None:
         for name in ("num_steps", "batch_size", "epochs", "plateau_patience"):
@@ -169,10 +170,18 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
 SECTION_OF = {f.name: s for s, klass in SECTIONS.items() if s != "sample" for f in fields(klass)}
 
 
-def load_config(path: str | Path | None, overrides: dict[str, Any]) -> Config:
-    """Defaults, then the TOML file (if any), then the command-line overrides; validated."""
+def load_config(path: str | Path | None, overrides: dict[str, Any],
+                base: Config | None = None) -> Config:
+    """Defaults (or `base`), then the TOML file (if any), then the command-line overrides;
+    validated."""
     preset = {} if path is None else read_toml(path)
-    config = Config() if path is None else Config.from_dict(preset, source=str(path))
+    config = base or Config()
+    if path is not None:
+        Config.from_dict(preset, source=str(path))  # its own mistakes, named as its own
+        values = config.to_dict()
+        for table, keys in preset.items():
+            values[table].update(keys)
+        config = Config.from_dict(values, source=str(path))
     with naming_sources(path, preset, overrides):
         return config.with_overrides(overrides).validate()
 

@@ -77,6 +77,11 @@ def make_zip(members: dict[str, bytes]) -> bytes:
 # Files each case writes under tmp_path ("{tmp}" in its arguments), its arguments (they come
 # after a good tiny run's, so they win), the exit code, and what the error line must say.
 TRAIN_CASES = [
+    # --init-from a checkpoint that is not there, or not lyricgen's: exit 1
+    pytest.param({}, ["--init-from", "{tmp}/none.pt"], 1, ["--init-from", "none.pt", "not found"],
+                 id="init from a missing checkpoint"),
+    pytest.param({"other.pt": make_zip({"notes.txt": b"x"})}, ["--init-from", "{tmp}/other.pt"],
+                 1, ["other.pt", "not a readable checkpoint"], id="init from a foreign file"),
     # runtime problems with the corpus: exit 1
     pytest.param({}, ["--data", "{tmp}/missing.txt"], 1, ["corpus not found", "missing.txt"],
                  id="missing corpus"),

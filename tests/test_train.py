@@ -474,3 +474,44 @@ def test_help_shows_choices_and_one_style_of_default(command):
                       "--prefix <text>", "[default: 分开, 不分开]", "--out <folder>",
                       "a projection bridges the two"):  # differing sizes are fine
             assert shown.replace(" ", "") in text, shown
+
+
+# --- starting from another run's weights (--init-from) -------------------------------------------
+
+def test_init_from_carries_weights_over_by_character_and_trains_the_new_ones(lyrics_file, tmp_path):
+    train(None, tiny_options(lyrics_file, tmp_path / "source", epochs=1), **QUIET)
+    source = checkpoint.load(tmp_path / "source" / "best.pt")
+    new_text = tmp_path / "new.txt"
+    new_text.write_text("新的海洋 新的字\n" * 30 + lyrics(), encoding="utf-8")
+    runs = {}
+    for name, lr in (("kept", 1e-30), ("trained", 0.01)):  # 1e-30: the start, unchanged
+        lines = []
+        options = {**tiny_options(new_text, tmp_path / name, epochs=1, lr=lr, backend="builtin"),
+                   "init_from": str(tmp_path / "source" / "best.pt")}
+        train(None, options, log=lines.append, progress_bar=False)
+        runs[name] = checkpoint.load(tmp_path / name / "last.pt")
+    kept, vocab = runs["kept"], runs["kept"].vocab
+    shared = [c for c in vocab.chars if c in source.vocab.index]
+    new = [c for c in vocab.chars if c not in source.vocab.index]
+    assert sorted(new) == sorted(set("新的海洋字 ") - set(lyrics())) and new
+    assert f"{len(shared)} characters carried over, {len(new)} new" in lines[1]
+    for name in ("embedding.weight", "head.weight", "head.bias"):
+        rows = lambda ckpt, chars: ckpt.model[name][[ckpt.vocab.index[c] for c in chars]]  # noqa
+        assert torch.equal(rows(kept, shared), rows(source, shared)), name
+        torch.manual_seed(kept.config.train.seed)  # the new rows: as a new run draws them
+        fresh = CharLM(len(vocab), kept.config.model).state_dict()[name]
+        assert torch.equal(rows(kept, new), fresh[[vocab.index[c] for c in new]]), name
+        assert not torch.equal(rows(runs["trained"], new), rows(kept, new)), name  # trained
+    for name, weight in source.model.items():
+        if name.startswith("rnn."):  # scratch's LSTM, now nn.LSTM's, unchanged
+            assert torch.equal(kept.model[name], weight), name
+
+
+def test_init_from_a_model_of_other_shapes_is_one_line_and_writes_nothing(trained, tmp_path):
+    (tmp_path / "x.txt").write_text(lyrics(), encoding="utf-8")
+    result = cli("train", "--data", tmp_path / "x.txt", "--out", tmp_path / "run",
+                 "--init-from", trained / "best.pt", "--hidden-size", 64, "--batch-size", 8,
+                 "--num-steps", 16)
+    assert_one_line_error(result, 2, "--init-from", "rnn.weight_ih_l0 is 128x16",
+                          "this run's is 256x16", "--hidden-size 32")
+    assert not (tmp_path / "run").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from lyricgen.device import resolve_device
 from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.run_lock import RunLock
 from lyricgen.training.distributed import World, join, leave, world_from_env
+from lyricgen.training.init_from import transplant
 from lyricgen.training.loop import Trainer, TrainResult
 from lyricgen.training.reporting import Log
 from lyricgen.training.setup import set_up
@@ -60,8 +62,11 @@ def start(config_file: str | None, overrides: dict[str, Any], resume: bool, over
         saved = checkpoint.load(last, training_state=True)
         saved.build_model()  # damaged weights: stop now
         cfg = resumed_config(saved.config, config_file, overrides)
+        source = None
     else:
-        cfg = load_config(config_file, overrides)
+        source = init_source(config_file, overrides)
+        base = None if source is None else Config(model=replace(source.config.model))
+        cfg = load_config(config_file, overrides, base)  # the source's model settings first
     out = Path(cfg.train.out)
     if world.main:
         lock.hold_if_there(out)
@@ -74,7 +79,12 @@ def start(config_file: str | None, overrides: dict[str, Any], resume: bool, over
     if saved is not None and saved.corpus_sha256 != corpus.sha256:
         raise LyricgenError(f"the corpus {cfg.data.data} is not the text this checkpoint was "
                             "trained on (its fingerprint differs); resume needs the same text")
-    trainer = Trainer(set_up(cfg, corpus, log, world), out, log=log, progress_bar=progress_bar)
+    setup = set_up(cfg, corpus, log, world)
+    if source is not None:
+        carried, new = transplant(setup.model, source, corpus.vocab)
+        log(f"starting from the weights of {source.source}: {carried} characters carried "
+            f"over, {new} new")
+    trainer = Trainer(setup, out, log=log, progress_bar=progress_bar)
     if saved is not None:
         trainer.restore(saved)
     elif world.main:
@@ -85,6 +95,20 @@ def start(config_file: str | None, overrides: dict[str, Any], resume: bool, over
     if world.main:  # left by a run killed while writing a checkpoint
         checkpoint.remove_stale_temporaries(out)
     return trainer
+
+
+def init_source(config_file: str | None, overrides: dict[str, Any]
+                ) -> checkpoint.Checkpoint | None:
+    """The checkpoint `--init-from` (or the preset's [train] init_from) names, if any."""
+    path = overrides.get("init_from")
+    if path is None and config_file:
+        path = read_toml(config_file).get("train", {}).get("init_from")
+    if path is None:
+        return None
+    try:
+        return checkpoint.load(path)
+    except checkpoint.CheckpointError as e:
+        raise checkpoint.CheckpointError(f"--init-from: {e}") from None
 
 
 def starting_line(cfg: Config, saved: checkpoint.Checkpoint | None) -> str:

@@ -61,6 +61,15 @@ class CharLM(nn.Module):
         if cfg.init == "normal":
             self._init_normal()
 
+    def vocab_dims(self) -> dict[str, int]:
+        """The weights with a row (or a column) per character: name -> that dimension."""
+        dims = {"head.weight": 0, "head.bias": 0}
+        if self.embedding is not None:
+            dims["embedding.weight"] = 0
+        else:
+            dims["rnn.weight_ih_l0"] = 1  # W_ih (4H, V) of one-hot input
+        return dims
+
     def _init_normal(self) -> None:
         # The book's scratch model: weights N(0, 0.01), biases 0.
         with torch.no_grad():
