@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from common import DEFAULT_CORPUS, ROOT, alternate_epochs, quiet_trainer, record
 
 from lyricgen.commands.compare import agreement
-from lyricgen.config import Config, load_config
+from lyricgen.config import Config
+from lyricgen.presets import load_config
 from lyricgen.corpus import load_corpus
 from lyricgen.models import fast
 from lyricgen.models.charlm import CharLM

@@ -120,7 +120,7 @@ def trained_checkpoint(args) -> Path:
 def measure(name: str, cfg: SampleConfig, songs: int, model, vocab, hashes, train_lines,
             length: int, seed: int) -> dict:
     """Write `songs` samples with `cfg`, ten per batch; their figures."""
-    texts, forms, seconds = [], [], []
+    texts, seconds = [], []
     generator = torch.Generator().manual_seed(seed)
     form = make_form(cfg.lines, cfg.line_length, cfg.rhyme, cfg.rhyme_with, cfg.acrostic) \
         if cfg.lines or cfg.acrostic else None

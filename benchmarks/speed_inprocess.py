@@ -18,7 +18,7 @@ from pathlib import Path
 
 from common import DEFAULT_CORPUS, ROOT, alternate_epochs, quiet_trainer, record
 
-from lyricgen.config import load_config
+from lyricgen.presets import load_config
 
 RATIOS = [("scratch vs builtin", "scratch", "builtin"),
           ("scratch on its C path vs its readable one", "scratch", "scratch, readable path")]

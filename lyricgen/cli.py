@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -19,8 +18,12 @@ from lyricgen.cli_options import (ConfigFile, Data, Newlines, MaxChars, ValFract
                                   EmbeddingDropout, TieWeights, Init, NumSteps, BatchSize,
                                   Sampling, Optimizer, Lr, WeightDecay, Clip, Epochs, TimeLimit,
                                   LrSchedule, PlateauPatience, Patience, CacheEval, Seed, Device,
-                                  CudaGraphs, Out, PreviewEvery, Prefixes, JsonFlag, Overwrite, S,
+                                  CudaGraphs, Out, PreviewEvery, Prefixes, JsonFlag, Overwrite,
                                   Resume, TrainPrefixes, InitFrom, default)
+from lyricgen.cli_options import (CHECKPOINT, Acrostic, Candidates, Checkpoint, Greedy, Length,
+                                  LineLength, Lines, NoCopy, NumSamples, RepetitionPenalty, Rhyme,
+                                  RhymeWith, SampleBackend, SampleConfigFile, SampleDevice,
+                                  SampleSeed, Temperature, TopK, TopP, Unknown)
 from lyricgen.errors import LyricgenError
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -168,59 +171,14 @@ def compare(
 
 @app.command()
 def sample(
-    prefix: Prefixes = None,
-    config: Annotated[Optional[Path], typer.Option(
-        "--config", help="A TOML preset whose [sample] table sets these options (see "
-                         "configs/song.toml); options given here win.")] = None,
-    checkpoint: Annotated[Path, typer.Option(
-        help="The checkpoint to sample from.")] = Path("checkpoints/best.pt"),
-    length: Annotated[Optional[int], typer.Option(
-        help=f"Characters to generate after each prefix, without --lines [default: "
-             f"{S.length}].")] = None,
-    greedy: Annotated[Optional[bool], typer.Option(
-        "--greedy/--no-greedy",
-        help="Always take the most likely character (the book's way).")] = None,
-    temperature: Annotated[Optional[float], typer.Option(
-        help=f"Divide the logits by this; below 1 is safer, above 1 wilder [default: "
-             f"{S.temperature}].")] = None,
-    top_k: Annotated[Optional[int], typer.Option(
-        help="Draw only from the K most likely characters.")] = None,
-    top_p: Annotated[Optional[float], typer.Option(
-        help="Draw only from the smallest set of characters whose probability reaches P.")] = None,
-    num_samples: Annotated[Optional[int], typer.Option(
-        help="Continuations (or songs) per prefix, drawn together as one batch [default: "
-             f"{S.num_samples}].")] = None,
-    seed: Annotated[Optional[int], typer.Option(
-        help="Random seed; the same seed gives the same text.")] = None,
-    lines: Annotated[Optional[int], typer.Option(
-        help="Write a song of exactly N lines (a prefix's line counts as the first).")] = None,
-    line_length: Annotated[Optional[str], typer.Option(
-        help="Characters per line, spaces apart: a number (7), a range (5-9) or a pattern "
-             "repeated over the lines (7,7,5,7).")] = None,
-    rhyme: Annotated[Optional[str], typer.Option(
-        help="Which lines rhyme, repeated over the lines: AABB, ABAB, XAXA (X: free).")] = None,
-    rhyme_with: Annotated[Optional[str], typer.Option(
-        help="Give the A lines the rhyme group of this character.")] = None,
-    acrostic: Annotated[Optional[str], typer.Option(
-        help="Start line i with character i (藏头); sets the number of lines.")] = None,
-    no_copy: Annotated[Optional[bool], typer.Option(
-        "--no-copy/--allow-copy",
-        help="Never write a line of 6 or more characters that is a line of the training "
-             "text.")] = None,
-    candidates: Annotated[Optional[int], typer.Option(
-        help="Draw K candidates for each line and keep the most likely that fits the "
-             f"form [default: {S.candidates}].")] = None,
-    repetition_penalty: Annotated[Optional[float], typer.Option(
-        help="Above 1, characters already in the song become less likely [default: "
-             f"{S.repetition_penalty}].")] = None,
-    backend: Annotated[Optional[str], typer.Option(
-        help="Run the checkpoint on this backend instead of the one it was trained "
-             "with.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    unknown: Annotated[Literal["error", "skip"], typer.Option(
-        help="Prefix characters outside the vocabulary: stop with an error, or skip "
-             "them.")] = "error",
-    as_json: JsonFlag = False,
+    prefix: Prefixes = None, config: SampleConfigFile = None, checkpoint: Checkpoint = CHECKPOINT,
+    length: Length = None, greedy: Greedy = None, temperature: Temperature = None,
+    top_k: TopK = None, top_p: TopP = None, num_samples: NumSamples = None,
+    seed: SampleSeed = None, lines: Lines = None, line_length: LineLength = None,
+    rhyme: Rhyme = None, rhyme_with: RhymeWith = None, acrostic: Acrostic = None,
+    no_copy: NoCopy = None, candidates: Candidates = None,
+    repetition_penalty: RepetitionPenalty = None, backend: SampleBackend = None,
+    device: SampleDevice = "auto", unknown: Unknown = "error", as_json: JsonFlag = False,
 ) -> None:
     """Write new lyrics that continue each --prefix: free text, or with --lines or --acrostic
     a song in a form (line lengths, rhyme, no copied lines)."""

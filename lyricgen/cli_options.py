@@ -131,3 +131,58 @@ Resume = Annotated[bool, typer.Option(
                      "given again must equal the run's.")]
 
 
+
+
+# --- sample -------------------------------------------------------------------------------------
+
+CHECKPOINT = Path("checkpoints/best.pt")
+SampleConfigFile = Annotated[Optional[Path], typer.Option(
+    "--config", help="A TOML preset whose [sample] table sets these options (see "
+                     "configs/song.toml); options given here win.")]
+Checkpoint = Annotated[Path, typer.Option(help="The checkpoint to sample from.")]
+Length = Annotated[Optional[int], typer.Option(
+    help="Characters to generate after each prefix, without --lines." + default(S.length))]
+Greedy = Annotated[Optional[bool], typer.Option(
+    "--greedy/--no-greedy", help="Always take the most likely character (the book's way)."
+    + flag_default("greedy", S.greedy))]
+Temperature = Annotated[Optional[float], typer.Option(
+    help="Divide the logits by this; below 1 is safer, above 1 wilder."
+    + default(S.temperature))]
+TopK = Annotated[Optional[int], typer.Option(
+    help="Draw only from the K most likely characters.")]
+TopP = Annotated[Optional[float], typer.Option(
+    help="Draw only from the smallest set of characters whose probability reaches P.")]
+NumSamples = Annotated[Optional[int], typer.Option(
+    help="Continuations (or songs) per prefix, drawn together as one batch."
+    + default(S.num_samples))]
+SampleSeed = Annotated[Optional[int], typer.Option(
+    help="Random seed; the same seed gives the same text.")]
+Lines = Annotated[Optional[int], typer.Option(
+    help="Write a song of exactly N lines (a prefix's line counts as the first).")]
+LineLength = Annotated[Optional[str], typer.Option(
+    metavar="<7|5-9|7,7,5,7>",
+    help="Characters per line, spaces apart: a number, a range or a pattern repeated over the "
+         "lines.")]
+Rhyme = Annotated[Optional[str], typer.Option(
+    metavar="<scheme>",
+    help="Which lines rhyme, repeated over the lines: AABB, ABAB, XAXA (X: free).")]
+RhymeWith = Annotated[Optional[str], typer.Option(
+    metavar="<character>", help="Give the A lines the rhyme group of this character.")]
+Acrostic = Annotated[Optional[str], typer.Option(
+    metavar="<text>", help="Start line i with character i (藏头); sets the number of lines.")]
+NoCopy = Annotated[Optional[bool], typer.Option(
+    "--no-copy/--allow-copy",
+    help="Never write a line of 6 or more characters that is a line of the training text."
+    + default("allow-copy"))]
+Candidates = Annotated[Optional[int], typer.Option(
+    help="Draw K candidates for each line and keep the best that fits the form."
+    + default(S.candidates))]
+RepetitionPenalty = Annotated[Optional[float], typer.Option(
+    help="Above 1, characters already in the song become less likely."
+    + default(S.repetition_penalty))]
+SampleBackend = Annotated[Optional[str], typer.Option(
+    metavar="<" + "|".join(BACKENDS) + ">",
+    help="Run the checkpoint on this backend instead of the one it was trained with.")]
+SampleDevice = Annotated[str, typer.Option(metavar="<auto|cpu|cuda[:N]>", help="Where to run.")]
+Unknown = Annotated[Literal["error", "skip"], typer.Option(
+    help="Prefix characters outside the vocabulary: stop with an error, or skip them.")]

@@ -114,3 +114,8 @@ class CacheMixture:
         self.loss -= log_mix.sum().item()
         self.log_evidence += log_p.sum(-1)
         self.keys, self.values = keys[:, -CACHE_WINDOW:], values[:, -CACHE_WINDOW:]
+
+
+def perplexity(loss: float) -> float:
+    """exp(mean cross-entropy); inf rather than an overflow for a loss beyond float range."""
+    return math.exp(loss) if loss < 709 else math.inf

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from lyricgen import corpus
+from lyricgen import datasets
 
 HAN = "春夏秋冬日月星山川河海风花雪雨云天地人心梦光影歌声远近你我他的是不了"
 ASCII = "abcdefghijklmnopqrstuvwxyzXYZ0123456789 ,.!?'"
@@ -203,12 +203,12 @@ def use_cache(monkeypatch: pytest.MonkeyPatch, data_dir: Path, mirror_url: str) 
 
 
 def register(monkeypatch: pytest.MonkeyPatch, filename: str, sha256: str,
-             name: str = "jaychou", size: int = 1 << 20) -> corpus.Dataset:
+             name: str = "jaychou", size: int = 1 << 20) -> datasets.Dataset:
     """Replace the registry entry `name` by a dataset with the given file name, checksum and
     size cap (bytes); its own URL points nowhere, so only LYRICGEN_MIRROR can serve it."""
-    dataset = corpus.Dataset(name=name, url=f"http://127.0.0.1:9/{filename}", sha256=sha256,
+    dataset = datasets.Dataset(name=name, url=f"http://127.0.0.1:9/{filename}", sha256=sha256,
                              filename=filename, size=size)
-    monkeypatch.setitem(corpus.DATASETS, name, dataset)
+    monkeypatch.setitem(datasets.DATASETS, name, dataset)
     return dataset
 
 

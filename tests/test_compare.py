@@ -13,7 +13,7 @@ import sys
 
 from conftest import TINY, assert_one_line_error, cli, cli_args
 from lyricgen.commands import compare
-from lyricgen.config import load_config
+from lyricgen.presets import load_config
 from lyricgen.corpus import load_corpus
 from lyricgen.models.charlm import CharLM
 

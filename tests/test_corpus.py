@@ -14,7 +14,7 @@ import pytest
 
 from conftest import assert_one_line_error, cli
 from helpers_data import claim_size, make_text, write_zip
-from lyricgen import corpus
+from lyricgen import text_files
 from lyricgen.config import DataConfig
 from lyricgen.corpus import load_corpus, read_text
 from lyricgen.errors import LyricgenError
@@ -350,7 +350,7 @@ def test_chunked_reading_gives_the_same_text(tmp_path, monkeypatch, chunk):
     expected = TRICKY.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     path = write(tmp_path / "a.txt", TRICKY)
     zipped = write_zip(tmp_path / "a.zip", {"1.txt": TRICKY, "2.txt": TRICKY})
-    monkeypatch.setattr(corpus, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(text_files, "CHUNK_BYTES", chunk)
     assert read_text(path) == expected
     assert read_text(zipped) == expected + "\n" + expected
     for max_chars in (1, 2, 3, 4, 5, 17, len(expected), len(expected) + 1, 10**9):
@@ -363,7 +363,7 @@ def test_chunked_reading_gives_the_same_text(tmp_path, monkeypatch, chunk):
 @pytest.mark.parametrize("chunk", [1, 4, 1 << 20])
 def test_the_offset_of_a_bad_byte_is_exact_in_chunks(tmp_path, monkeypatch, chunk):
     raw = "春夏秋冬\n".encode("utf-8") * 3 + "风".encode("gbk") + b"\n"
-    monkeypatch.setattr(corpus, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(text_files, "CHUNK_BYTES", chunk)
     with pytest.raises(LyricgenError, match=r"bad byte at offset 39\)"):
         read_text(write(tmp_path / "a.txt", raw))
     with pytest.raises(LyricgenError, match="not UTF-8"):  # cut off inside a character

@@ -12,7 +12,7 @@ import pytest
 
 from helpers_data import (Mirror, dead_url, files_under, full_disk, make_text, redirect,
                           register, sha256_of, stream, trickle, use_cache, write_zip)
-from lyricgen import corpus
+from lyricgen import corpus, datasets
 from lyricgen.config import DataConfig
 from lyricgen.errors import LyricgenError
 
@@ -42,13 +42,13 @@ def test_good_file_is_stored_verified_and_then_cached(monkeypatch, mirror, cache
     use_cache(monkeypatch, cache, mirror.url)
     dataset = register(monkeypatch, FILENAME, sha256_of(served))
 
-    path = corpus.fetch(dataset, progress=False)
+    path = datasets.fetch(dataset, progress=False)
     assert path == cache / FILENAME
     assert path.read_bytes() == served.read_bytes()
     assert files_under(cache) == [path]  # no .part file left behind
     assert mirror.requests == [f"/{FILENAME}"]
 
-    assert corpus.fetch(dataset, progress=False) == path
+    assert datasets.fetch(dataset, progress=False) == path
     assert corpus.resolve_data("jaychou", progress=False) == path
     loaded = corpus.load_corpus(DataConfig(data="jaychou", val_fraction=0.0), progress=False)
     assert loaded.vocab.decode(loaded.ids.tolist()) == text
@@ -59,7 +59,7 @@ def test_wrong_checksum_keeps_nothing(monkeypatch, mirror, cache):
     use_cache(monkeypatch, cache, mirror.url)
     dataset = register(monkeypatch, FILENAME, "0" * 64)
     with pytest.raises(LyricgenError, match="checksum") as info:
-        corpus.fetch(dataset, progress=False)
+        datasets.fetch(dataset, progress=False)
     assert sha256_of(mirror.root / FILENAME) in str(info.value)  # what it got
     assert "0" * 64 in str(info.value)  # what it expected
     assert files_under(cache) == []
@@ -67,7 +67,7 @@ def test_wrong_checksum_keeps_nothing(monkeypatch, mirror, cache):
 
 def assert_download_error(dataset, cache: Path) -> None:
     with pytest.raises(LyricgenError) as info:
-        corpus.fetch(dataset, progress=False)
+        datasets.fetch(dataset, progress=False)
     message = str(info.value)
     assert "--data" in message and "LYRICGEN_MIRROR" in message
     assert dataset.filename in message  # names the URL it tried
@@ -90,7 +90,7 @@ def test_http_404(monkeypatch, tmp_path, cache):
 def test_mirror_url_may_end_with_a_slash(monkeypatch, mirror, cache):
     use_cache(monkeypatch, cache, mirror.url + "/")
     dataset = register(monkeypatch, FILENAME, sha256_of(mirror.root / FILENAME))
-    assert corpus.fetch(dataset, progress=False).read_bytes() == \
+    assert datasets.fetch(dataset, progress=False).read_bytes() == \
         (mirror.root / FILENAME).read_bytes()
     assert mirror.requests == [f"/{FILENAME}"]
 
@@ -119,7 +119,7 @@ def test_resolve_data_unknown_name(monkeypatch, tmp_path):
 
 # --- bounded downloads and a verified cache (issue 18) -----------------------------------------
 
-def served_dataset(monkeypatch, mirror, cache, **extra) -> corpus.Dataset:
+def served_dataset(monkeypatch, mirror, cache, **extra) -> datasets.Dataset:
     """The registry entry for the file `mirror` serves, with the cache at `cache`."""
     served = mirror.root / FILENAME
     use_cache(monkeypatch, cache, mirror.url)
@@ -132,7 +132,7 @@ def refused(dataset, cache: Path, *phrases: str, seconds: float = 5.0) -> str:
     leave nothing in the cache."""
     start = time.monotonic()
     with pytest.raises(LyricgenError) as info:
-        corpus.fetch(dataset, progress=False)
+        datasets.fetch(dataset, progress=False)
     assert time.monotonic() - start < seconds
     message = str(info.value)
     assert "\n" not in message
@@ -144,7 +144,7 @@ def refused(dataset, cache: Path, *phrases: str, seconds: float = 5.0) -> str:
 
 @pytest.mark.parametrize("every", [0.05, 30.0])  # a byte now and then; one byte, then silence
 def test_a_trickling_mirror_meets_the_deadline(monkeypatch, tmp_path, cache, every):
-    monkeypatch.setattr(corpus, "DOWNLOAD_DEADLINE_S", 0.5)
+    monkeypatch.setattr(datasets, "DOWNLOAD_DEADLINE_S", 0.5)
     with Mirror(tmp_path / "served", {f"/{FILENAME}": trickle(b"x" * 1000, every)}) as mirror:
         use_cache(monkeypatch, cache, mirror.url)
         dataset = register(monkeypatch, FILENAME, "0" * 64, size=1000)
@@ -179,7 +179,7 @@ def test_an_announced_oversize_is_refused_before_reading(monkeypatch, tmp_path, 
 
 
 def test_the_registered_size_is_the_real_files(monkeypatch):
-    dataset = corpus.DATASETS["jaychou"]
+    dataset = datasets.DATASETS["jaychou"]
     assert dataset.size == 52_607  # ../shared/data/jaychou_lyrics.txt.zip, the sha256's file
 
 
@@ -200,9 +200,9 @@ def damage(path: Path) -> bytes:
 
 def test_a_damaged_cache_is_fetched_again(monkeypatch, mirror, cache):
     dataset = served_dataset(monkeypatch, mirror, cache)
-    path = corpus.fetch(dataset, progress=False)
+    path = datasets.fetch(dataset, progress=False)
     damage(path)
-    assert corpus.fetch(dataset, progress=False) == path
+    assert datasets.fetch(dataset, progress=False) == path
     assert path.read_bytes() == (mirror.root / FILENAME).read_bytes()
     assert files_under(cache) == [path]
     assert mirror.requests == [f"/{FILENAME}"] * 2  # the damaged copy was not trusted
@@ -219,7 +219,7 @@ def test_a_damaged_cache_offline_is_a_clear_error(monkeypatch, tmp_path, cache, 
     before = cached.read_bytes()
     with dead_url() as url:
         use_cache(monkeypatch, cache, url)
-        dataset = register(monkeypatch, FILENAME, sha256_of(good), size=len(raw))
+        register(monkeypatch, FILENAME, sha256_of(good), size=len(raw))
         with pytest.raises(LyricgenError) as info:
             corpus.resolve_data("jaychou", progress=False)  # what --data jaychou does
     message = str(info.value)
@@ -236,6 +236,6 @@ def test_the_bar_is_drawn_on_a_terminal_only(monkeypatch, mirror, cache):
     dataset = served_dataset(monkeypatch, mirror, cache)
     for stream_, drawn in ((Terminal(), True), (io.StringIO(), False)):
         monkeypatch.setattr(sys, "stderr", stream_)
-        corpus.fetch(dataset, progress=True)
+        datasets.fetch(dataset, progress=True)
         assert (f"fetch {FILENAME}" in stream_.getvalue()) == drawn
         (cache / FILENAME).unlink()

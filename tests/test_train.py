@@ -18,7 +18,8 @@ from lyricgen import checkpoint
 from lyricgen.cli import app
 from lyricgen.commands import train as train_command
 from lyricgen.commands.train import train
-from lyricgen.config import Config, load_config
+from lyricgen.config import Config
+from lyricgen.presets import load_config
 from lyricgen.corpus import load_corpus
 from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.evaluate import Evaluation

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from conftest import QUIET, tiny_options
+from conftest import tiny_options
 from lyricgen import checkpoint
 from lyricgen.commands.train import train as run_training
 from lyricgen.models.charlm import CharLM, ModelConfig

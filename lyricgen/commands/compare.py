@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from lyricgen import checkpoint, models
 from lyricgen.commands.train import check_out_dir, clear_outputs, make_out_dir, model_line
-from lyricgen.config import Config, load_config
+from lyricgen.config import Config
+from lyricgen.presets import load_config
 from lyricgen.corpus import Corpus, load_corpus
 from lyricgen.device import resolve_device
 from lyricgen.errors import Interrupted, UsageError

@@ -5,16 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lyricgen import corpus
-from lyricgen.config import Config, naming_sources
+from lyricgen import corpus, datasets
+from lyricgen.config import Config
+from lyricgen.presets import naming_sources
 from lyricgen.errors import UsageError
 
 
 def fetch(name: str) -> Path:
     """Download the registered dataset `name` into the cache folder; the file's path."""
-    if name not in corpus.DATASETS:
-        raise UsageError(f"unknown dataset {name!r} (known: {', '.join(corpus.DATASETS)})")
-    return corpus.fetch(corpus.DATASETS[name])
+    if name not in datasets.DATASETS:
+        raise UsageError(f"unknown dataset {name!r} (known: {', '.join(datasets.DATASETS)})")
+    return datasets.fetch(datasets.DATASETS[name])
 
 
 def info(options: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from typing import Any
 import torch
 
 from lyricgen import checkpoint, fingerprint, rhyme
-from lyricgen.config import SampleConfig, load_config, naming_sources, read_toml
+from lyricgen.config import SampleConfig
+from lyricgen.presets import load_config, naming_sources, read_toml
 from lyricgen.device import resolve_device
 from lyricgen.errors import UsageError
 from lyricgen.models import BACKENDS

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from lyricgen import checkpoint
-from lyricgen.config import (Config, TrainConfig, check_out_name, flat_keys, load_config,
-                             naming_sources, read_toml)
+from lyricgen.config import Config, TrainConfig, check_out_name
 from lyricgen.corpus import load_corpus
 from lyricgen.device import resolve_device
 from lyricgen.errors import LyricgenError, UsageError
+from lyricgen.presets import flat_keys, load_config, naming_sources, read_toml
 from lyricgen.run_lock import RunLock
 from lyricgen.training.distributed import World, join, leave, world_from_env
 from lyricgen.training.init_from import transplant

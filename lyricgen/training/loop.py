@@ -8,10 +8,7 @@ boundary (time limit, SIGINT, SIGTERM) resumes to exactly what an unbroken run g
 from __future__ import annotations
 
 import math
-import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -22,11 +19,12 @@ from tqdm import tqdm
 from lyricgen import checkpoint
 from lyricgen.checkpoint import Checkpoint, CheckpointError, first_line
 from lyricgen.errors import LyricgenError
-from lyricgen.evaluate import evaluate
+from lyricgen.evaluate import evaluate, perplexity
 from lyricgen.training.distributed import contact
 from lyricgen.training.progress import Progress
 from lyricgen.training.reporting import Log, Reporter
 from lyricgen.training.schedule import Schedule
+from lyricgen.training.signals import StopFlag, stop_signals
 from lyricgen.training.setup import Setup, restore_optimizer
 
 CHECK_EVERY = 16  # batches between syncs that read the loss (finite check, progress bar)
@@ -261,35 +259,3 @@ class Trainer:
             if val.cache_loss is not None:  # val_ppl is the cache figure
                 row["val_ppl_plain"] = perplexity(val.loss)
         return row
-
-
-def perplexity(loss: float) -> float:
-    """exp(mean cross-entropy); inf rather than an overflow for a loss beyond float range."""
-    return math.exp(loss) if loss < 709 else math.inf
-
-
-class StopFlag:
-    raised: str | None = None
-
-
-@contextmanager
-def stop_signals() -> Iterator[StopFlag]:
-    """SIGINT / SIGTERM ask the loop to stop at the next batch boundary; a second SIGINT stops
-    at once (the checkpoint on disk is still the previous, complete one)."""
-    flag = StopFlag()
-
-    def handler(signum, frame):
-        if flag.raised and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        flag.raised = signal.Signals(signum).name
-
-    try:
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread: leave signals alone
-        yield flag
-        return
-    try:
-        yield flag
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
