@@ -138,8 +138,19 @@ def _write_atomically(path: Path, write) -> None:
     except (OSError, RuntimeError) as e:
         tmp.unlink(missing_ok=True)
         reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
+        if isinstance(e, RuntimeError):  # torch's zip writer words a short write as a C++ error
+            reason = f"the file could not be written in full{disk_full(path.parent)}"
         kept = "the previous one is kept" if path.exists() else "nothing was written"
         raise CheckpointError(f"could not write checkpoint {path} ({reason}); {kept}") from None
+
+
+def disk_full(folder: Path) -> str:
+    """': no space left on device' when `folder`'s file system is (nearly) full."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return ""
+    return ": no space left on device" if free < (1 << 20) else ""
 
 
 def remove_stale_temporaries(folder: Path) -> None:

@@ -583,6 +583,14 @@ def fail_second_save(monkeypatch, error: OSError) -> None:
     monkeypatch.setattr(lyricgen.checkpoint.torch, "save", save)
 
 
+def fail_second_save_on_a_full_disk(monkeypatch, error: Exception) -> None:
+    """As torch's zip writer fails when the disk fills: a C++ error about positions."""
+    fail_second_save(monkeypatch, error)
+    usage = shutil.disk_usage
+    monkeypatch.setattr(lyricgen.checkpoint.shutil, "disk_usage",
+                        lambda folder: usage(folder)._replace(free=0))
+
+
 def fail_second_rename(monkeypatch, error: OSError) -> None:
     """The second rename onto last.pt fails, once."""
     real, calls = os.replace, []
@@ -615,6 +623,11 @@ def fail_second_metrics_append(monkeypatch, error: OSError) -> None:
     pytest.param(fail_second_save, OSError(errno.ENOSPC, "No space left on device"),
                  ["could not write checkpoint", "No space left on device",
                   "the previous one is kept"], 1, id="disk full"),
+    pytest.param(fail_second_save_on_a_full_disk,
+                 RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0"),
+                 ["could not write checkpoint", "could not be written in full",
+                  "no space left on device", "the previous one is kept"], 1,
+                 id="disk full, as torch says it"),
     pytest.param(fail_second_rename, PermissionError(errno.EACCES, "Permission denied"),
                  ["could not write checkpoint", "Permission denied", "the previous one is kept"],
                  1, id="permission denied"),
