@@ -41,6 +41,7 @@ def train(config_file: str | None, overrides: dict[str, Any], *, resume: bool = 
         result = start(config_file, overrides, resume, overwrite, log, progress_bar, lock,
                        world).run()
         result.reported = world.main
+        world.wait_for_all()  # none leaves the group while another still uses it
         return result
     finally:
         lock.release()

@@ -101,6 +101,12 @@ class World:
             dist.all_gather_object(out, value)
         return out
 
+    def wait_for_all(self) -> None:
+        """Until every process is here (rank 0 may still be writing when the others end)."""
+        if self.distributed:
+            with contact(self):
+                dist.barrier()
+
     def device(self) -> torch.device:
         backend = dist.get_backend() if dist.is_initialized() else "gloo"
         return torch.device("cuda", self.local_rank) if backend == "nccl" else torch.device("cpu")
