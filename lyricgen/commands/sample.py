@@ -63,8 +63,8 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
         generator.manual_seed(cfg.seed)
     else:
         generator.seed()
-    settings = {**asdict(cfg), "seed": generator.initial_seed(), "checkpoint": str(path),
-                "backend": backend or saved.config.model.backend}
+    used_settings = {**asdict(cfg), "seed": generator.initial_seed(), "checkpoint": str(path),
+                     "backend": backend or saved.config.model.backend}
     starts = [start(vocab, prefix, unknown, generator, warn) for prefix in prefixes]
     if form is not None and form.acrostic is not None and any(used for _, used in starts):
         raise UsageError("--acrostic sets how every line starts; drop --prefix")
@@ -90,7 +90,7 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
             texts = [vocab.decode(s) for s in drawn]
             songs = [free_lines(used + text, saved.line_hashes) for text in texts]
         results += [{"prefix": prefix, "prefix_used": used, "sample": k, "text": text,
-                     "lines": [asdict(line) for line in song], "settings": settings}
+                     "lines": [asdict(line) for line in song], "settings": used_settings}
                     for k, (text, song) in enumerate(zip(texts, songs))]
     return results
 
