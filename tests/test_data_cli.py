@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -120,17 +122,25 @@ def test_module_entry_point(corpus_file, text, tmp_path):
 FILENAME = "cli-songs.zip"
 
 
-def test_fetch_through_a_local_mirror(monkeypatch, tmp_path, text):
+@contextmanager
+def serving(monkeypatch, tmp_path: Path, text: str) -> Iterator[tuple[Path, Mirror]]:
+    """A zip of `text` (tmp_path/served/FILENAME) served by a local mirror as the registered
+    dataset, cached in tmp_path/cache: (the cache, the mirror), which stops at the end."""
     served = write_zip(tmp_path / "served" / FILENAME, {"songs.txt": text})
-    cache = tmp_path / "cache"
     with Mirror(tmp_path / "served") as mirror:
-        use_cache(monkeypatch, cache, mirror.url)
+        use_cache(monkeypatch, tmp_path / "cache", mirror.url)
         register(monkeypatch, FILENAME, sha256_of(served))
+        yield tmp_path / "cache", mirror
+
+
+def test_fetch_through_a_local_mirror(monkeypatch, tmp_path, text):
+    with serving(monkeypatch, tmp_path, text) as (cache, mirror):
         result = cli("data", "fetch")
         assert result.exit_code == 0, result.output
         assert result.stdout.strip() == str(cache / FILENAME)
         assert files_under(cache) == [cache / FILENAME]
-        assert (cache / FILENAME).read_bytes() == served.read_bytes()
+        assert (cache / FILENAME).read_bytes() == \
+            (tmp_path / "served" / FILENAME).read_bytes()
         assert_info(info_json("--data", "jaychou"), expected_info(text))
         assert mirror.requests == [f"/{FILENAME}"]
 
@@ -157,10 +167,7 @@ def test_fetch_unknown_dataset(monkeypatch, tmp_path):
 # --- data fetch, hardened (issue 18) ------------------------------------------------------------
 
 def test_fetch_draws_no_bar_into_a_log(monkeypatch, tmp_path, text):
-    served = write_zip(tmp_path / "served" / FILENAME, {"songs.txt": text})
-    with Mirror(tmp_path / "served") as mirror:
-        use_cache(monkeypatch, tmp_path / "cache", mirror.url)
-        register(monkeypatch, FILENAME, sha256_of(served))
+    with serving(monkeypatch, tmp_path, text):
         result = cli("data", "fetch")  # stderr is not a terminal here
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
@@ -210,11 +217,7 @@ def test_fetch_through_a_redirect_loop_is_one_line(monkeypatch, tmp_path):
 
 
 def test_fetch_onto_a_full_disk_says_so(monkeypatch, tmp_path, text):
-    served = write_zip(tmp_path / "served" / FILENAME, {"songs.txt": text})
-    cache = tmp_path / "cache"
-    with Mirror(tmp_path / "served") as mirror:
-        use_cache(monkeypatch, cache, mirror.url)
-        register(monkeypatch, FILENAME, sha256_of(served))
+    with serving(monkeypatch, tmp_path, text) as (cache, _):
         monkeypatch.setattr(os, "fdopen", full_disk(room=0))
         result = cli("data", "fetch")
     assert_one_line_error(result, 1, "could not write", "No space left on device", stdout="")
