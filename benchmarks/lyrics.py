@@ -246,8 +246,9 @@ def plot(results: list[dict], trigram: Trigram, path: Path) -> None:
         ax.plot(xs, ys, marker, label=kind, linestyle="-" if kind == "plain" else "none")
         for r, x, y in zip(rs, xs, ys):
             ax.annotate(r["name"].replace("song AABB 7-9, ", ""), (x, y), fontsize=6)
-    ax.set(xlabel="distinct-2, pooled (higher: more varied)", ylabel="trigram perplexity (lower: reads "
-           "like the corpus)", yscale="log", title="plain sampling's frontier and the song forms")
+    ax.set(xlabel="distinct-2, pooled (higher: more varied)",
+           ylabel="trigram perplexity (lower: reads like the corpus)", yscale="log",
+           title="plain sampling's frontier and the song forms")
     ax.legend()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

@@ -35,3 +35,8 @@ def contains(hashes: torch.Tensor, line: str) -> bool:
     h = torch.tensor(line_hash(line), dtype=torch.int64)
     i = int(torch.searchsorted(hashes, h))
     return i < len(hashes) and int(hashes[i]) == int(h)
+
+
+def copied(hashes: torch.Tensor | None, line: str) -> bool | None:
+    """`contains`, or None when there is no fingerprint to tell by (an older checkpoint)."""
+    return None if hashes is None else contains(hashes, line)

@@ -86,7 +86,7 @@ def write_songs(model: CharLM, vocab: Vocab, prefix_ids: list[int], prefix_text:
     stepper = Stepper(model, tuple(s.expand(-1, S * K, -1) for s in state))
     masks = VocabMasks(vocab, device)
     *done, partial = prefix_text.split("\n")
-    songs = [[Line(t, rhyme.line_key(t), _copied(hashes, t), None) for t in done]
+    songs = [[Line(t, rhyme.line_key(t), fingerprint.copied(hashes, t), None) for t in done]
              for _ in range(S)]
     used = torch.zeros(S * K, len(vocab), dtype=torch.bool, device=device)
     used[:, prefix_ids] = True
@@ -114,7 +114,7 @@ def write_songs(model: CharLM, vocab: Vocab, prefix_ids: list[int], prefix_text:
                                for _ in range(K)], device=device)
         for s, (_, _, j, draw) in enumerate(chosen):
             text = (partial + draw.texts[s * K + j]).rstrip()
-            songs[s].append(Line(text, rhyme.line_key(text), _copied(hashes, text),
+            songs[s].append(Line(text, rhyme.line_key(text), fingerprint.copied(hashes, text),
                                  float(draw.scores[s * K + j])))
             for live, kept in zip(stepper.columns(), draw.saved):
                 live[:, s * K:(s + 1) * K] = kept[:, s * K + j, None]
@@ -227,7 +227,7 @@ def _judge(draw: Draw, s: int, K: int, partial: str, song: list[Line], key: str 
     best = None
     for j in range(K):
         text = (partial + draw.texts[s * K + j]).rstrip()
-        faults = (4 * (no_copy and bool(_copied(hashes, text)))
+        faults = (4 * (no_copy and bool(fingerprint.copied(hashes, text)))
                   + 2 * (key is not None and rhyme.line_key(text) != key)
                   + (text in earlier))
         bigrams = list(zip(text, text[1:]))
@@ -236,7 +236,3 @@ def _judge(draw: Draw, s: int, K: int, partial: str, song: list[Line], key: str 
         judged = (faults, -score, j)
         best = judged if best is None or judged < best else best
     return best
-
-
-def _copied(hashes: torch.Tensor | None, line: str) -> bool | None:
-    return None if hashes is None else fingerprint.contains(hashes, line)

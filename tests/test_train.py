@@ -363,7 +363,7 @@ def test_presets_parse_and_default_preset_equals_the_defaults():
 def test_preview_prints_samples_of_each_prefix(lyrics_file, tmp_path):
     lines = []
     train(None, tiny_options(lyrics_file, tmp_path / "run", epochs=2, preview_every=2,
-                                  prefix=["分开", "月光"]), log=lines.append, progress_bar=False)
+                             prefix=["分开", "月光"]), log=lines.append, progress_bar=False)
     previews = [line.strip() for line in lines if line.startswith("  ")]
     assert len(previews) == 2
     assert previews[0].startswith("分开") and previews[1].startswith("月光")

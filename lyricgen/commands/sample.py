@@ -150,5 +150,5 @@ def song_form(cfg: SampleConfig) -> Form | None:
 
 def free_lines(text: str, hashes) -> list[Line]:
     """The lines of free text, described as a song's are (no scores: nothing was judged)."""
-    copied = lambda line: None if hashes is None else fingerprint.contains(hashes, line)  # noqa: E731
-    return [Line(line, rhyme.line_key(line), copied(line), None) for line in text.split("\n")]
+    return [Line(line, rhyme.line_key(line), fingerprint.copied(hashes, line), None)
+            for line in text.split("\n")]
