@@ -101,6 +101,25 @@ class World:
             dist.all_gather_object(out, value)
         return out
 
+    def rng_state(self, device: torch.device) -> dict[str, Any]:
+        """The RNG states a checkpoint keeps: this process's, and with several every
+        process's (gathered), so that --resume on as many processes is exact."""
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
+        if self.distributed:
+            rng["ranks"] = self.gather(dict(rng))
+        return rng
+
+    def set_rng_state(self, rng: dict[str, Any], device: torch.device) -> None:
+        """This process's state from `rng_state`'s (a run on as many processes), else the
+        state saved by rank 0 or by one process."""
+        ranks = rng.get("ranks", [])
+        mine = ranks[self.rank] if len(ranks) == self.size else rng
+        torch.set_rng_state(mine["torch"])
+        if "cuda" in mine and device.type == "cuda":
+            torch.cuda.set_rng_state(mine["cuda"], device)
+
     def wait_for_all(self) -> None:
         """Until every process is here (rank 0 may still be writing when the others end)."""
         if self.distributed:

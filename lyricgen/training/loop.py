@@ -60,14 +60,9 @@ class Trainer:
     def checkpoint(self) -> Checkpoint:
         """What a checkpoint holds (every process calls it: the RNG states are gathered)."""
         s = self.setup
-        rng = {"torch": torch.get_rng_state()}
-        if s.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(s.device)
-        if self.world.distributed:  # each process's, so that --resume on as many is exact
-            rng["ranks"] = self.world.gather(rng)
         return Checkpoint(self.cfg, s.corpus.vocab, s.corpus.sha256, s.model.state_dict(),
-                          s.optimizer.state_dict(), self.progress, rng, self.history,
-                          s.corpus.line_hashes)
+                          s.optimizer.state_dict(), self.progress,
+                          self.world.rng_state(s.device), self.history, s.corpus.line_hashes)
 
     def restore(self, saved: Checkpoint) -> None:
         """Continue from `saved` (the caller checked that its corpus is this one)."""
@@ -75,11 +70,7 @@ class Trainer:
         try:
             s.model.load_state_dict(saved.model)
             restore_optimizer(s.optimizer, saved.optimizer)
-            ranks = saved.rng.get("ranks", [])
-            rng = ranks[self.world.rank] if len(ranks) == self.world.size else saved.rng
-            torch.set_rng_state(rng["torch"])
-            if "cuda" in rng and s.device.type == "cuda":
-                torch.cuda.set_rng_state(rng["cuda"], s.device)
+            self.world.set_rng_state(saved.rng, s.device)
         except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
             raise CheckpointError(f"{saved.source} is damaged: its training state cannot be "
                                   f"restored ({type(e).__name__}: {first_line(e)})") from None
@@ -88,7 +79,7 @@ class Trainer:
 
     def save(self, best: bool = False) -> None:
         # Only finite weights are ever written: a checkpoint is something to come back to.
-        if not self.finite_state():
+        if not self.setup.finite():
             self.diverged(f"the weights became non-finite (inf or nan) by {self.position()}")
         self.status("saving")
         state = self.checkpoint()
@@ -106,15 +97,6 @@ class Trainer:
     def position(self) -> str:
         p = self.progress
         return f"epoch {p.epoch + 1}, batch {p.batch}" if p.batch else f"epoch {p.epoch}"
-
-    def finite_state(self) -> bool:
-        """Whether the weights and the optimizer's state are all finite (one sync)."""
-        s = self.setup
-        tensors = [*s.model.parameters(),
-                   *(v for state in s.optimizer.state.values() for v in state.values()
-                     if torch.is_tensor(v) and v.is_floating_point())]
-        # (Adam's step counts may live on the CPU when the weights do not.)
-        return bool(torch.stack([t.isfinite().all().to(s.device) for t in tensors]).all())
 
     def diverged(self, what: str) -> NoReturn:
         """Stop a run gone non-finite, saying truly what is kept."""
@@ -220,7 +202,7 @@ class Trainer:
         """Validation, the schedule, checkpoints and the report; True to stop early."""
         s, p, t = self.setup, self.progress, self.cfg.train
         train_loss = sum(p.batch_losses) / len(p.batch_losses)
-        if not self.finite_state():  # before validation, whose nan would say less
+        if not self.setup.finite():  # before validation, whose nan would say less
             self.diverged(f"the weights became non-finite (inf or nan) in epoch {epoch}")
         self.status("validating")
         row = self.world.from_main(lambda: self.metrics(epoch, train_loss))

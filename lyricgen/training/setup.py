@@ -33,6 +33,14 @@ class Setup:
     def graphed(self) -> bool:
         return isinstance(self.step, GraphedStep)
 
+    def finite(self) -> bool:
+        """Whether the weights and the optimizer's state are all finite (one sync)."""
+        tensors = [*self.model.parameters(),
+                   *(v for state in self.optimizer.state.values() for v in state.values()
+                     if torch.is_tensor(v) and v.is_floating_point())]
+        # (Adam's step counts may live on the CPU when the weights do not.)
+        return bool(torch.stack([t.isfinite().all().to(self.device) for t in tensors]).all())
+
     def batches(self, epoch: int) -> Batches:
         """This process's rows of the epoch's batches (all of them in one process)."""
         batches = training_batches(self.cfg, self.corpus, self.device, epoch)
