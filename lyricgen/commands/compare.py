@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from lyricgen import checkpoint, models
 from lyricgen.commands.train import check_out_dir, clear_outputs, make_out_dir, model_line
 from lyricgen.config import Config
-from lyricgen.presets import load_config
 from lyricgen.corpus import Corpus, load_corpus
 from lyricgen.device import resolve_device
 from lyricgen.errors import Interrupted, UsageError
 from lyricgen.models.charlm import CharLM
+from lyricgen.presets import load_config
 from lyricgen.run_lock import RunLock
 from lyricgen.training.distributed import world_from_env
 from lyricgen.training.loop import Trainer

@@ -12,7 +12,7 @@ import torch
 
 from lyricgen import checkpoint, fingerprint, rhyme
 from lyricgen.config import SampleConfig
-from lyricgen.presets import load_config, naming_sources, read_toml
+from lyricgen.presets import load_config, naming_sources, option_name, read_toml
 from lyricgen.device import resolve_device
 from lyricgen.errors import UsageError
 from lyricgen.models import BACKENDS
@@ -108,8 +108,9 @@ def check_memory(m: ModelConfig, vocab_size: int, cfg: SampleConfig, keeps_text:
     have = available_memory(device)
     if have is None or need <= have:
         return
-    option = "--length" if per_text > 40 * vocab_size else "--num-samples"
-    raise UsageError(f"{option} {getattr(cfg, option[2:].replace('-', '_'))}: sampling would "
+    key = "length" if per_text > 40 * vocab_size else "num_samples"
+    option = option_name(key)
+    raise UsageError(f"{option} {getattr(cfg, key)}: sampling would "
                      f"need about {human_bytes(need)} of memory, but {human_bytes(have)} is "
                      f"free; lower {option}" + (" or --candidates" if cfg.candidates > 1
                                                  else ""))

@@ -14,7 +14,7 @@ from lyricgen.config import Config, TrainConfig, check_out_name
 from lyricgen.corpus import load_corpus
 from lyricgen.device import resolve_device
 from lyricgen.errors import LyricgenError, UsageError
-from lyricgen.presets import flat_keys, load_config, naming_sources, read_toml
+from lyricgen.presets import flat_keys, load_config, naming_sources, option_name, read_toml
 from lyricgen.run_lock import RunLock
 from lyricgen.training.distributed import World, join, leave, world_from_env
 from lyricgen.training.init_from import transplant
@@ -146,7 +146,7 @@ def resumed_config(stored: Config, config_file: str | None, overrides: dict[str,
     differ = [key for key in given if key not in RESUMABLE
               and asked.value(key) != stored.value(key)]
     if differ:
-        shown = ", ".join(f"--{k.replace('_', '-')} {asked.value(k)!r} (the run has "
+        shown = ", ".join(f"{option_name(k)} {asked.value(k)!r} (the run has "
                           f"{stored.value(k)!r})" for k in differ)
         raise UsageError(f"--resume continues with the run's own settings, and these differ "
                          f"from them: {shown}; start a new run with --overwrite or another "

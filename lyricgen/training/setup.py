@@ -13,6 +13,7 @@ from lyricgen.corpus import Corpus
 from lyricgen.device import resolve_device
 from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.memory import available_memory, human_bytes
+from lyricgen.presets import option_name
 from lyricgen.models import fast
 from lyricgen.models.charlm import CharLM
 from lyricgen.training.distributed import World
@@ -28,10 +29,6 @@ class Setup:
     optimizer: torch.optim.Optimizer
     step: TrainStep | GraphedStep
     world: World = World()
-
-    @property
-    def graphed(self) -> bool:
-        return isinstance(self.step, GraphedStep)
 
     def finite(self) -> bool:
         """Whether the weights and the optimizer's state are all finite (one sync)."""
@@ -179,7 +176,7 @@ def check_memory(cfg: Config, vocab_size: int, device: torch.device,
     if have is None or need <= have:
         return
     key = max(SIZES, key=lambda k: need - memory_estimate(halved(cfg, k), vocab_size))
-    option = "--" + key.replace("_", "-")
+    option = option_name(key)
     where = "this machine has" if device.type == "cpu" else f"{device} has"
     raise UsageError(f"{option} {cfg.value(key)} needs about {human_bytes(need)} of memory "
                      f"(weights, gradients, optimizer state and one batch's activations), but "
