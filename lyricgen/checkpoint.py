@@ -24,6 +24,7 @@ from lyricgen import __version__
 from lyricgen.config import Config
 from lyricgen.errors import LyricgenError
 from lyricgen.models.charlm import CharLM
+from lyricgen.ngram import NGram
 from lyricgen.training.progress import Progress
 from lyricgen.vocab import Vocab
 
@@ -47,6 +48,9 @@ class Checkpoint:
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl's rows
     # fingerprint.line_hashes of the corpus, for `sample --no-copy` (None: an older file)
     line_hashes: torch.Tensor | None = None
+    # The counts mixed with the LSTM (NGram.state_dict()) and their weights per level as the
+    # last validation learned them (mixing.py); None: the LSTM alone
+    counts: dict[str, Any] | None = None
     source: str = ""  # the file it was read from, for messages
 
     def build_model(self, backend: str | None = None) -> CharLM:
@@ -68,6 +72,19 @@ class Checkpoint:
                                   "training had diverged; use an earlier checkpoint")
         return model.eval()
 
+    def count_model(self) -> tuple[NGram, list[float]] | None:
+        """The counts and their weights, when the run mixed them with the LSTM."""
+        if self.counts is None:
+            return None
+        try:
+            counts = NGram.from_state_dict(self.counts)
+            weights = [float(w) for w in self.counts["weights"]]
+            if counts.vocab_size != len(self.vocab) or len(weights) != counts.order:
+                raise ValueError("the counts do not fit the vocabulary")
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+            raise CheckpointError(f"{self.source} is damaged ({first_line(e)})") from None
+        return counts, weights
+
 
 def save(ckpt: Checkpoint, path: Path) -> None:
     """Write `ckpt` to `path` atomically: a crash at any moment leaves the old file intact."""
@@ -82,6 +99,7 @@ def save(ckpt: Checkpoint, path: Path) -> None:
         "rng": ckpt.rng,
         "history": ckpt.history,
         "line_hashes": ckpt.line_hashes,
+        "counts": ckpt.counts,
     }
     _write_atomically(path, lambda f: torch.save(payload, f))
 
@@ -96,7 +114,8 @@ def load(path: str | Path, training_state: bool = False) -> Checkpoint:
         config.validate()
         ckpt = Checkpoint(config, Vocab.from_dict(payload["vocab"]),
                           payload.get("corpus_sha256", ""), payload["model"],
-                          line_hashes=_line_hashes(payload.get("line_hashes")), source=source)
+                          line_hashes=_line_hashes(payload.get("line_hashes")),
+                          counts=_optional_dict(payload.get("counts")), source=source)
     except LyricgenError as e:
         raise CheckpointError(f"{source} holds bad settings: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -117,6 +136,12 @@ def _line_hashes(value: Any) -> torch.Tensor | None:
         return None
     if not isinstance(value, torch.Tensor) or value.dtype != torch.int64 or value.dim() != 1:
         raise TypeError("line_hashes is not a 1-D int64 tensor")
+    return value
+
+
+def _optional_dict(value: Any) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, dict):
+        raise TypeError("counts is not a table")
     return value
 
 

@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 from lyricgen import __version__
 from lyricgen.cli_options import (ConfigFile, Data, Newlines, MaxChars, ValFraction, Backend,
                                   Input, EmbeddingSize, HiddenSize, NumLayers, Dropout,
-                                  EmbeddingDropout, TieWeights, Init, NumSteps, BatchSize,
+                                  EmbeddingDropout, TieWeights, Init, NgramOrder, NumSteps, BatchSize,
                                   Sampling, Optimizer, Lr, WeightDecay, Clip, Epochs, TimeLimit,
                                   LrSchedule, PlateauPatience, Patience, CacheEval, Seed, Device,
                                   CudaGraphs, Out, PreviewEvery, Prefixes, JsonFlag, Overwrite,
@@ -23,7 +23,7 @@ from lyricgen.cli_options import (ConfigFile, Data, Newlines, MaxChars, ValFract
 from lyricgen.cli_options import (CHECKPOINT, Acrostic, Candidates, Checkpoint, Greedy, Length,
                                   LineLength, Lines, NoCopy, NumSamples, RepetitionPenalty, Rhyme,
                                   RhymeWith, SampleBackend, SampleConfigFile, SampleDevice,
-                                  SampleSeed, Temperature, TopK, TopP, Unknown)
+                                  SampleSeed, Temperature, TopK, TopP, Unknown, UseCounts)
 from lyricgen.errors import LyricgenError
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -111,7 +111,8 @@ def train(
     input: Input = None, embedding_size: EmbeddingSize = None, hidden_size: HiddenSize = None,
     num_layers: NumLayers = None, dropout: Dropout = None,
     embedding_dropout: EmbeddingDropout = None, tie_weights: TieWeights = None, init: Init = None,
-    num_steps: NumSteps = None, batch_size: BatchSize = None, sampling: Sampling = None,
+    ngram_order: NgramOrder = None, num_steps: NumSteps = None, batch_size: BatchSize = None,
+    sampling: Sampling = None,
     optimizer: Optimizer = None, lr: Lr = None, weight_decay: WeightDecay = None,
     clip: Clip = None, epochs: Epochs = None, time_limit: TimeLimit = None,
     lr_schedule: LrSchedule = None, plateau_patience: PlateauPatience = None,
@@ -143,7 +144,8 @@ def compare(
     input: Input = None, embedding_size: EmbeddingSize = None, hidden_size: HiddenSize = None,
     num_layers: NumLayers = None, dropout: Dropout = None,
     embedding_dropout: EmbeddingDropout = None, tie_weights: TieWeights = None, init: Init = None,
-    num_steps: NumSteps = None, batch_size: BatchSize = None, sampling: Sampling = None,
+    ngram_order: NgramOrder = None, num_steps: NumSteps = None, batch_size: BatchSize = None,
+    sampling: Sampling = None,
     optimizer: Optimizer = None, lr: Lr = None, weight_decay: WeightDecay = None,
     clip: Clip = None, epochs: Epochs = None, time_limit: TimeLimit = None,
     lr_schedule: LrSchedule = None, plateau_patience: PlateauPatience = None,
@@ -177,7 +179,8 @@ def sample(
     seed: SampleSeed = None, lines: Lines = None, line_length: LineLength = None,
     rhyme: Rhyme = None, rhyme_with: RhymeWith = None, acrostic: Acrostic = None,
     no_copy: NoCopy = None, candidates: Candidates = None,
-    repetition_penalty: RepetitionPenalty = None, backend: SampleBackend = None,
+    repetition_penalty: RepetitionPenalty = None, counts: UseCounts = None,
+    backend: SampleBackend = None,
     device: SampleDevice = "auto", unknown: Unknown = "error", as_json: JsonFlag = False,
 ) -> None:
     """Write new lyrics that continue each --prefix: free text, or with --lines or --acrostic

@@ -63,6 +63,10 @@ TieWeights = Annotated[Optional[bool], typer.Option(
 Init = Annotated[Optional[Literal["uniform", "normal"]], typer.Option(
     help="Initial weights: nn.LSTM's uniform rule, or the book's N(0, 0.01) with zero biases."
          + default(M.init))]
+NgramOrder = Annotated[Optional[int], typer.Option(
+    help="Mix the LSTM with an n-gram model of the training text counted in one pass, with "
+         "weights learned on the held-out text (which it needs); 0 leaves the LSTM alone."
+         + default(M.ngram_order))]
 NumSteps = Annotated[Optional[int], typer.Option(
     help="Characters per training sequence (BPTT length)." + default(T.num_steps))]
 BatchSize = Annotated[Optional[int], typer.Option(
@@ -180,6 +184,10 @@ Candidates = Annotated[Optional[int], typer.Option(
 RepetitionPenalty = Annotated[Optional[float], typer.Option(
     help="Above 1, characters already in the song become less likely."
     + default(S.repetition_penalty))]
+UseCounts = Annotated[Optional[bool], typer.Option(
+    "--counts/--no-counts",
+    help="Mix the training text's n-gram counts with the LSTM as validation did, when the "
+         "checkpoint holds them." + flag_default("counts", S.counts))]
 SampleBackend = Annotated[Optional[str], typer.Option(
     metavar="<" + "|".join(BACKENDS) + ">",
     help="Run the checkpoint on this backend instead of the one it was trained with.")]

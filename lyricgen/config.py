@@ -98,6 +98,7 @@ class SampleConfig:
     no_copy: bool = False  # no line of 6+ characters equal to a line of the training text
     candidates: int = 1  # lines drawn per line written; the most likely is kept
     repetition_penalty: float = 1.0  # > 1 makes characters already in the song less likely
+    counts: bool = True  # the training text's counts mixed with the LSTM, when it has them
 
     def validate(self) -> None:
         check_int(self, "length", 0)

@@ -24,32 +24,44 @@ import torch
 import torch.nn.functional as F
 
 from lyricgen.batching import AdjacentBatches
+from lyricgen.mixing import CountMixture
 from lyricgen.models.charlm import CharLM
+from lyricgen.ngram import NGram, histories
 
 ROW_CHARS = 65_536  # evaluation rows: long enough that the state runs through, and few
 CACHE_WINDOW = 4096
-THETAS = (5.0, 10.0, 20.0, 40.0)
+THETAS = (5.0, 10.0, 20.0, 40.0)  # each twice the one before (CacheMixture.read uses it)
 LAMBDAS = (0.1, 0.25, 0.5)
 
 
 @dataclass
 class Evaluation:
-    loss: float  # mean cross-entropy per character, the model alone
+    loss: float  # mean cross-entropy per character: the model (with the counts, if given)
     cache_loss: float | None = None  # the same with the continuous cache
+    lstm_loss: float | None = None  # the LSTM alone, when counts were mixed in
+    count_weights: list[float] | None = None  # the counts' learned weight per level
 
 
 @torch.inference_mode()
-def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = False
-             ) -> Evaluation:
+def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = False,
+             counts: NGram | None = None) -> Evaluation:
     """Every position after a row's first is predicted once; the stream is cut into rows of at
-    most ROW_CHARS characters, each read from its start with the state carried through it."""
+    most ROW_CHARS characters, each read from its start with the state carried through it.
+    With `counts`, the model is the LSTM mixed with them (mixing.py)."""
     device = model.head.weight.device
     rows = max(1, min(-(-len(ids) // ROW_CHARS), len(ids) // 2))
     batches = AdjacentBatches(ids, rows, num_steps, device, drop_last=False)
     was_training = model.training
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=device)
-    mixture = CacheMixture(rows, device) if cache else None
+    lstm_total = torch.zeros((), dtype=torch.float64, device=device)
+    cache_mixture = CacheMixture(rows, device) if cache else None
+    if counts is not None:  # the counts' p(y) and level at every target of the rows (R, L - 1)
+        count_mixture = CountMixture(rows, counts.order, device)
+        before = histories(batches.rows, counts.order).reshape(-1, counts.order - 1)
+        targets = batches.rows[:, 1:].reshape(-1)
+        p_counts = counts.prob(before, targets).view(rows, -1)
+        levels = counts.longest(before).view(rows, -1)
     count, state = 0, None
     for i in range(len(batches)):
         X, Y = batches.batch(i)  # (R, T)
@@ -57,13 +69,22 @@ def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = Fal
         logits = model.logits(features)  # (R, T, V)
         logp = torch.log_softmax(logits, -1, dtype=_at_least_float32(logits.dtype))
         logp_y = logp.gather(2, Y.unsqueeze(-1)).squeeze(-1)  # (R, T)
+        if counts is not None:
+            lstm_total -= logp_y.sum()
+            window = slice(i * num_steps, i * num_steps + Y.shape[1])
+            logp_y = count_mixture.read(logp_y, p_counts[:, window], levels[:, window])
         total -= logp_y.sum()
-        if mixture is not None:
-            mixture.read(features, Y, logp_y)
+        if cache_mixture is not None:
+            cache_mixture.read(features, Y, logp_y)
         count += Y.numel()
     model.train(was_training)
-    cache_loss = mixture.loss / count if mixture is not None else None
-    return Evaluation(total.item() / count, cache_loss)
+    evaluation = Evaluation(total.item() / count)
+    if cache_mixture is not None:
+        evaluation.cache_loss = cache_mixture.loss / count
+    if counts is not None:
+        evaluation.lstm_loss = lstm_total.item() / count
+        evaluation.count_weights = count_mixture.weights()
+    return evaluation
 
 
 def _at_least_float32(dtype: torch.dtype) -> torch.dtype:
@@ -100,9 +121,16 @@ class CacheMixture:
         steps = torch.arange(T, device=h.device)
         seen = torch.arange(M + T, device=h.device) < (M + steps)[:, None]  # (T, M + T)
         hit = (values.unsqueeze(1) == y.unsqueeze(2)) & seen  # key's next char is the target
-        thetas = torch.tensor(THETAS, device=h.device, dtype=h.dtype)[:, None, None, None]
-        attention = torch.softmax((thetas * cos).masked_fill(~seen, float("-inf")), dim=-1)
-        p_cache = (attention.nan_to_num(0.0) * hit).sum(-1).double()  # (thetas, R, T)
+        # softmax(theta cos) over the seen keys, for each theta: weights exp(theta (cos - 1))
+        # (cos <= 1: no overflow; >= e^(-2 theta): none vanish in float32), computed once for
+        # the first theta and squared for each next, THETAS doubling.
+        weights = torch.exp(THETAS[0] * (cos - 1)) * seen  # (R, T, M + T)
+        p_cache, tiny = [], torch.finfo(weights.dtype).tiny
+        for k in range(len(THETAS)):
+            if k:
+                weights = weights * weights
+            p_cache.append((weights * hit).sum(-1) / weights.sum(-1).clamp(min=tiny))
+        p_cache = torch.stack(p_cache).double()  # (thetas, R, T); 0 with no memory yet
         p_cache = p_cache.repeat_interleave(len(LAMBDAS), dim=0)  # (K - 1, R, T)
         lam = self.lambdas.repeat(len(THETAS))[:, None, None] * seen.any(-1)  # no memory yet:
         p_model = logp_y.double().exp()  # the model alone

@@ -27,6 +27,7 @@ from lyricgen.config import SampleConfig
 from lyricgen.errors import LyricgenError
 from lyricgen.form import FREE, Form
 from lyricgen.models.charlm import CharLM
+from lyricgen.mixing import Counts, MixedStepper, make_stepper
 from lyricgen.models.fast.stepper import Stepper
 from lyricgen.sampler import pick_next
 from lyricgen.vocab import Vocab
@@ -76,14 +77,16 @@ class Draw:
 @torch.inference_mode()
 def write_songs(model: CharLM, vocab: Vocab, prefix_ids: list[int], prefix_text: str,
                 form: Form, cfg: SampleConfig, generator: torch.Generator | None,
-                hashes: torch.Tensor | None) -> list[list[Line]]:
+                hashes: torch.Tensor | None, counts: Counts | None = None) -> list[list[Line]]:
     """`cfg.num_samples` songs in `form`, each continuing `prefix_text` (whose ids, or a newline
-    for an empty prefix, warm the model up): the lines of each song."""
+    for an empty prefix, warm the model up): the lines of each song. `counts`: mixed with the
+    LSTM."""
     model.eval()
     device = model.head.weight.device
     S, K = cfg.num_samples, cfg.candidates
     _, state = model(torch.tensor([prefix_ids], device=device))  # (L, 1, H) each
-    stepper = Stepper(model, tuple(s.expand(-1, S * K, -1) for s in state))
+    stepper = make_stepper(model, tuple(s.expand(-1, S * K, -1) for s in state), prefix_ids,
+                           counts)
     masks = VocabMasks(vocab, device)
     *done, partial = prefix_text.split("\n")
     songs = [[Line(t, rhyme.line_key(t), fingerprint.copied(hashes, t), None) for t in done]
@@ -137,7 +140,7 @@ def _required_key(form: Form, i: int, song: list[Line]) -> str | None:
                  if form.letter(j) == letter and line.rhyme is not None), None)
 
 
-def _draw_line(stepper: Stepper, masks: VocabMasks, form: Form, i: int, partial: str,
+def _draw_line(stepper: Stepper | MixedStepper, masks: VocabMasks, form: Form, i: int, partial: str,
                keys: list[str | None], used: torch.Tensor, cfg: SampleConfig,
                generator: torch.Generator | None) -> Draw:
     """Every stream draws line i (continuing `partial`) up to its newline."""

@@ -16,11 +16,13 @@ def print_training_summary(result: TrainResult, console: Console | None = None) 
     if not rows:
         console.print(f"no epoch completed; {result.out / 'last.pt'} holds the run so far")
         return
-    cache = "val_ppl_plain" in rows[0]
+    cache, lstm = "val_ppl_plain" in rows[0], "val_ppl_lstm" in rows[0]
     table = Table(title=f"training {result.stop}: {len(rows)} epochs, best at epoch "
                         f"{result.best_epoch}")
+    keys = ["val_ppl", *(["val_ppl_plain"] if cache else []), *(["val_ppl_lstm"] if lstm else [])]
     columns = ["epoch", "train ppl", "val ppl (cache)" if cache else "val ppl",
-               *(["val ppl (plain)"] if cache else []), "seconds", "tokens/s", "lr"]
+               *(["val ppl (plain)"] if cache else []), *(["LSTM alone"] if lstm else []),
+               "seconds", "tokens/s", "lr"]
     for name in columns:
         table.add_column(name, justify="right")
     shown = rows if len(rows) <= 12 else rows[:5] + [None] + rows[-6:]
@@ -28,7 +30,7 @@ def print_training_summary(result: TrainResult, console: Console | None = None) 
         if row is None:
             table.add_row(*["..."] + [""] * (len(columns) - 1))
             continue
-        vals = [row["val_ppl"], *([row["val_ppl_plain"]] if cache else [])]
+        vals = [row.get(key) for key in keys]
         style = "bold green" if row["epoch"] == result.best_epoch else None
         table.add_row(str(row["epoch"]), f"{row['train_ppl']:.2f}",
                       *(f"{v:.2f}" if v is not None else "-" for v in vals),
@@ -38,6 +40,9 @@ def print_training_summary(result: TrainResult, console: Console | None = None) 
     if cache:
         console.print("val ppl (cache) is with the continuous cache over the held-out text "
                       "already read (it picks best.pt); val ppl (plain) is the model alone")
+    if lstm:
+        console.print("the model is the LSTM mixed with n-gram counts of the training text "
+                      "(--ngram-order); LSTM alone is the network by itself")
     best = result.out / "best.pt"
     shown = f"{best} (best), " if best.exists() else ""  # say only what is there
     console.print(f"checkpoints: {shown}{result.out / 'last.pt'}; "

@@ -68,11 +68,14 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
     starts = [start(vocab, prefix, unknown, generator, warn) for prefix in prefixes]
     if form is not None and form.acrostic is not None and any(used for _, used in starts):
         raise UsageError("--acrostic sets how every line starts; drop --prefix")
+    counts = saved.count_model() if cfg.counts else None
+    if counts is not None:
+        counts[0].to(dev)
     results = []
     for prefix, (ids, used) in zip(prefixes, starts):
         if form is not None:
             songs = write_songs(model, vocab, ids, used, form, cfg, generator,
-                                saved.line_hashes)
+                                saved.line_hashes, counts)
             texts = ["\n".join(line.text for line in song)[len(used):] for song in songs]
             if stream is not None:
                 for text in texts:
@@ -83,7 +86,8 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
             if stream is not None:
                 stream(used)
                 on_step = lambda ids: stream(vocab.chars[int(ids[0])])  # noqa: E731
-            drawn = generate(model, ids, cfg, generator, on_step, keep=stream is None)
+            drawn = generate(model, ids, cfg, generator, on_step, keep=stream is None,
+                             counts=counts)
             if stream is not None:
                 stream("", end=True)
                 continue

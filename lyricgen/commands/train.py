@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from lyricgen import checkpoint
+from lyricgen import checkpoint, sizing
 from lyricgen.config import Config, TrainConfig, check_out_name
 from lyricgen.corpus import load_corpus
 from lyricgen.device import resolve_device
@@ -80,6 +80,11 @@ def start(config_file: str | None, overrides: dict[str, Any], resume: bool, over
     if saved is not None and saved.corpus_sha256 != corpus.sha256:
         raise LyricgenError(f"the corpus {cfg.data.data} is not the text this checkpoint was "
                             "trained on (its fingerprint differs); resume needs the same text")
+    if saved is None:  # (a resumed run keeps its settings)
+        pinned = given_keys(config_file, overrides, source)
+        cfg, line = world.from_main(lambda: sizing.size(cfg, corpus, pinned))
+        if line:
+            log(line)
     setup = set_up(cfg, corpus, log, world)
     if source is not None:
         carried, new = transplant(setup.model, source, corpus.vocab)
@@ -96,6 +101,18 @@ def start(config_file: str | None, overrides: dict[str, Any], resume: bool, over
     if world.main:  # left by a run killed while writing a checkpoint
         checkpoint.remove_stale_temporaries(out)
     return trainer
+
+
+def given_keys(config_file: str | None, overrides: dict[str, Any],
+               source: checkpoint.Checkpoint | None) -> set[str]:
+    """The settings the run was given (options, the preset's keys, the model of --init-from's
+    checkpoint): sizing leaves them alone."""
+    given = set(overrides)
+    if config_file:
+        given |= set(flat_keys(read_toml(config_file), source=config_file))
+    if source is not None:
+        given |= set(asdict(source.config.model))
+    return given
 
 
 def init_source(config_file: str | None, overrides: dict[str, Any]

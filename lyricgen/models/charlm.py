@@ -26,11 +26,16 @@ class ModelConfig:
     embedding_dropout: float = 0.25
     tie_weights: bool = True  # the output layer reuses the embedding (embedding input only)
     init: Literal["uniform", "normal"] = "uniform"  # normal = the book's N(0, 0.01), zero biases
+    # Counts of the training text mixed with the LSTM (ngram.py, mixing.py): the n-gram order;
+    # 0 for the LSTM alone. (CharLM is the LSTM; the counts are made from the corpus.)
+    ngram_order: int = 5
 
     def validate(self) -> None:
         check(self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}")
         for name in ("embedding_size", "hidden_size", "num_layers"):
             check_int(self, name, 1)
+        check(self.ngram_order == 0 or 2 <= self.ngram_order <= 8, "ngram_order",
+              "must be 0 (no counts) or from 2 to 8")
         for name in ("dropout", "embedding_dropout"):
             check(0.0 <= getattr(self, name) < 1.0, name, "must be in [0, 1)")
 

@@ -62,7 +62,8 @@ class Trainer:
         s = self.setup
         return Checkpoint(self.cfg, s.corpus.vocab, s.corpus.sha256, s.model.state_dict(),
                           s.optimizer.state_dict(), self.progress,
-                          self.world.rng_state(s.device), self.history, s.corpus.line_hashes)
+                          self.world.rng_state(s.device), self.history, s.corpus.line_hashes,
+                          s.saved_counts(self.history))
 
     def restore(self, saved: Checkpoint) -> None:
         """Continue from `saved` (the caller checked that its corpus is this one)."""
@@ -234,10 +235,14 @@ class Trainer:
                "seconds": p.seconds, "tokens_per_s": tokens / p.seconds,
                "lr": s.optimizer.param_groups[0]["lr"]}
         if len(s.corpus.val_ids):
-            val = evaluate(s.model, s.corpus.val_ids, t.num_steps, cache=t.cache_eval)
+            val = evaluate(s.model, s.corpus.val_ids, t.num_steps, cache=t.cache_eval,
+                           counts=s.counts)
             if not math.isfinite(val.loss):  # finite weights whose products overflow
                 self.diverged(f"the validation loss became {val.loss} at epoch {epoch}")
             row["val_ppl"] = perplexity(val.loss if val.cache_loss is None else val.cache_loss)
             if val.cache_loss is not None:  # val_ppl is the cache figure
                 row["val_ppl_plain"] = perplexity(val.loss)
+            if val.count_weights is not None:  # the LSTM's own figure, and what it learned
+                row["val_ppl_lstm"] = perplexity(val.lstm_loss)
+                row["count_weights"] = [round(w, 4) for w in val.count_weights]
         return row

@@ -70,5 +70,7 @@ def format_row(row: dict[str, Any], epochs: int) -> str:
     val = f"{row['val_ppl']:9.2f}" if row["val_ppl"] is not None else "        -"
     if "val_ppl_plain" in row:
         val += f" (cache; plain {row['val_ppl_plain']:.2f})"
+    if "val_ppl_lstm" in row:
+        val += f" (LSTM alone {row['val_ppl_lstm']:.2f})"
     return (f"epoch {row['epoch']:>4}/{epochs}  train ppl {row['train_ppl']:9.2f}  val ppl {val}"
             f"  {row['seconds']:6.1f}s  {row['tokens_per_s']:8,.0f} tok/s  lr {row['lr']:.3g}")

@@ -16,6 +16,7 @@ from lyricgen.memory import available_memory, human_bytes
 from lyricgen.presets import option_name
 from lyricgen.models import fast
 from lyricgen.models.charlm import CharLM
+from lyricgen.ngram import NGram
 from lyricgen.training.distributed import World
 from lyricgen.training.step import CudaGraphs, GraphedStep, Log, TrainStep
 
@@ -29,6 +30,7 @@ class Setup:
     optimizer: torch.optim.Optimizer
     step: TrainStep | GraphedStep
     world: World = World()
+    counts: NGram | None = None  # mixed with the LSTM in validation and sampling (mixing.py)
 
     def finite(self) -> bool:
         """Whether the weights and the optimizer's state are all finite (one sync)."""
@@ -37,6 +39,15 @@ class Setup:
                      if torch.is_tensor(v) and v.is_floating_point())]
         # (Adam's step counts may live on the CPU when the weights do not.)
         return bool(torch.stack([t.isfinite().all().to(self.device) for t in tensors]).all())
+
+    def saved_counts(self, history: list[dict]) -> dict | None:
+        """The counts as a checkpoint keeps them, with the weights the last validation learned
+        (none before the first)."""
+        weights = next((row["count_weights"] for row in reversed(history)
+                        if "count_weights" in row), None)
+        if self.counts is None or weights is None:
+            return None
+        return {**self.counts.state_dict(), "weights": weights}
 
     def batches(self, epoch: int) -> Batches:
         """This process's rows of the epoch's batches (all of them in one process)."""
@@ -86,7 +97,12 @@ def set_up(cfg: Config, corpus: Corpus, log: Log = print, world: World = World()
     step = TrainStep(stepped, optimizer, cfg.train.clip, onednn=onednn)
     if graphs:
         step = GraphedStep(step, CudaGraphs(device), log)
-    return Setup(cfg, corpus, device, model, optimizer, step, world)
+    # The counts need held-out text to learn their weights; without it the LSTM is alone.
+    counts = None
+    if cfg.model.ngram_order and len(corpus.val_ids):
+        counts = NGram.count(corpus.train_ids, len(corpus.vocab), cfg.model.ngram_order)
+    return Setup(cfg, corpus, device, model, optimizer, step, world,
+                 counts.to(device) if counts is not None else None)
 
 
 def make_optimizer(model: torch.nn.Module, t: TrainConfig, capturable: bool = False

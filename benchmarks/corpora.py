@@ -1,0 +1,140 @@
+"""The default on corpora of several sizes, each a `lyricgen train --time-limit M` as a user runs
+it (no preset: it sizes itself), and the default model's training FLOP efficiency:
+
+- a 300,000-character text from a hidden Markov source whose best possible held-out
+  perplexity is known exactly (synthetic.py);
+- the Jay Chou lyrics (the best.pt is kept in benchmarks/out/corpora/jaychou for lyrics.py);
+- with --general, Debian's fortunes-zh text (`apt-get download fortunes-zh`, `dpkg-deb -x`,
+  usr/share/games/fortunes/chinese; cleaned as finetune.py does; never committed), against
+  the plain 2 x 512 nn.LSTM of quality.py in the same time.
+
+    python benchmarks/corpora.py [--minutes 10] [--general TEXT] [--only synthetic,jaychou,...]
+
+FLOP efficiency: the model's multiply-adds per character (embedding-fed LSTM and output
+layer; forward and backward count 3x the forward's 2 FLOP per multiply-add) times its median
+training tokens/s, over the rate of a 2048 x 2048 float32 matmul measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from common import DEFAULT_CORPUS, ROOT, median_speed, record
+from finetune import clean
+from quality import BASELINE
+import synthetic
+
+OUT = ROOT / "benchmarks" / "out" / "corpora"
+
+
+def train(name: str, args: list[str], minutes: float) -> tuple[list[dict], str]:
+    """`lyricgen train ARGS --time-limit minutes` into OUT/name: its metrics rows and its sizing
+    line (or '-')."""
+    out = OUT / name
+    done = subprocess.run([sys.executable, "-m", "lyricgen", "train", *args, "--time-limit",
+                           str(minutes), "--out", str(out), "--overwrite", "--preview-every",
+                           "0"], check=True, capture_output=True, text=True)
+    sizing = next((line for line in done.stdout.splitlines() if line.startswith("sized")), "-")
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return rows, sizing
+
+
+def best(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return min(values) if values else None
+
+
+def matmul_rate(size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a large float32 matmul here (the best of `repeats`)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - began)
+    return 2 * size ** 3 / min(times)
+
+
+def flops_per_char(vocab: int, hidden: int = 512, embedding: int = 512) -> float:
+    """Training FLOP per character of the default model (one layer, tied output layer)."""
+    macs = 4 * hidden * (embedding + hidden) + hidden * vocab
+    return 3 * 2 * macs
+
+
+def vocab_size(path: Path) -> int:
+    from lyricgen.config import DataConfig
+    from lyricgen.corpus import load_corpus
+    return len(load_corpus(DataConfig(data=str(path)), progress=False).vocab)
+
+
+def fmt(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--general", type=Path)
+    parser.add_argument("--only", default="synthetic,jaychou,general,baseline")
+    args = parser.parse_args()
+    only = args.only.split(",")
+    torch.set_num_threads(2)
+    lines = ["| corpus | run | epochs | best val ppl: model (LSTM + counts) | LSTM alone | "
+             "with the cache | goal | sizing |", "|---|---|---|---|---|---|---|---|"]
+    efficiency = []
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = []
+        if "synthetic" in only:
+            text = synthetic.generate(300_000)
+            path = Path(tmp) / "synthetic.txt"
+            path.write_text(text, encoding="utf-8")
+            limit = synthetic.limit(text, len(text) - int(len(text) * 0.1))
+            runs.append(("synthetic", f"synthetic (300k, limit {limit:.3f})", "default", path, [],
+                         lambda ppl, lim=limit: f"within 25% of {lim:.2f}: "
+                         f"{ppl / lim - 1:+.1%}"))
+        if "jaychou" in only:
+            runs.append(("jaychou", "Jay Chou", "default", args.corpus, [],
+                         lambda ppl: f"plain <= 250: {'met' if ppl <= 250 else 'not met'}"))
+        if args.general is not None:
+            general = Path(tmp) / "general.txt"
+            clean(args.general, general)
+            if "general" in only:
+                runs.append(("fortunes", "fortunes-zh", "default", general, [],
+                             lambda ppl: "-"))
+            if "baseline" in only:
+                runs.append(("fortunes_baseline", "fortunes-zh", "plain 2 x 512 nn.LSTM", general,
+                             [*BASELINE, "--ngram-order", "0"], lambda ppl: "-"))
+        for name, corpus, run, path, extra, goal in runs:
+            rate_before = matmul_rate()
+            rows, sizing = train(name, ["--data", str(path), *extra], args.minutes)
+            rate = max(rate_before, matmul_rate())
+            plain = best(rows, "val_ppl_plain") or best(rows, "val_ppl")
+            lstm = best(rows, "val_ppl_lstm")
+            cache = best(rows, "val_ppl") if "val_ppl_plain" in rows[0] else None
+            lines.append(f"| {corpus} | {run} | {len(rows)} | **{fmt(plain)}** | {fmt(lstm)} | "
+                         f"{fmt(cache)} | {goal(plain)} | {sizing} |")
+            if run == "default":
+                speed = median_speed(rows)
+                flops = speed * flops_per_char(vocab_size(path))
+                efficiency.append(f"- {corpus}: {speed:,.0f} tokens/s x "
+                                  f"{flops_per_char(vocab_size(path)) / 1e6:.1f} MFLOP = "
+                                  f"{flops / 1e9:.1f} GFLOP/s against the matmul's "
+                                  f"{rate / 1e9:.1f}: **{flops / rate:.0%}** (goal 70%)")
+    lines += ["", "Training FLOP efficiency of the default model (tokens/s: the median epoch "
+              "after the first):", *efficiency]
+    record("Corpora of several sizes (corpora.py)", "python benchmarks/corpora.py "
+           + " ".join(sys.argv[1:]), lines)
+
+
+if __name__ == "__main__":
+    main()

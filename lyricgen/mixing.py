@@ -1,0 +1,96 @@
+"""The LSTM and the counts (ngram.py) as one model:
+
+    p(y) = (1 - w_b) p_lstm(y) + w_b p_counts(y),   b = the longest context the counts have seen
+
+so the counts weigh more where they know the context well. In validation the weights are not
+set but learned as the text is read: each w on a grid is an expert in a Bayesian mixture, one
+mixture per b, weighted by how well it predicted the characters of that b already seen (as
+the continuous cache learns its settings, evaluate.py). The posterior mean of w for each b at
+the end of validation is what sampling uses (`weights`), and what a checkpoint keeps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from lyricgen.models.base import State
+from lyricgen.models.charlm import CharLM
+from lyricgen.models.fast.stepper import Stepper
+from lyricgen.ngram import NGram
+
+WEIGHTS = tuple(k / 10 for k in range(10))  # 0: the LSTM alone
+
+
+class CountMixture:
+    """The online mixture over a stream cut into `rows` rows; `read` a window at a time."""
+
+    def __init__(self, rows: int, levels: int, device: torch.device):
+        self.grid = torch.tensor(WEIGHTS, dtype=torch.float64, device=device)[:, None, None]
+        K = len(WEIGHTS)
+        self.log_evidence = torch.full((K, rows, levels), -math.log(K), dtype=torch.float64,
+                                       device=device)  # each row's own posterior, per level
+
+    def read(self, logp_lstm: torch.Tensor, p_counts: torch.Tensor, level: torch.Tensor
+             ) -> torch.Tensor:
+        """The mixture's log p(y) for a window (R, T), given the LSTM's log p(y), the counts'
+        p(y) and the level b of each position; then the window joins the evidence."""
+        log_p = torch.log((1 - self.grid) * logp_lstm.double().exp() + self.grid * p_counts)
+        onehot = torch.nn.functional.one_hot(level, self.log_evidence.shape[2]).double()
+        by_level = log_p.unsqueeze(-1) * onehot  # (K, R, T, levels)
+        # An expert's weight at t: prior times its likelihood of the earlier positions of t's b.
+        seen = self.log_evidence.unsqueeze(2) + by_level.cumsum(2) - by_level  # (K, R, T, lv)
+        before = (seen * onehot).sum(-1)  # (K, R, T)
+        self.log_evidence += by_level.sum(2)
+        return torch.logsumexp(before + log_p, 0) - torch.logsumexp(before, 0)
+
+    def weights(self) -> list[float]:
+        """The posterior mean of w per level, the rows' evidence pooled."""
+        posterior = torch.softmax(self.log_evidence.sum(1), 0)  # (K, levels)
+        return (posterior * self.grid[:, :, 0]).sum(0).tolist()
+
+
+Counts = tuple[NGram, list[float]]  # the counts and their weights per level
+
+
+def make_stepper(model: CharLM, state: State, prefix: list[int], counts: Counts | None
+                 ) -> Stepper | MixedStepper:
+    """The sampler's stepper for streams warmed up on `prefix` (their `state`): the LSTM's,
+    mixed with `counts` when given."""
+    stepper = Stepper(model, state)
+    return stepper if counts is None else MixedStepper(stepper, *counts, prefix)
+
+
+class MixedStepper:
+    """A Stepper whose `logits` are the mixture's log-probabilities, with `weights` per level;
+    `columns` adds the streams' recent characters, so rewinding a stream rewinds them too."""
+
+    def __init__(self, stepper: Stepper, counts: NGram, weights: list[float],
+                 prefix: list[int]):
+        self.stepper, self.counts = stepper, counts
+        N = stepper.logits.shape[0]
+        device = stepper.logits.device
+        self.weights = torch.tensor(weights, dtype=torch.float64, device=device)
+        recent = ([-1] * counts.order + prefix)[-(counts.order - 1):]
+        self.history = torch.tensor(recent, device=device)[:, None].repeat(1, N)  # (n - 1, N)
+        self.mixed = torch.empty(counts.vocab_size, N, device=device)  # (V, N), as columns
+        self.logits = self.mixed.t()  # (N, V)
+        self._mix()
+
+    def columns(self) -> list[torch.Tensor]:
+        return [*self.stepper.columns(), self.history, self.mixed]
+
+    def step(self, ids: torch.Tensor) -> torch.Tensor:
+        self.history[:-1] = self.history[1:].clone()
+        self.history[-1] = ids
+        self.stepper.step(ids)
+        self._mix()
+        return self.logits
+
+    def _mix(self) -> None:
+        history = self.history.t()  # (N, n - 1)
+        w = self.weights[self.counts.longest(history)][:, None]  # (N, 1)
+        p_lstm = torch.softmax(self.stepper.logits.double(), -1)
+        p = (1 - w) * p_lstm + w * self.counts.distribution(history)
+        self.mixed.t().copy_(p.log())

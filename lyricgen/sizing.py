@@ -1,0 +1,110 @@
+"""The default sizes itself: its regularisation chosen from the corpus and the budget, for the
+settings no option and no preset pins.
+
+Two things decide how much a model must be held back from memorising its training text: how
+much text there is for each of its weights (`chars_per_weight`: training characters over the
+model's parameters, which grow with the vocabulary), and how often it will read each character
+(`passes`: with --time-limit, the characters a training step gets through per second here,
+measured on a few steps of the model itself, times the seconds given, over the training
+characters, at most --epochs; without one, --epochs). The rule:
+
+    by the text:    s_text   = clamp(log(TEXT_HIGH / chars_per_weight) / log(TEXT_HIGH / TEXT_LOW))
+    by the budget:  s_passes = clamp(log(passes / PASSES_LOW) / log(PASSES_HIGH / PASSES_LOW))
+    strength s = min(s_text, s_passes), each clamped to [0, 1]
+    dropout = 0.1 + 0.55 s,  embedding dropout = 0.25 s,  weight decay = 0.01 (30 ** s)
+
+s = 1 is the preset tuned on the Jay Chou lyrics (configs/default.toml: 0.65, 0.25, 0.3; 57k
+characters for 3.4M weights, 0.017 a weight, read ~40 times in 10 minutes here); s = 0 is what
+measured best on a 270k-character text of 205 characters' vocabulary (0.12 a weight) and on
+the fortunes-zh text (benchmarks/RESULTS.md, "Sizing", has the runs). A text read once or twice
+is barely held back whatever its size.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+
+import torch
+
+from lyricgen.config import Config
+from lyricgen.corpus import Corpus
+from lyricgen.training.setup import parameter_count, set_up
+
+TEXT_LOW, TEXT_HIGH = 0.02, 0.1  # characters per weight: the most regularisation, the least
+PASSES_LOW, PASSES_HIGH = 2.0, 20.0  # passes: the least regularisation, the most
+SIZED = ("dropout", "embedding_dropout", "weight_decay")
+PROBE_STEPS = 3
+
+
+@dataclass(frozen=True)
+class Choice:
+    passes: float
+    chars_per_weight: float
+    dropout: float
+    embedding_dropout: float
+    weight_decay: float
+
+    def describe(self, chars_per_s: float | None) -> str:
+        speed = f" at {chars_per_s:,.0f} characters/s" if chars_per_s else ""
+        return (f"sized for {self.chars_per_weight:.3f} training characters per weight and "
+                f"about {self.passes:.1f} passes over them{speed}: dropout {self.dropout:.2f}, "
+                f"embedding dropout {self.embedding_dropout:.2f}, weight decay "
+                f"{self.weight_decay:.3g}")
+
+
+def choose(passes: float, chars_per_weight: float) -> Choice:
+    """The rule above."""
+    s = min(_between(TEXT_HIGH / chars_per_weight, TEXT_HIGH / TEXT_LOW),
+            _between(passes / PASSES_LOW, PASSES_HIGH / PASSES_LOW))
+    return Choice(passes, chars_per_weight, round(0.1 + 0.55 * s, 3), round(0.25 * s, 3),
+                  round(0.01 * 30 ** s, 4))
+
+
+def _between(ratio: float, full: float) -> float:
+    """log(ratio) / log(full), clamped to [0, 1]."""
+    return min(max(math.log(max(ratio, 1e-12)) / math.log(full), 0.0), 1.0)
+
+
+def size(cfg: Config, corpus: Corpus, pinned: set[str], speed=None) -> tuple[Config, str | None]:
+    """`cfg` with the settings not in `pinned` chosen by the rule, and the line that says so
+    (None when everything was pinned). `speed(cfg, corpus)`: characters per second of a
+    training step (measured by default)."""
+    free = [key for key in SIZED if key not in pinned]
+    if not free:
+        return cfg, None
+    t = cfg.train
+    chars_per_s = None
+    passes = float(t.epochs)
+    if t.time_limit is not None:
+        chars_per_s = (speed or measure_speed)(cfg, corpus)
+        passes = min(passes, t.time_limit * 60 * chars_per_s / len(corpus.train_ids))
+    weights = parameter_count(cfg, len(corpus.vocab))
+    choice = choose(passes, len(corpus.train_ids) / weights)
+    model = replace(cfg.model, **{k: getattr(choice, k) for k in free if k in
+                                  ("dropout", "embedding_dropout")})
+    train = replace(t, weight_decay=choice.weight_decay) if "weight_decay" in free else t
+    kept = [k for k in SIZED if k in pinned]
+    line = choice.describe(chars_per_s) + (f" ({', '.join(kept)} as given)" if kept else "")
+    return replace(cfg, model=model, train=train), line
+
+
+def measure_speed(cfg: Config, corpus: Corpus) -> float:
+    """Training characters per second of `cfg`'s model here: PROBE_STEPS steps of a throwaway
+    copy, timed after one that warms up (kernels loaded, memory allocated)."""
+    probe = replace(cfg, model=replace(cfg.model, ngram_order=0))
+    setup = set_up(probe, corpus, log=lambda message: None)
+    X, Y = setup.batches(1).batch(0)
+    setup.step(X, Y, None)
+    _sync(setup.device)
+    began = time.perf_counter()
+    for _ in range(PROBE_STEPS):
+        setup.step(X, Y, None)
+    _sync(setup.device)
+    return PROBE_STEPS * X.numel() / (time.perf_counter() - began)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

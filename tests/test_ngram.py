@@ -1,0 +1,187 @@
+"""The counts beside the LSTM: the n-gram model against a plain-Python Kneser-Ney written from the
+definitions, the online mixture against a position-by-position Bayesian update, and the mix
+in validation, checkpoints and sampling."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter, defaultdict
+
+import pytest
+import torch
+
+from conftest import cli
+from lyricgen import checkpoint
+from lyricgen.evaluate import evaluate
+from lyricgen.mixing import WEIGHTS, CountMixture, MixedStepper
+from lyricgen.models.charlm import CharLM, ModelConfig
+from lyricgen.models.fast.stepper import Stepper
+from lyricgen.ngram import NGram, histories
+
+
+def reference_kn(ids: list[int], V: int, n: int):
+    """Interpolated modified Kneser-Ney, counted with dicts straight from the definitions."""
+    grams = Counter(tuple(ids[i:i + n]) for i in range(len(ids) - n + 1))
+    # counts[j][(context of j chars, w)]: raw at the top order, continuation counts below
+    counts = [defaultdict(int) for _ in range(n)]
+    for g, c in grams.items():
+        counts[n - 1][(g[:-1], g[-1])] = c
+    for j in range(n - 2, -1, -1):
+        for (ctx, w) in counts[j + 1]:
+            counts[j][(ctx[1:], w)] += 1  # one more distinct character before (ctx[1:], w)
+    discounts = []
+    for j in range(n):
+        nk = [sum(1 for c in counts[j].values() if c == k) for k in (1, 2, 3, 4)]
+        y = nk[0] / (nk[0] + 2 * nk[1]) if nk[0] + nk[1] else 0.5
+        d = [0.0] + [min(max(k - (k + 1) * y * nk[k] / nk[k - 1], 0.0), k) if nk[k - 1] else 0.5
+                     for k in (1, 2, 3)]
+        discounts.append(d)
+
+    def prob(history: list[int], w: int) -> float:
+        p = 1.0 / V
+        for j in range(n):
+            if j > len(history):
+                break
+            ctx = tuple(history[len(history) - j:]) if j else ()
+            pairs = {v: c for (cx, v), c in counts[j].items() if cx == ctx}
+            if not pairs:
+                break  # an unseen context: longer ones are unseen too
+            total = sum(pairs.values())
+            gamma = sum(discounts[j][min(c, 3)] for c in pairs.values())
+            c = pairs.get(w, 0)
+            p = (max(c - discounts[j][min(c, 3)], 0) + gamma * p) / total
+        return p
+
+    return prob
+
+
+def random_ids(length: int, V: int, seed: int) -> list[int]:
+    """A stream with some structure (a few favourite successors per character)."""
+    rng = random.Random(seed)
+    follow = {v: rng.sample(range(V), 3) for v in range(V)}
+    ids = [0]
+    for _ in range(length - 1):
+        ids.append(rng.choice(follow[ids[-1]]) if rng.random() < 0.8 else rng.randrange(V))
+    return ids
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_the_counts_give_the_probabilities_of_kneser_ney_written_from_its_definitions(n):
+    V = 7
+    train, held = random_ids(400, V, seed=n), random_ids(60, V, seed=10 + n)
+    model = NGram.count(torch.tensor(train), V, n)
+    expected = reference_kn(train, V, n)
+    rows = torch.tensor([held])
+    got = model.prob(histories(rows, n)[0], rows[0, 1:])
+    want = [expected(held[max(0, t - n + 1):t], held[t]) for t in range(1, len(held))]
+    assert torch.allclose(got, torch.tensor(want, dtype=torch.float64), rtol=1e-12, atol=0)
+
+
+def test_a_hand_computed_bigram():
+    # "abcab" as ids 0 1 2 0 1; bigrams ab x2, bc, ca. Top order: n1 = 2, n2 = 1, so
+    # Y = 2 / (2 + 2) = 1/2, D1 = 1 - 2 Y n2 / n1 = 1/2, D2 = 2 - 3 Y n3 / n2 = 2, D3+ = 0.5
+    # (n3 = 0). Below, each character has one distinct predecessor: continuation counts
+    # 1, 1, 1, so D1 = 1 (n2 = 0) and p_0 = (0 + 3 * 1 * 1/3) / 3 = 1/3 for every character.
+    # p(c | b) = (max(1 - 1/2, 0) + D1 * 1 * p_0(c)) / 1 = 1/2 + 1/6 = 2/3;
+    # p(a | b) = (0 + 1/2 * 1/3) / 1 = 1/6; p(b | a) = (max(2 - 2, 0) + 2 * 1/3) / 2 = 1/3.
+    model = NGram.count(torch.tensor([0, 1, 2, 0, 1]), 3, 2)
+    history = torch.tensor([[1], [1], [0]])
+    got = model.prob(history, torch.tensor([2, 0, 1]))
+    assert torch.allclose(got, torch.tensor([2 / 3, 1 / 6, 1 / 3], dtype=torch.float64))
+
+
+def test_the_distribution_sums_to_one_and_holds_each_probability():
+    V, n = 9, 4
+    model = NGram.count(torch.tensor(random_ids(500, V, seed=3)), V, n)
+    history = torch.tensor([[-1, -1, 4], [1, 2, 3], [8, 8, 8], [-1, -1, -1]])
+    dist = model.distribution(history)
+    assert torch.allclose(dist.sum(1), torch.ones(4, dtype=torch.float64))
+    for w in range(V):
+        assert torch.allclose(dist[:, w], model.prob(history, torch.full((4,), w)))
+
+
+def test_the_saved_counts_give_the_same_model():
+    V = 6
+    model = NGram.count(torch.tensor(random_ids(300, V, seed=5)), V, 3)
+    again = NGram.from_state_dict(model.state_dict())
+    history = torch.tensor([[a, b] for a in range(-1, V) for b in range(V)])
+    assert torch.equal(again.distribution(history), model.distribution(history))
+
+
+def test_the_online_mixture_is_the_bayesian_update_position_by_position():
+    torch.manual_seed(0)
+    R, T, levels = 2, 12, 3
+    mixture = CountMixture(R, levels, torch.device("cpu"))
+    windows = [(torch.rand(R, T).log(), torch.rand(R, T).double(),
+                torch.randint(0, levels, (R, T))) for _ in range(2)]
+    got = torch.cat([mixture.read(*w) for w in windows], 1)
+    # By hand: per row and level, a posterior over the weights, updated after each position.
+    lstm, counts, level = (torch.cat(parts, 1) for parts in zip(*windows))
+    want = torch.zeros(R, 2 * T, dtype=torch.float64)
+    posterior = {}
+    for r in range(R):
+        for t in range(2 * T):
+            key = (r, int(level[r, t]))
+            log_post = posterior.get(key, [-math.log(len(WEIGHTS))] * len(WEIGHTS))
+            p_each = [(1 - w) * math.exp(lstm[r, t]) + w * counts[r, t] for w in WEIGHTS]
+            norm = max(log_post)
+            post = [math.exp(x - norm) for x in log_post]
+            want[r, t] = math.log(sum(q * p for q, p in zip(post, p_each)) / sum(post))
+            posterior[key] = [x + math.log(p) for x, p in zip(log_post, p_each)]
+    assert torch.allclose(got, want, atol=1e-10)
+
+
+def test_validation_with_counts_reports_the_lstm_alone_as_without_them():
+    V = 11
+    ids = torch.tensor(random_ids(900, V, seed=7))
+    torch.manual_seed(0)
+    model = CharLM(V, ModelConfig(hidden_size=16, embedding_size=16, dropout=0.0))
+    counts = NGram.count(ids[:700], V, 3)
+    alone = evaluate(model, ids[700:], 8)
+    mixed = evaluate(model, ids[700:], 8, counts=counts)
+    assert mixed.lstm_loss == pytest.approx(alone.loss, rel=1e-9)
+    assert mixed.loss < alone.loss  # an untrained LSTM: the counts know the text far better
+    assert len(mixed.count_weights) == 3 and all(0 <= w <= 0.9 for w in mixed.count_weights)
+
+
+def test_the_mixed_stepper_samples_from_the_mixture_and_rewinds_with_its_columns():
+    V = 8
+    torch.manual_seed(1)
+    model = CharLM(V, ModelConfig(hidden_size=12, embedding_size=12)).eval()
+    counts = NGram.count(torch.tensor(random_ids(400, V, seed=2)), V, 3)
+    weights = [0.2, 0.5, 0.7]
+    prefix = [3, 4, 5]
+    with torch.inference_mode():
+        _, state = model(torch.tensor([prefix]))
+        state = tuple(s.expand(-1, 2, -1) for s in state)
+        mixed = MixedStepper(Stepper(model, state), counts, weights, prefix)
+        plain = Stepper(model, state)
+        saved = [c.clone() for c in mixed.columns()]
+        for ids in ([1, 2], [6, 0]):
+            ids = torch.tensor(ids)
+            got = mixed.step(ids)
+            lstm = torch.softmax(plain.step(ids).double(), -1)
+        history = torch.tensor([[1, 6], [2, 0]])  # each stream's last two characters
+        w = torch.tensor(weights, dtype=torch.float64)[counts.longest(history)][:, None]
+        want = ((1 - w) * lstm + w * counts.distribution(history)).log()
+        assert torch.allclose(got.double(), want, atol=1e-5)
+        for live, kept in zip(mixed.columns(), saved):  # rewind to the start
+            live.copy_(kept)
+        again = mixed.step(torch.tensor([1, 2]))
+        assert torch.allclose(again, MixedStepper(Stepper(model, state), counts, weights,
+                                                  [3, 4, 5]).step(torch.tensor([1, 2])))
+
+
+def test_a_trained_checkpoint_keeps_its_counts_and_sample_uses_them(trained):
+    best = trained / "best.pt"
+    saved = checkpoint.load(best, training_state=True)
+    counts, weights = saved.count_model()
+    assert counts.vocab_size == len(saved.vocab) and len(weights) == counts.order
+    history = saved.history[-1]
+    assert weights == history["count_weights"] and "val_ppl_lstm" in history
+    args = ["sample", "--checkpoint", best, "--prefix", "分开", "--length", "30",
+            "--seed", "3"]
+    with_counts, without = cli(*args), cli(*args, "--no-counts")
+    assert with_counts.exit_code == 0 and without.exit_code == 0
+    assert with_counts.output != without.output

@@ -1,0 +1,138 @@
+"""The default sizes itself: the rule, the choice printed before training, and what was given
+(options, a preset, --init-from's model) wins."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from conftest import QUIET, TINY, cli, lyrics
+from lyricgen import checkpoint, sizing
+from lyricgen.commands.train import train
+from lyricgen.config import Config, DataConfig, TrainConfig
+from lyricgen.corpus import load_corpus
+from lyricgen.models.charlm import ModelConfig
+
+SIZED = {"dropout", "embedding_dropout", "weight_decay"}
+# Wide enough that the generated text is little for its weights (the rule's middle range).
+UNPINNED = {**{k: v for k, v in TINY.items() if k not in SIZED}, "hidden_size": 128}
+
+
+def run_expected(run, passes: float) -> tuple[float, float, float]:
+    """The rule's choice for a finished run: its model's own parameter count, its corpus."""
+    saved = checkpoint.load(run / "last.pt")
+    weights = sum(p.numel() for p in saved.build_model().parameters())
+    chars = len(load_corpus(saved.config.data, progress=False).train_ids)
+    return expected(passes, chars / weights)
+
+
+def expected(passes: float, per_weight: float) -> tuple[float, float, float]:
+    """The documented rule, written out: the strength is the lesser of the text's (from 0.02
+    characters per weight down to 0.1, log-linear) and the budget's (2 to 20 passes)."""
+    by_text = (math.log(0.1) - math.log(per_weight)) / (math.log(0.1) - math.log(0.02))
+    by_passes = (math.log(passes) - math.log(2)) / (math.log(20) - math.log(2))
+    s = min(max(by_text, 0), 1, max(by_passes, 0))
+    return 0.1 + 0.55 * s, 0.25 * s, 0.01 * 30 ** s
+
+
+@pytest.mark.parametrize("passes", [0.3, 2, 3.5, 7, 19, 20, 400])
+@pytest.mark.parametrize("per_weight", [0.001, 0.02, 0.03, 0.06, 0.1, 5.0])
+def test_the_rule_goes_from_light_to_the_tuned_lyrics_settings(passes, per_weight):
+    c = sizing.choose(passes, per_weight)
+    assert (c.dropout, c.embedding_dropout, c.weight_decay) == \
+        pytest.approx(expected(passes, per_weight), abs=1e-3)
+
+
+def test_a_small_text_read_often_gets_the_default_preset_s_settings():
+    c = sizing.choose(50, 0.017)  # the Jay Chou lyrics for the default model
+    preset = Config()
+    assert (c.dropout, c.embedding_dropout, c.weight_decay) == \
+        (preset.model.dropout, preset.model.embedding_dropout, preset.train.weight_decay)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "lyrics.txt"
+    path.write_text(lyrics(), encoding="utf-8")
+    return load_corpus(DataConfig(data=str(path)), progress=False)
+
+
+def test_a_time_limit_counts_the_passes_at_the_measured_speed(corpus):
+    cfg = Config(train=TrainConfig(time_limit=0.5, epochs=50))
+    cfg = replace(cfg, model=replace(cfg.model, hidden_size=8, embedding_size=8))
+    sized, line = sizing.size(cfg, corpus, set(), speed=lambda c, k: 400.0)
+    passes = 0.5 * 60 * 400 / len(corpus.train_ids)
+    # an embedding V x 8 (the output layer shares it), 4 gates of 8 units over 8 + 8 inputs
+    # and two biases, the output bias V
+    V = len(corpus.vocab)
+    per_weight = len(corpus.train_ids) / (V * 8 + 4 * 8 * (8 + 8 + 2) + V)
+    assert (sized.model.dropout, sized.model.embedding_dropout, sized.train.weight_decay) == \
+        pytest.approx(expected(passes, per_weight), abs=1e-3)
+    assert f"about {passes:.1f} passes" in line and "400 characters/s" in line
+
+
+def test_the_speed_is_measured_on_the_model_itself(corpus):
+    cfg = Config(model=ModelConfig(hidden_size=16, embedding_size=8),
+                 train=TrainConfig(batch_size=4, num_steps=8, device="cpu"))
+    assert sizing.measure_speed(cfg, corpus) > 0
+
+
+def test_train_prints_its_choice_and_trains_with_it(tmp_path):
+    data = tmp_path / "lyrics.txt"
+    data.write_text(lyrics(), encoding="utf-8")
+    logged = []
+    train(None, {"data": str(data), "out": str(tmp_path / "run"), **UNPINNED, "epochs": 7},
+          log=logged.append, progress_bar=False)
+    saved = checkpoint.load(tmp_path / "run" / "last.pt").config
+    want = run_expected(tmp_path / "run", 7)
+    assert 0.1 < want[0] < 0.65  # between the ends
+    assert (saved.model.dropout, saved.model.embedding_dropout, saved.train.weight_decay) == \
+        pytest.approx(want, abs=1e-3)
+    line = next(m for m in logged if m.startswith("sized for"))
+    assert f"dropout {want[0]:.2f}" in line and "about 7.0 passes" in line
+
+
+def test_what_is_given_wins_and_is_named(tmp_path):
+    data = tmp_path / "lyrics.txt"
+    data.write_text(lyrics(), encoding="utf-8")
+    logged = []
+    train(None, {"data": str(data), "out": str(tmp_path / "run"), **UNPINNED, "epochs": 2,
+                 "dropout": 0.33}, log=logged.append, progress_bar=False)
+    saved = checkpoint.load(tmp_path / "run" / "last.pt").config
+    assert saved.model.dropout == 0.33
+    assert saved.train.weight_decay == pytest.approx(run_expected(tmp_path / "run", 2)[2])
+    assert any(m.startswith("sized for") and "(dropout as given)" in m for m in logged)
+
+
+def test_a_preset_that_pins_the_settings_is_used_as_it_is(tmp_path):
+    data = tmp_path / "lyrics.txt"
+    data.write_text(lyrics(), encoding="utf-8")
+    preset = tmp_path / "p.toml"
+    preset.write_text("[model]\ndropout = 0.5\nembedding_dropout = 0.2\n"
+                      "[train]\nweight_decay = 0.05\n", encoding="utf-8")
+    result = cli("train", "--config", preset, "--data", data, "--out", tmp_path / "run",
+                 "--hidden-size", 16, "--embedding-size", 8, "--epochs", 1, "--num-steps", 8,
+                 "--batch-size", 4, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "sized for" not in result.output
+    saved = checkpoint.load(tmp_path / "run" / "last.pt").config
+    assert (saved.model.dropout, saved.model.embedding_dropout, saved.train.weight_decay) == \
+        (0.5, 0.2, 0.05)
+
+
+def test_fine_tuning_keeps_the_source_model_s_settings(tmp_path):
+    data = tmp_path / "lyrics.txt"
+    data.write_text(lyrics(), encoding="utf-8")
+    source = {"data": str(data), "out": str(tmp_path / "a"), **TINY, "hidden_size": 128,
+              "dropout": 0.2}
+    train(None, source, **QUIET)
+    logged = []
+    train(None, {"data": str(data), "out": str(tmp_path / "b"), **UNPINNED,
+                 "init_from": str(tmp_path / "a" / "best.pt")}, log=logged.append,
+          progress_bar=False)
+    saved = checkpoint.load(tmp_path / "b" / "last.pt").config
+    assert (saved.model.dropout, saved.model.embedding_dropout) == (0.2, 0.0)
+    # weight decay is a training setting, sized for the source's model (whose width it has)
+    assert saved.train.weight_decay == pytest.approx(run_expected(tmp_path / "b", 2)[2])
