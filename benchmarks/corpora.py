@@ -10,6 +10,9 @@ it (no preset: it sizes itself), and the default model's training FLOP efficienc
 
     python benchmarks/corpora.py [--minutes 10] [--general TEXT] [--only synthetic,jaychou,...]
 
+Validation's cost: its median time (`val_seconds`, the cache and the counts included) over the
+median epoch's training time (goal: at most a fifth).
+
 FLOP efficiency: the model's multiply-adds per character (embedding-fed LSTM and output
 layer; forward and backward count 3x the forward's 2 FLOP per multiply-add) times its median
 training tokens/s, over the rate of a 2048 x 2048 float32 matmul measured in the same run.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,6 +80,16 @@ def vocab_size(path: Path) -> int:
     return len(load_corpus(DataConfig(data=str(path)), progress=False).vocab)
 
 
+def validation_share(rows: list[dict]) -> str:
+    """Median validation time against the median epoch's training time."""
+    epochs = [b["seconds"] - a["seconds"] for a, b in zip([{"seconds": 0.0}, *rows], rows)]
+    validation = [r["val_seconds"] for r in rows if "val_seconds" in r]
+    if not validation:
+        return "-"
+    v, e = statistics.median(validation), statistics.median(epochs)
+    return f"{v:.1f} / {e:.1f} = **{v / e:.2f}**"
+
+
 def fmt(value: float | None) -> str:
     return f"{value:.2f}" if value is not None else "-"
 
@@ -90,7 +104,8 @@ def main() -> None:
     only = args.only.split(",")
     torch.set_num_threads(2)
     lines = ["| corpus | run | epochs | best val ppl: model (LSTM + counts) | LSTM alone | "
-             "with the cache | goal | sizing |", "|---|---|---|---|---|---|---|---|"]
+             "with the cache | goal | validation / epoch (s) | sizing |",
+             "|---|---|---|---|---|---|---|---|---|"]
     efficiency = []
     with tempfile.TemporaryDirectory() as tmp:
         runs = []
@@ -122,7 +137,7 @@ def main() -> None:
             lstm = best(rows, "val_ppl_lstm")
             cache = best(rows, "val_ppl") if "val_ppl_plain" in rows[0] else None
             lines.append(f"| {corpus} | {run} | {len(rows)} | **{fmt(plain)}** | {fmt(lstm)} | "
-                         f"{fmt(cache)} | {goal(plain)} | {sizing} |")
+                         f"{fmt(cache)} | {goal(plain)} | {validation_share(rows)} | {sizing} |")
             if run == "default":
                 speed = median_speed(rows)
                 flops = speed * flops_per_char(vocab_size(path))

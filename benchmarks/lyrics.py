@@ -9,8 +9,10 @@ trigram model of the corpus's training part, written here independently of lyric
 diversity is distinct-2, distinct character bigrams / all bigrams, over all samples of a setting
 pooled (how the issue counts it) and per sample (within-song repetition). Songs have 32 lines,
 about 300 characters, and plain samples are as long as the mean song, so that both compare.
-A setting lies beyond the plain frontier when its fluency is below the plain samplers' at its
-diversity (log-linear between the two nearest temperatures).
+Plain sampling is measured twice: as `sample` draws by default (the LSTM mixed with the
+training text's counts) and from the LSTM alone (as it drew before the counts). A setting lies
+beyond the plain frontier when its fluency is below both plain samplers' at its diversity
+(each log-linear between its two nearest points).
 """
 
 from __future__ import annotations
@@ -52,8 +54,13 @@ SETTINGS = {  # name: sample settings (with `lines`: a song; without: plain text
                                                             line_length="7", rhyme="AABB",
                                                             candidates=8),
 }
-PLAIN = {f"plain T {t}": SampleConfig(temperature=t) for t in (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)}
-PLAIN |= {f"plain top-p {p}": SampleConfig(top_p=p) for p in (0.95, 0.9, 0.8)}
+TEMPERATURES, TOP_PS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5), (0.95, 0.9, 0.8)
+PLAIN = {f"plain T {t}": SampleConfig(temperature=t) for t in TEMPERATURES}
+PLAIN |= {f"plain top-p {p}": SampleConfig(top_p=p) for p in TOP_PS}
+# The sampler as it was before the counts: the LSTM alone (its own frontier)
+PLAIN |= {f"plain LSTM alone T {t}": SampleConfig(temperature=t, counts=False)
+          for t in TEMPERATURES}
+PLAIN |= {f"plain LSTM alone top-p {p}": SampleConfig(top_p=p, counts=False) for p in TOP_PS}
 
 
 class Trigram:
@@ -96,15 +103,22 @@ def distinct2_each(texts: list[str]) -> float:
     return statistics.mean(distinct2([t]) for t in texts)
 
 
-def beyond(point: tuple[float, float], plain: list[tuple[float, float]]) -> str:
-    """Whether (diversity, fluency) lies below the plain frontier (log-linear in between)."""
-    plain = sorted(plain)
+def beyond(point: tuple[float, float], curves: list[list[tuple[float, float]]]) -> str:
+    """Whether (diversity, fluency) lies below every plain sampler's frontier (each curve
+    log-linear between its points); the lowest frontier's fluency there."""
     d, f = point
-    for (d0, f0), (d1, f1) in zip(plain, plain[1:]):
-        if d0 <= d <= d1:
-            edge = math.exp(math.log(f0) + (d - d0) / (d1 - d0) * (math.log(f1) - math.log(f0)))
-            return f"{'yes' if f < edge else 'no'} ({edge:.0f})"
-    return "-"
+    edges = []
+    for curve in curves:
+        curve = sorted(curve)
+        for (d0, f0), (d1, f1) in zip(curve, curve[1:]):
+            if d0 <= d <= d1:
+                edges.append(math.exp(math.log(f0) + (d - d0) / (d1 - d0)
+                                      * (math.log(f1) - math.log(f0))))
+                break
+    if not edges:
+        return "-"
+    edge = min(edges)
+    return f"{'yes' if f < edge else 'no'} ({edge:.0f})"
 
 
 def trained_checkpoint(args) -> Path:
@@ -118,7 +132,7 @@ def trained_checkpoint(args) -> Path:
 
 
 def measure(name: str, cfg: SampleConfig, songs: int, model, vocab, hashes, train_lines,
-            length: int, seed: int) -> dict:
+            length: int, seed: int, counts) -> dict:
     """Write `songs` samples with `cfg`, ten per batch; their figures."""
     texts, seconds = [], []
     generator = torch.Generator().manual_seed(seed)
@@ -127,14 +141,17 @@ def measure(name: str, cfg: SampleConfig, songs: int, model, vocab, hashes, trai
     if form is not None:
         check_vocab(form, vocab)
     ids, _ = start_ids(vocab, "", "error", generator)
+    counts = counts if cfg.counts else None
     for start in range(0, songs, 10):
         batch = replace(cfg, num_samples=min(10, songs - start), length=length)
         began = time.perf_counter()
         if form is None:
-            out = [vocab.decode(s) for s in generate(model, ids, batch, generator)]
+            out = [vocab.decode(s) for s in generate(model, ids, batch, generator,
+                                                     counts=counts)]
         else:
             out = ["\n".join(x.text for x in song)
-                   for song in write_songs(model, vocab, ids, "", form, batch, generator, hashes)]
+                   for song in write_songs(model, vocab, ids, "", form, batch, generator, hashes,
+                                           counts)]
         seconds.append((time.perf_counter() - began) / batch.num_samples)
         texts += out
     lines = [[x for x in t.split("\n") if x.strip()] for t in texts]
@@ -164,7 +181,7 @@ def measure(name: str, cfg: SampleConfig, songs: int, model, vocab, hashes, trai
     return result
 
 
-def song_speed(model, vocab, hashes, repeats: int = 10) -> list[float]:
+def song_speed(model, vocab, hashes, counts, repeats: int = 10) -> list[float]:
     """Seconds to write one 16-line song with 16 candidates, model loaded."""
     cfg = SampleConfig(**{**SONG, "lines": 16}, candidates=16, no_copy=True)
     form = make_form(cfg.lines, cfg.line_length, cfg.rhyme, None, None)
@@ -173,7 +190,7 @@ def song_speed(model, vocab, hashes, repeats: int = 10) -> list[float]:
     times = []
     for _ in range(repeats + 1):
         began = time.perf_counter()
-        write_songs(model, vocab, ids, "", form, cfg, generator, hashes)
+        write_songs(model, vocab, ids, "", form, cfg, generator, hashes, counts)
         times.append(time.perf_counter() - began)
     return times[1:]  # the first pays for warm-up
 
@@ -187,18 +204,18 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     saved = checkpoint.load(trained_checkpoint(args), training_state=True)
-    model, vocab = saved.build_model(), saved.vocab
+    model, vocab, counts = saved.build_model(), saved.vocab, saved.count_model()
     data = DataConfig(data=str(args.corpus))
     text = normalise(read_text(resolve_data(data.data)), data)
     train_text = text[: len(text) - int(len(text) * data.val_fraction)]
     trigram = Trigram(train_text)
     train_lines = {x.strip() for x in text.split("\n")}
 
-    results = [measure(n, c, args.songs, model, vocab, saved.line_hashes, train_lines, 0, 1)
-               for n, c in SETTINGS.items()]
+    results = [measure(n, c, args.songs, model, vocab, saved.line_hashes, train_lines, 0, 1,
+                       counts) for n, c in SETTINGS.items()]
     length = round(statistics.mean(len(t) for r in results for t in r["texts"]))
     results += [measure(n, c, args.songs, model, vocab, saved.line_hashes, train_lines, length,
-                        2) for n, c in PLAIN.items()]
+                        2, counts) for n, c in PLAIN.items()]
     lines = [f"{args.songs} samples per setting from {saved.source} (best val ppl "
              f"{min(r['val_ppl'] for r in saved.history):.1f} after {len(saved.history)} "
              f"epochs); plain samples of "
@@ -211,15 +228,16 @@ def main() -> None:
         r["fluency"] = trigram.perplexity(r["texts"])
         r["pooled"], r["each"] = distinct2(r["texts"]), distinct2_each(r["texts"])
     plain = [r for r in results if r["name"].startswith("plain")]
+    curves = [[r for r in plain if ("LSTM alone" in r["name"]) == alone] for alone in (0, 1)]
     for r in results:
         ok = " / ".join(f"{r[k]:.0%}" for k in ("count ok", "length ok", "acrostic ok") if k in r)
-        versus = "-" if r in plain else \
-            f"{beyond((r['pooled'], r['fluency']), [(p['pooled'], p['fluency']) for p in plain])}" \
-            f" / {beyond((r['each'], r['fluency']), [(p['each'], p['fluency']) for p in plain])}"
+        versus = "-" if r in plain else " / ".join(
+            beyond((r[kind], r["fluency"]), [[(p[kind], p["fluency"]) for p in curve]
+                                             for curve in curves]) for kind in ("pooled", "each"))
         lines.append(f"| {r['name']} | {r['rhyme']:.0%} | {ok or '-'} | {r['copied']:.1%} | "
                      f"{r['fluency']:.1f} | {r['pooled']:.2f} ({r['each']:.2f}) | {versus} | "
                      f"{r['seconds']:.2f} |")
-    times = song_speed(model, vocab, saved.line_hashes)
+    times = song_speed(model, vocab, saved.line_hashes, counts)
     lines += ["", f"A 16-line song (AABB, 7-9 characters, 16 candidates, no copy), model "
                   f"loaded: median **{statistics.median(times):.2f} s** over {len(times)} "
                   f"(range {min(times):.2f}-{max(times):.2f})"]
@@ -239,11 +257,14 @@ def plot(results: list[dict], trigram: Trigram, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for kind, marker in (("plain", "o"), ("song", "s"), ("acrostic", "^")):
-        rs = [r for r in results if r["name"].startswith(kind)]
+    kinds = (("plain LSTM alone", "x"), ("plain", "o"), ("song", "s"), ("acrostic", "^"))
+    for kind, marker in kinds:
+        rs = [r for r in results if r["name"].startswith(kind)
+              and (kind != "plain" or "LSTM alone" not in r["name"])]
         xs = [r["pooled"] for r in rs]
         ys = [r["fluency"] for r in rs]
-        ax.plot(xs, ys, marker, label=kind, linestyle="-" if kind == "plain" else "none")
+        ax.plot(xs, ys, marker, label=kind,
+                linestyle="-" if kind.startswith("plain") else "none")
         for r, x, y in zip(rs, xs, ys):
             ax.annotate(r["name"].replace("song AABB 7-9, ", ""), (x, y), fontsize=6)
     ax.set(xlabel="distinct-2, pooled (higher: more varied)",

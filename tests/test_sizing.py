@@ -122,17 +122,18 @@ def test_a_preset_that_pins_the_settings_is_used_as_it_is(tmp_path):
         (0.5, 0.2, 0.05)
 
 
-def test_fine_tuning_keeps_the_source_model_s_settings(tmp_path):
+def test_fine_tuning_sizes_the_regularisation_afresh_for_the_new_text(tmp_path):
     data = tmp_path / "lyrics.txt"
     data.write_text(lyrics(), encoding="utf-8")
     source = {"data": str(data), "out": str(tmp_path / "a"), **TINY, "hidden_size": 128,
-              "dropout": 0.2}
+              "dropout": 0.5}
     train(None, source, **QUIET)
     logged = []
-    train(None, {"data": str(data), "out": str(tmp_path / "b"), **UNPINNED,
+    options = {k: v for k, v in UNPINNED.items() if k not in ("hidden_size", "embedding_size")}
+    train(None, {"data": str(data), "out": str(tmp_path / "b"), **options, "epochs": 7,
                  "init_from": str(tmp_path / "a" / "best.pt")}, log=logged.append,
           progress_bar=False)
     saved = checkpoint.load(tmp_path / "b" / "last.pt").config
-    assert (saved.model.dropout, saved.model.embedding_dropout) == (0.2, 0.0)
-    # weight decay is a training setting, sized for the source's model (whose width it has)
-    assert saved.train.weight_decay == pytest.approx(run_expected(tmp_path / "b", 2)[2])
+    assert (saved.model.hidden_size, saved.model.embedding_size) == (128, 16)  # the source's
+    assert (saved.model.dropout, saved.model.embedding_dropout, saved.train.weight_decay) == \
+        pytest.approx(run_expected(tmp_path / "b", 7), abs=1e-3)

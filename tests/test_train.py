@@ -40,8 +40,10 @@ def test_perplexity_falls_and_metrics_are_written(lyrics_file, tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     assert rows == result.history
     for row in rows:
-        assert set(row) >= {"epoch", "train_ppl", "val_ppl", "seconds", "tokens_per_s", "lr"}
+        assert set(row) >= {"epoch", "train_ppl", "val_ppl", "seconds", "tokens_per_s", "lr",
+                            "val_seconds"}
         assert row["seconds"] > 0 and row["tokens_per_s"] > 0 and row["lr"] == 0.01
+        assert row["val_seconds"] > 0
     assert rows[-1]["train_ppl"] < rows[0]["train_ppl"] / 2
     assert rows[-1]["val_ppl"] < rows[0]["val_ppl"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ def start(config_file: str | None, overrides: dict[str, Any], resume: bool, over
         raise LyricgenError(f"the corpus {cfg.data.data} is not the text this checkpoint was "
                             "trained on (its fingerprint differs); resume needs the same text")
     if saved is None:  # (a resumed run keeps its settings)
-        pinned = given_keys(config_file, overrides, source)
+        pinned = given_keys(config_file, overrides)
         cfg, line = world.from_main(lambda: sizing.size(cfg, corpus, pinned))
         if line:
             log(line)
@@ -103,15 +103,13 @@ def start(config_file: str | None, overrides: dict[str, Any], resume: bool, over
     return trainer
 
 
-def given_keys(config_file: str | None, overrides: dict[str, Any],
-               source: checkpoint.Checkpoint | None) -> set[str]:
-    """The settings the run was given (options, the preset's keys, the model of --init-from's
-    checkpoint): sizing leaves them alone."""
+def given_keys(config_file: str | None, overrides: dict[str, Any]) -> set[str]:
+    """The settings the run was given (options, the preset's keys): sizing leaves them alone.
+    (--init-from's model gives the shapes, which sizing never changes; its regularisation is
+    chosen afresh for the new text.)"""
     given = set(overrides)
     if config_file:
         given |= set(flat_keys(read_toml(config_file), source=config_file))
-    if source is not None:
-        given |= set(asdict(source.config.model))
     return given
 
 

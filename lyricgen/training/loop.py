@@ -235,8 +235,10 @@ class Trainer:
                "seconds": p.seconds, "tokens_per_s": tokens / p.seconds,
                "lr": s.optimizer.param_groups[0]["lr"]}
         if len(s.corpus.val_ids):
+            began = time.perf_counter()
             val = evaluate(s.model, s.corpus.val_ids, t.num_steps, cache=t.cache_eval,
                            counts=s.counts)
+            row["val_seconds"] = time.perf_counter() - began
             if not math.isfinite(val.loss):  # finite weights whose products overflow
                 self.diverged(f"the validation loss became {val.loss} at epoch {epoch}")
             row["val_ppl"] = perplexity(val.loss if val.cache_loss is None else val.cache_loss)
