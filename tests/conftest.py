@@ -75,6 +75,11 @@ def trained(tmp_path_factory) -> Path:
 
 
 QUIET = dict(log=lambda m: None, progress_bar=False)
+TIMINGS = ("seconds", "tokens_per_s", "val_seconds")  # metrics that differ from run to run
+
+
+def without_timings(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in TIMINGS} for row in rows]
 
 
 def cli(*args):

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from conftest import QUIET, TINY, assert_one_line_error, cli, cli_args, lyrics, tiny_options
+from conftest import (QUIET, TINY, assert_one_line_error, cli, cli_args, lyrics, tiny_options,
+                      without_timings)
 from lyricgen import checkpoint
 from lyricgen.cli import app
 from lyricgen.commands import train as train_command
@@ -121,10 +122,8 @@ def test_resume_after_a_mid_epoch_stop(lyrics_file, tmp_path, monkeypatch):
 
 
 def assert_same_run(a, b, out_a, out_b):
-    drop = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "tokens_per_s")}
-                         for r in rows]
-    assert drop(a.history) == drop(b.history)
-    assert drop(metrics(out_a)) == drop(metrics(out_b))
+    assert without_timings(a.history) == without_timings(b.history)
+    assert without_timings(metrics(out_a)) == without_timings(metrics(out_b))
     wa = checkpoint.load(out_a / "last.pt").model
     wb = checkpoint.load(out_b / "last.pt").model
     assert all(torch.equal(wa[k], wb[k]) for k in wa)

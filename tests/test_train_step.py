@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from conftest import tiny_options
+from conftest import tiny_options, without_timings
 from lyricgen import checkpoint
 from lyricgen.commands.train import train as run_training
 from lyricgen.models.charlm import CharLM, ModelConfig
@@ -113,9 +113,7 @@ def test_on_the_cpu_cuda_graphs_change_nothing(lyrics_file, tmp_path):
         assert not [line for line in logs if line.startswith("note:")]
         saved = checkpoint.load(out / "last.pt", training_state=True)
         assert not saved.optimizer["param_groups"][0]["capturable"]
-    drop = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "tokens_per_s")}
-                         for r in rows]
-    assert drop(runs[True]) == drop(runs[False])
+    assert without_timings(runs[True]) == without_timings(runs[False])
 
 
 class Spying(torch.optim.Adam):
