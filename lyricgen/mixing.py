@@ -37,11 +37,11 @@ class CountMixture:
         """The mixture's log p(y) for a window (R, T), given the LSTM's log p(y), the counts'
         p(y) and the level b of each position; then the window joins the evidence."""
         log_p = torch.log((1 - self.grid) * logp_lstm.double().exp() + self.grid * p_counts)
-        onehot = torch.nn.functional.one_hot(level, self.log_evidence.shape[2]).double()
-        by_level = log_p.unsqueeze(-1) * onehot  # (K, R, T, levels)
+        mine = torch.nn.functional.one_hot(level, self.log_evidence.shape[2]).bool()
+        by_level = torch.where(mine, log_p.unsqueeze(-1), 0.0)  # (K, R, T, levels)
         # An expert's weight at t: prior times its likelihood of the earlier positions of t's b.
         seen = self.log_evidence.unsqueeze(2) + by_level.cumsum(2) - by_level  # (K, R, T, lv)
-        before = (seen * onehot).sum(-1)  # (K, R, T)
+        before = torch.where(mine, seen, 0.0).sum(-1)  # (K, R, T)
         self.log_evidence += by_level.sum(2)
         return torch.logsumexp(before + log_p, 0) - torch.logsumexp(before, 0)
 
