@@ -60,6 +60,9 @@ class NGram:
                 0, contexts, c.double()))
             self.gammas.append(torch.zeros(size, dtype=torch.float64).index_add_(
                 0, contexts, d[c.clamp(max=3)]))
+        uniform = torch.full((1, V), 1.0 / V, dtype=torch.float64)
+        self.unigram = self._interpolate(torch.zeros(1, n, dtype=torch.long), uniform,
+                                         range(1))[0]  # (V,) order 0, the empty context
 
     @classmethod
     def count(cls, ids: torch.Tensor, vocab_size: int, order: int = ORDER) -> NGram:
@@ -118,9 +121,13 @@ class NGram:
     def distribution(self, history: torch.Tensor) -> torch.Tensor:
         """p(. | history) for each row, (M, V) float64."""
         rows = self.contexts(history)
+        p = self.unigram.expand(rows.shape[0], -1)  # order 0 is the same for every row
+        return self._interpolate(rows, p, range(1, self.order))
+
+    def _interpolate(self, rows: torch.Tensor, p: torch.Tensor, orders: range) -> torch.Tensor:
+        """`p` (M, V) interpolated up through `orders`, for the contexts' `rows` (M, n)."""
         M, V, device = rows.shape[0], self.vocab_size, rows.device
-        p = torch.full((M, V), 1.0 / V, dtype=torch.float64, device=device)
-        for j in range(self.order):
+        for j in orders:
             seen = rows[:, j] >= 0
             ctx = rows[:, j].clamp(min=0)
             keys, counts = self.pair_keys[j], self.pair_counts[j]
@@ -143,6 +150,7 @@ class NGram:
         for tables in (self.context_keys, self.pair_keys, self.pair_counts, self.totals,
                        self.gammas, self.discounts):
             tables[:] = [t.to(device) for t in tables]
+        self.unigram = self.unigram.to(device)
         return self
 
     def longest(self, history: torch.Tensor) -> torch.Tensor:
