@@ -82,7 +82,7 @@ def vocab_size(path: Path) -> int:
 
 def validation_share(rows: list[dict]) -> str:
     """Median validation time against the median epoch's training time."""
-    epochs = [b["seconds"] - a["seconds"] for a, b in zip([{"seconds": 0.0}, *rows], rows)]
+    epochs = [r["seconds"] for r in rows]
     validation = [r["val_seconds"] for r in rows if "val_seconds" in r]
     if not validation:
         return "-"
