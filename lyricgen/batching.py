@@ -22,23 +22,21 @@ class Batches(Protocol):
 
 class AdjacentBatches:
     """The book's `data_iter_consecutive`: the stream laid out as B parallel rows, batch i the
-    columns [iT, iT + T) of every row, so row b of batch i + 1 continues row b of batch i.
-
-    With `drop_last` (training, as the book) the final partial window is dropped; without it
-    (evaluation) every row position after the first is a target exactly once.
+    columns [iT, iT + T) of every row, so row b of batch i + 1 continues row b of batch i; the
+    final partial window is dropped, as the book does.
     """
 
     carries_state = True
 
     def __init__(self, ids: torch.Tensor, batch_size: int, num_steps: int,
-                 device: torch.device | str = "cpu", drop_last: bool = True):
+                 device: torch.device | str = "cpu"):
         row_len = len(ids) // batch_size
         self.rows = ids[: batch_size * row_len].view(batch_size, row_len).to(device)  # (B, L)
         self.num_steps = num_steps
         targets = row_len - 1
-        self.num_batches = targets // num_steps if drop_last else -(-targets // num_steps)
+        self.num_batches = targets // num_steps
         if self.num_batches < 1:
-            needed = batch_size * (num_steps + 1) if drop_last else 2 * batch_size
+            needed = batch_size * (num_steps + 1)
             raise LyricgenError(
                 f"the text is too short for one batch: {len(ids)} characters, but batch size "
                 f"{batch_size} x {num_steps} steps needs at least {needed}; "

@@ -32,12 +32,14 @@ class CountMixture:
         self.log_evidence = torch.full((K, rows, levels), -math.log(K), dtype=torch.float64,
                                        device=device)  # each row's own posterior, per level
 
-    def read(self, logp_lstm: torch.Tensor, p_counts: torch.Tensor, level: torch.Tensor
-             ) -> torch.Tensor:
+    def read(self, logp_lstm: torch.Tensor, p_counts: torch.Tensor, level: torch.Tensor,
+             scored: torch.Tensor) -> torch.Tensor:
         """The mixture's log p(y) for a window (R, T), given the LSTM's log p(y), the counts'
-        p(y) and the level b of each position; then the window joins the evidence."""
+        p(y) and the level b of each position; then the window's `scored` positions join the
+        evidence."""
         log_p = torch.log((1 - self.grid) * logp_lstm.double().exp() + self.grid * p_counts)
-        mine = torch.nn.functional.one_hot(level, self.log_evidence.shape[2]).bool()
+        mine = torch.nn.functional.one_hot(level, self.log_evidence.shape[2]).bool() \
+            & scored.unsqueeze(-1)
         by_level = torch.where(mine, log_p.unsqueeze(-1), 0.0)  # (K, R, T, levels)
         # An expert's weight at t: prior times its likelihood of the earlier positions of t's b.
         seen = self.log_evidence.unsqueeze(2) + by_level.cumsum(2) - by_level  # (K, R, T, lv)

@@ -42,20 +42,18 @@ def targets(batches) -> Counter:
 
 # --- AdjacentBatches ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("drop_last", [True, False])
-def test_adjacent_batches_are_int64_and_shifted_by_one(drop_last):
+def test_adjacent_batches_are_int64_and_shifted_by_one():
     n, b, t = 1003, 4, 7
     ids = random_ids(n)
-    pos_batches = all_batches(AdjacentBatches(positions(n), b, t, drop_last=drop_last))
-    id_batches = all_batches(AdjacentBatches(ids, b, t, drop_last=drop_last))
+    pos_batches = all_batches(AdjacentBatches(positions(n), b, t))
+    id_batches = all_batches(AdjacentBatches(ids, b, t))
     stream = ids.long()
     for (xp, yp), (x, y) in zip(pos_batches, id_batches, strict=True):
         assert x.dtype == y.dtype == torch.int64
         assert x.shape == y.shape and x.shape[0] == b
         assert torch.equal(yp, xp + 1)
         assert torch.equal(x, stream[xp]) and torch.equal(y, stream[xp + 1])
-    full = [x.shape == (b, t) for x, _ in pos_batches]
-    assert all(full) if drop_last else all(full[:-1])
+    assert all(x.shape == (b, t) for x, _ in pos_batches)
 
 
 def test_adjacent_row_continues_from_batch_to_batch():
@@ -70,18 +68,11 @@ def test_adjacent_row_continues_from_batch_to_batch():
 
 
 @pytest.mark.parametrize("n, b, t", [(1000, 4, 7), (1000, 4, 5), (37, 3, 4), (64, 1, 63)])
-def test_adjacent_drop_last_targets_each_position_once(n, b, t):
+def test_adjacent_batches_target_each_position_once_up_to_the_last_full_window(n, b, t):
     row_len = n // b
     num = (row_len - 1) // t
     expected = Counter(row * row_len + j for row in range(b) for j in range(1, 1 + num * t))
-    assert targets(AdjacentBatches(positions(n), b, t, drop_last=True)) == expected
-
-
-@pytest.mark.parametrize("n, b, t", [(1000, 4, 7), (1000, 4, 5), (37, 3, 4), (10, 5, 9)])
-def test_adjacent_without_drop_last_targets_every_position_after_the_first(n, b, t):
-    row_len = n // b
-    expected = Counter(row * row_len + j for row in range(b) for j in range(1, row_len))
-    assert targets(AdjacentBatches(positions(n), b, t, drop_last=False)) == expected
+    assert targets(AdjacentBatches(positions(n), b, t)) == expected
 
 
 @pytest.mark.parametrize("make", [AdjacentBatches, random_batches])
@@ -98,14 +89,6 @@ def test_adjacent_too_short_text_states_the_minimum(b, t):
     assert len(AdjacentBatches(positions(minimum), b, t)) == 1
     with pytest.raises(LyricgenError, match=rf"\b{minimum}\b"):
         AdjacentBatches(positions(minimum - 1), b, t)
-
-
-@pytest.mark.parametrize("b, t", [(4, 7), (1, 1), (32, 35)])
-def test_adjacent_without_drop_last_too_short_states_the_minimum(b, t):
-    minimum = 2 * b  # every row needs one input and one target
-    assert len(AdjacentBatches(positions(minimum), b, t, drop_last=False)) == 1
-    with pytest.raises(LyricgenError, match=rf"\b{minimum}\b"):
-        AdjacentBatches(positions(minimum - 1), b, t, drop_last=False)
 
 
 # --- RandomBatches ------------------------------------------------------------------------------
@@ -157,12 +140,12 @@ def layouts(draw, minimum):
 
 
 @PROPERTY
-@given(layouts(lambda b, t: b * (t + 1)), st.booleans())
-def test_adjacent_every_target_exactly_once(layout, drop_last):
+@given(layouts(lambda b, t: b * (t + 1)))
+def test_adjacent_every_target_exactly_once(layout):
     n, b, t = layout
-    batches = AdjacentBatches(positions(n), b, t, drop_last=drop_last)
+    batches = AdjacentBatches(positions(n), b, t)
     row_len = n // b
-    last = 1 + ((row_len - 1) // t) * t if drop_last else row_len
+    last = 1 + ((row_len - 1) // t) * t
     expected = Counter(row * row_len + j for row in range(b) for j in range(1, last))
     assert targets(batches) == expected
     for x, y in all_batches(batches):

@@ -56,6 +56,35 @@ def test_plain_loss_is_the_cross_entropy_of_one_carried_pass():
     assert evaluation.evaluate(lm, ids, num_steps=7).loss == pytest.approx(expected, rel=1e-9)
 
 
+@pytest.mark.parametrize("n, length, warm", [(2, 5, 3), (10, 3, 0), (50, 7, 4), (50, 100, 4),
+                                             (51, 10, 25), (64, 63, 1)])
+def test_the_rows_score_every_target_once_each_after_its_warm_up(n, length, warm):
+    ids = torch.arange(100, 100 + n)  # the ids say where they are in the stream
+    rows, scored = evaluation.overlapping_rows(ids, length, warm)
+    targets = rows[:, 1:][scored].tolist()
+    assert sorted(targets) == list(range(101, 100 + n))  # positions 1..n-1, once each
+    for r, j in scored.nonzero().tolist():
+        position = int(rows[r, j + 1]) - 100
+        assert torch.equal(rows[r, : j + 2], ids[position - j - 1: position + 1])  # the stream
+        assert j >= min(warm, position - 1)  # with `warm` characters before, where there are
+
+
+def test_rows_read_side_by_side_score_what_each_row_read_alone_scores(monkeypatch):
+    monkeypatch.setattr(evaluation, "ROW_CHARS", 40)
+    monkeypatch.setattr(evaluation, "WARM", 6)
+    lm = model()
+    ids = torch.randint(0, V, (150,), generator=torch.Generator().manual_seed(4))
+    losses = []
+    with torch.no_grad():
+        for r in range(4):  # row r: targets 1 + 40 r .. 40 (r + 1), read from 6 before them
+            first, end = max(0, 40 * r - 6), min(40 * r + 41, 150)
+            logits = lm(ids[None, first: end - 1])[0][0]
+            losses.append(F.cross_entropy(logits, ids[first + 1: end],
+                                          reduction="none")[40 * r - first:])
+    expected = torch.cat(losses).mean().item()
+    assert evaluation.evaluate(lm, ids, num_steps=7).loss == pytest.approx(expected, rel=1e-9)
+
+
 def test_cache_loss_matches_its_definition(monkeypatch):
     monkeypatch.setattr(evaluation, "CACHE_WINDOW", 9)
     lm = model()

@@ -114,10 +114,11 @@ def test_the_online_mixture_is_the_bayesian_update_position_by_position():
     R, T, levels = 2, 12, 3
     mixture = CountMixture(R, levels, torch.device("cpu"))
     windows = [(torch.rand(R, T).log(), torch.rand(R, T).double(),
-                torch.randint(0, levels, (R, T))) for _ in range(2)]
+                torch.randint(0, levels, (R, T)), torch.ones(R, T, dtype=torch.bool))
+               for _ in range(2)]
     got = torch.cat([mixture.read(*w) for w in windows], 1)
     # By hand: per row and level, a posterior over the weights, updated after each position.
-    lstm, counts, level = (torch.cat(parts, 1) for parts in zip(*windows))
+    lstm, counts, level, _ = (torch.cat(parts, 1) for parts in zip(*windows))
     want = torch.zeros(R, 2 * T, dtype=torch.float64)
     posterior = {}
     for r in range(R):
