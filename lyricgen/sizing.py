@@ -35,7 +35,7 @@ from lyricgen.training.setup import parameter_count, set_up
 TEXT_LOW, TEXT_HIGH = 0.02, 0.1  # characters per weight: the most regularisation, the least
 PASSES_LOW, PASSES_HIGH = 2.0, 20.0  # passes: the least regularisation, the most
 SIZED = ("dropout", "embedding_dropout", "weight_decay")
-PROBE_STEPS = 3
+WARM_UP_STEPS, PROBE_SECONDS = 2, 1.0
 
 
 @dataclass(frozen=True)
@@ -91,18 +91,21 @@ def size(cfg: Config, corpus: Corpus, pinned: set[str], speed=None) -> tuple[Con
 
 
 def measure_speed(cfg: Config, corpus: Corpus) -> float:
-    """Training characters per second of `cfg`'s model here: PROBE_STEPS steps of a throwaway
-    copy, timed after one that warms up (kernels loaded, memory allocated)."""
+    """Training characters per second of `cfg`'s model here, timed on a throwaway copy: after
+    WARM_UP_STEPS (kernels loaded, memory allocated and first touched), steps until about
+    PROBE_SECONDS have passed (at least two, at most ten)."""
     probe = replace(cfg, model=replace(cfg.model, ngram_order=0))
     setup = set_up(probe, corpus, log=lambda message: None)
     X, Y = setup.batches(1).batch(0)
-    setup.step(X, Y, None)
-    _sync(setup.device)
-    began = time.perf_counter()
-    for _ in range(PROBE_STEPS):
+    for _ in range(WARM_UP_STEPS):
         setup.step(X, Y, None)
     _sync(setup.device)
-    return PROBE_STEPS * X.numel() / (time.perf_counter() - began)
+    began, steps = time.perf_counter(), 0
+    while steps < 2 or (steps < 10 and time.perf_counter() - began < PROBE_SECONDS):
+        setup.step(X, Y, None)
+        _sync(setup.device)
+        steps += 1
+    return steps * X.numel() / (time.perf_counter() - began)
 
 
 def _sync(device: torch.device) -> None:
