@@ -42,6 +42,8 @@ SONG = dict(lines=32, line_length="7-9", rhyme="AABB")
 SETTINGS = {  # name: sample settings (with `lines`: a song; without: plain text)
     "song AABB 7-9, 1 candidate": SampleConfig(**SONG),
     "song AABB 7-9, 16 candidates": SampleConfig(**SONG, candidates=16),
+    "song AABB 7-9, 16 candidates, T 1.1": SampleConfig(**SONG, candidates=16, temperature=1.1),
+    "song AABB 7-9, 32 candidates, T 1.1": SampleConfig(**SONG, candidates=32, temperature=1.1),
     "song AABB 7-9, 16 candidates, T 0.9": SampleConfig(**SONG, candidates=16, temperature=0.9),
     "song AABB 7-9, 16 candidates, T 0.8": SampleConfig(**SONG, candidates=16, temperature=0.8),
     "song AABB 7-9, 16 candidates, T 0.8, no copy": SampleConfig(**SONG, candidates=16,
