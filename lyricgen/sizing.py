@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -35,6 +36,7 @@ from lyricgen.training.setup import parameter_count, set_up
 TEXT_LOW, TEXT_HIGH = 0.02, 0.1  # characters per weight: the most regularisation, the least
 PASSES_LOW, PASSES_HIGH = 2.0, 20.0  # passes: the least regularisation, the most
 SIZED = ("dropout", "embedding_dropout", "weight_decay")
+SHOWN = {"dropout": ".2f", "embedding_dropout": ".2f", "weight_decay": ".3g"}  # formats
 WARM_UP_STEPS, PROBE_SECONDS = 2, 1.0
 
 
@@ -46,12 +48,13 @@ class Choice:
     embedding_dropout: float
     weight_decay: float
 
-    def describe(self, chars_per_s: float | None) -> str:
+    def describe(self, chosen: list[str], chars_per_s: float | None) -> str:
+        """The line `train` prints: what the choice rests on, and the `chosen` settings."""
         speed = f" at {chars_per_s:,.0f} characters/s" if chars_per_s else ""
+        settings = ", ".join(f"{key.replace('_', ' ')} {getattr(self, key):{SHOWN[key]}}"
+                             for key in chosen)
         return (f"sized for {self.chars_per_weight:.3f} training characters per weight and "
-                f"about {self.passes:.1f} passes over them{speed}: dropout {self.dropout:.2f}, "
-                f"embedding dropout {self.embedding_dropout:.2f}, weight decay "
-                f"{self.weight_decay:.3g}")
+                f"about {self.passes:.1f} passes over them{speed}: {settings}")
 
 
 def choose(passes: float, chars_per_weight: float) -> Choice:
@@ -67,7 +70,8 @@ def _between(ratio: float, full: float) -> float:
     return min(max(math.log(max(ratio, 1e-12)) / math.log(full), 0.0), 1.0)
 
 
-def size(cfg: Config, corpus: Corpus, pinned: set[str], speed=None) -> tuple[Config, str | None]:
+def size(cfg: Config, corpus: Corpus, pinned: set[str],
+         speed: Callable[[Config, Corpus], float] | None = None) -> tuple[Config, str | None]:
     """`cfg` with the settings not in `pinned` chosen by the rule, and the line that says so
     (None when everything was pinned). `speed(cfg, corpus)`: characters per second of a
     training step (measured by default)."""
@@ -86,7 +90,8 @@ def size(cfg: Config, corpus: Corpus, pinned: set[str], speed=None) -> tuple[Con
                                   ("dropout", "embedding_dropout")})
     train = replace(t, weight_decay=choice.weight_decay) if "weight_decay" in free else t
     kept = [k for k in SIZED if k in pinned]
-    line = choice.describe(chars_per_s) + (f" ({', '.join(kept)} as given)" if kept else "")
+    line = choice.describe(free, chars_per_s) + (f" ({', '.join(kept)} as given)" if kept
+                                                 else "")
     return replace(cfg, model=model, train=train), line
 
 

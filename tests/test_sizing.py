@@ -103,7 +103,9 @@ def test_what_is_given_wins_and_is_named(tmp_path):
     saved = checkpoint.load(tmp_path / "run" / "last.pt").config
     assert saved.model.dropout == 0.33
     assert saved.train.weight_decay == pytest.approx(run_expected(tmp_path / "run", 2)[2])
-    assert any(m.startswith("sized for") and "(dropout as given)" in m for m in logged)
+    line = next(m for m in logged if m.startswith("sized for"))
+    assert line.endswith("(dropout as given)") and "dropout 0.1" not in line
+    assert "embedding dropout" in line and "weight decay" in line
 
 
 def test_a_preset_that_pins_the_settings_is_used_as_it_is(tmp_path):
