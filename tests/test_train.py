@@ -370,6 +370,10 @@ def test_preview_prints_samples_of_each_prefix(lyrics_file, tmp_path):
     assert len(previews) == 2
     assert previews[0].startswith("分开") and previews[1].startswith("月光")
     assert all(len(p) > 10 for p in previews)
+    # what `sample --greedy` draws from the last epoch's model, its counts mixed in
+    result = cli("sample", "--checkpoint", tmp_path / "run" / "last.pt", "--prefix", "分开",
+                 "--greedy", "--length", 50, "--device", "cpu")
+    assert previews[0] == result.stdout.strip().replace("\n", " / ")
 
 
 # --- memory -------------------------------------------------------------------------------------

@@ -221,7 +221,7 @@ class Trainer:
             self.report.lr_halved(lr / 2, floor=not self.schedule.can_halve(lr / 2))
         self.report.epoch(row, decision.improved)
         if t.preview_every and epoch % t.preview_every == 0:
-            self.report.preview(s.model, s.corpus.vocab, t.prefix)
+            self.report.preview(s.model, s.corpus.vocab, t.prefix, s.mixed_counts(self.history))
         if decision.stop:
             self.report.early_stop(p.bad_epochs, p.best, p.best_epoch)
         return decision.stop

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lyricgen.config import SampleConfig, TrainConfig
+from lyricgen.mixing import Counts
 from lyricgen.models.charlm import CharLM
 from lyricgen.sampler import generate
 from lyricgen.vocab import Vocab
@@ -47,21 +48,23 @@ class Reporter:
         self.log(f"early stop: no improvement for {bad_epochs} epochs "
                  f"(best {best:.2f} at epoch {best_epoch})")
 
-    def preview(self, model: CharLM, vocab: Vocab, prefixes: list[str]) -> None:
+    def preview(self, model: CharLM, vocab: Vocab, prefixes: list[str],
+                counts: Counts | None = None) -> None:
         if not self.writes:
             return
-        for line in preview(model, vocab, prefixes):
+        for line in preview(model, vocab, prefixes, counts):
             self.log(f"  {line}")
 
 
-def preview(model: CharLM, vocab: Vocab, prefixes: list[str]) -> list[str]:
-    """Greedy continuations of each prefix (characters outside the vocab dropped), one line
-    each, newlines shown as ' / '."""
+def preview(model: CharLM, vocab: Vocab, prefixes: list[str], counts: Counts | None = None
+            ) -> list[str]:
+    """Greedy continuations of each prefix (characters outside the vocab dropped) by the model
+    as `sample` draws from it (`counts` mixed in), one line each, newlines shown as ' / '."""
     lines = []
     for prefix in prefixes:
         ids = vocab.encode(prefix, unknown="skip")
         if ids:
-            text = vocab.decode(ids + generate(model, ids, PREVIEW)[0])
+            text = vocab.decode(ids + generate(model, ids, PREVIEW, counts=counts)[0])
             lines.append(text.replace("\n", " / "))
     return lines
 

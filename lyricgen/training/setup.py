@@ -15,6 +15,7 @@ from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.memory import available_memory, human_bytes
 from lyricgen.presets import option_name
 from lyricgen.models import fast
+from lyricgen.mixing import Counts
 from lyricgen.models.charlm import CharLM
 from lyricgen.ngram import NGram
 from lyricgen.training.distributed import World
@@ -40,14 +41,16 @@ class Setup:
         # (Adam's step counts may live on the CPU when the weights do not.)
         return bool(torch.stack([t.isfinite().all().to(self.device) for t in tensors]).all())
 
-    def saved_counts(self, history: list[dict]) -> dict | None:
-        """The counts as a checkpoint keeps them, with the weights the last validation learned
-        (none before the first)."""
+    def mixed_counts(self, history: list[dict]) -> Counts | None:
+        """The counts with the weights the last validation learned (none before the first)."""
         weights = next((row["count_weights"] for row in reversed(history)
                         if "count_weights" in row), None)
-        if self.counts is None or weights is None:
-            return None
-        return {**self.counts.state_dict(), "weights": weights}
+        return None if self.counts is None or weights is None else (self.counts, weights)
+
+    def saved_counts(self, history: list[dict]) -> dict | None:
+        """The counts as a checkpoint keeps them, with their weights."""
+        mixed = self.mixed_counts(history)
+        return None if mixed is None else {**mixed[0].state_dict(), "weights": mixed[1]}
 
     def batches(self, epoch: int) -> Batches:
         """This process's rows of the epoch's batches (all of them in one process)."""
