@@ -66,10 +66,12 @@ class NGram:
 
     @classmethod
     def count(cls, ids: torch.Tensor, vocab_size: int, order: int = ORDER) -> NGram:
-        """The model of the id stream `ids` (at most its first MAX_COUNTED characters)."""
+        """The model of the id stream `ids` (at most its first MAX_COUNTED characters); of a
+        lower order when the stream is shorter than `order`."""
         ids = ids[:MAX_COUNTED].long()
-        if len(ids) < order:
-            raise ValueError(f"a {order}-gram model needs at least {order} characters")
+        if len(ids) < 2:
+            raise ValueError("counting needs at least 2 characters")
+        order = min(order, len(ids))
         windows = ids.unfold(0, order, 1)  # (N - n + 1, n)
         # One int64 key per window, built a column at a time (row indices times V stay small).
         key = torch.zeros(len(windows), dtype=torch.long)

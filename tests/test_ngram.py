@@ -101,6 +101,18 @@ def test_the_distribution_sums_to_one_and_holds_each_probability():
         assert torch.allclose(dist[:, w], model.prob(history, torch.full((4,), w)))
 
 
+def test_a_text_shorter_than_the_order_is_counted_at_its_own_length(tmp_path):
+    assert NGram.count(torch.tensor([0, 1, 2]), 3, 5).order == 3
+    data = tmp_path / "tiny.txt"
+    data.write_text("分开不要走\n你", encoding="utf-8")
+    result = cli("train", "--data", data, "--batch-size", 1, "--num-steps", 1, "--val-fraction",
+                 0.5, "--epochs", 1, "--hidden-size", 8, "--embedding-size", 8, "--out",
+                 tmp_path / "run", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    counts, _ = checkpoint.load(tmp_path / "run" / "best.pt").count_model()
+    assert counts.order == 4  # 7 characters, 3 held out: the 4 of the training text
+
+
 def test_the_saved_counts_give_the_same_model():
     V = 6
     model = NGram.count(torch.tensor(random_ids(300, V, seed=5)), V, 3)
