@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 import pytest
 import torch
 
-from conftest import cli
+from conftest import assert_one_line_error, cli
 from lyricgen import checkpoint
 from lyricgen.evaluate import evaluate
 from lyricgen.mixing import WEIGHTS, CountMixture, MixedStepper
@@ -198,3 +198,13 @@ def test_a_trained_checkpoint_keeps_its_counts_and_sample_uses_them(trained):
     with_counts, without = cli(*args), cli(*args, "--no-counts")
     assert with_counts.exit_code == 0 and without.exit_code == 0
     assert with_counts.output != without.output
+
+
+def test_a_checkpoint_whose_counts_do_not_fit_is_one_error_line(trained, tmp_path):
+    saved = checkpoint.load(trained / "best.pt", training_state=True)
+    saved.counts = {**saved.counts, "weights": [0.5]}  # one weight for five orders
+    checkpoint.save(saved, tmp_path / "bad.pt")
+    result = cli("sample", "--checkpoint", tmp_path / "bad.pt", "--length", 5)
+    assert_one_line_error(result, 1, "bad.pt is damaged", "do not fit")
+    assert cli("sample", "--checkpoint", tmp_path / "bad.pt", "--length", 5,
+               "--no-counts").exit_code == 0  # the LSTM alone still samples
