@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import torch
 
-ORDER = 5  # contexts of up to four characters
 MAX_COUNTED = 20_000_000  # characters counted at most (the tables grow with the text)
 
 
@@ -65,7 +64,7 @@ class NGram:
                                          range(1))[0]  # (V,) order 0, the empty context
 
     @classmethod
-    def count(cls, ids: torch.Tensor, vocab_size: int, order: int = ORDER) -> NGram:
+    def count(cls, ids: torch.Tensor, vocab_size: int, order: int) -> NGram:
         """The model of the id stream `ids` (at most its first MAX_COUNTED characters); of a
         lower order when the stream is shorter than `order`."""
         ids = ids[:MAX_COUNTED].long()
@@ -86,7 +85,7 @@ class NGram:
     @classmethod
     def from_state_dict(cls, state: dict) -> NGram:
         grams, counts = state["grams"], state["counts"]
-        if grams.dim() != 2 or counts.shape != grams.shape[:1] or grams.shape[1] < 1:
+        if grams.dim() != 2 or counts.shape != grams.shape[:1] or grams.shape[1] < 2:
             raise ValueError("n-gram counts of mismatched shapes")
         return cls(grams, counts, int(state["vocab_size"]))
 
