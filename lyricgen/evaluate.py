@@ -1,5 +1,6 @@
-"""Loss of a model over a held-out stream, the LSTM state carried through it; optionally also
-with a continuous cache over the part of the stream already seen.
+"""Loss of a model over a held-out stream, the LSTM state carried through it; optionally with
+the training text's counts mixed in (mixing.py), and with a continuous cache over the part of
+the stream already seen.
 
 The cache (after Grave et al., 2017, "Improving neural language models with a continuous
 cache") remembers, for each of the last `window` positions, the LSTM output h_i there and the
