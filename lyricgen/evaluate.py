@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from lyricgen.mixing import CountMixture
 from lyricgen.models.charlm import CharLM
-from lyricgen.ngram import NGram, histories
+from lyricgen.ngram import NGram, histories, longest_in
 
 CACHE_WINDOW = 4096
 ROW_CHARS = 16_384  # the targets each row scores (overlapping_rows)
@@ -60,10 +60,9 @@ def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = Fal
     cache_mixture = CacheMixture(R, device) if cache else None
     if counts is not None:  # the counts' p(y) and level at every target of the rows (R, W)
         count_mixture = CountMixture(R, counts.order, device)
-        before = histories(rows, counts.order).reshape(-1, counts.order - 1)
-        targets = rows[:, 1:].reshape(-1)
-        p_counts = counts.prob(before, targets).view(R, -1)
-        levels = counts.longest(before).view(R, -1)
+        contexts = counts.contexts(histories(rows, counts.order).flatten(0, 1))  # (R W, n)
+        p_counts = counts.prob_in(contexts, rows[:, 1:].reshape(-1)).view(R, -1)
+        levels = longest_in(contexts).view(R, -1)
     state = None
     for start in range(0, width, num_steps):
         window = slice(start, min(start + num_steps, width))

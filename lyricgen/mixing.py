@@ -18,7 +18,7 @@ import torch
 from lyricgen.models.base import State
 from lyricgen.models.charlm import CharLM
 from lyricgen.models.fast.stepper import Stepper
-from lyricgen.ngram import NGram
+from lyricgen.ngram import NGram, longest_in
 
 WEIGHTS = tuple(k / 10 for k in range(10))  # 0: the LSTM alone
 
@@ -91,8 +91,8 @@ class MixedStepper:
         return self.logits
 
     def _mix(self) -> None:
-        history = self.history.t()  # (N, n - 1)
-        w = self.weights[self.counts.longest(history)][:, None]  # (N, 1)
+        rows = self.counts.contexts(self.history.t())  # (N, n), looked up once per step
+        w = self.weights[longest_in(rows)][:, None]  # (N, 1)
         p_lstm = torch.softmax(self.stepper.logits.double(), -1)
-        p = (1 - w) * p_lstm + w * self.counts.distribution(history)
+        p = (1 - w) * p_lstm + w * self.counts.distribution_in(rows)
         self.mixed.t().copy_(p.log())

@@ -104,7 +104,10 @@ class NGram:
 
     def prob(self, history: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """p(target | history) for each row, (M,) float64."""
-        rows = self.contexts(history)
+        return self.prob_in(self.contexts(history), target)
+
+    def prob_in(self, rows: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """p(target | context) for contexts' `rows` (M, n) as `contexts` gives them, (M,)."""
         target = target.long()
         p = torch.full(target.shape, 1.0 / self.vocab_size, dtype=torch.float64,
                        device=target.device)
@@ -121,7 +124,10 @@ class NGram:
 
     def distribution(self, history: torch.Tensor) -> torch.Tensor:
         """p(. | history) for each row, (M, V) float64."""
-        rows = self.contexts(history)
+        return self.distribution_in(self.contexts(history))
+
+    def distribution_in(self, rows: torch.Tensor) -> torch.Tensor:
+        """p(. | context) for contexts' `rows` (M, n) as `contexts` gives them, (M, V)."""
         p = self.unigram.expand(rows.shape[0], -1)  # order 0 is the same for every row
         return self._interpolate(rows, p, range(1, self.order))
 
@@ -156,7 +162,12 @@ class NGram:
 
     def longest(self, history: torch.Tensor) -> torch.Tensor:
         """The length of the longest context seen in the training text, (M,) in [0, n - 1]."""
-        return (self.contexts(history) >= 0).sum(1) - 1
+        return longest_in(self.contexts(history))
+
+
+def longest_in(rows: torch.Tensor) -> torch.Tensor:
+    """`NGram.longest` for contexts' `rows` (M, n) as `contexts` gives them."""
+    return (rows >= 0).sum(1) - 1
 
 
 def histories(rows: torch.Tensor, order: int) -> torch.Tensor:
