@@ -18,8 +18,8 @@ from lyricgen.cli_options import (ConfigFile, Data, Newlines, MaxChars, ValFract
                                   EmbeddingDropout, TieWeights, Init, NgramOrder, NumSteps, BatchSize,
                                   Sampling, Optimizer, Lr, WeightDecay, Clip, Epochs, TimeLimit,
                                   LrSchedule, PlateauPatience, Patience, CacheEval, Seed, Device,
-                                  CudaGraphs, Out, PreviewEvery, Prefixes, JsonFlag, Overwrite,
-                                  Resume, TrainPrefixes, InitFrom, default)
+                                  CudaGraphs, Matmul, Out, PreviewEvery, Prefixes, JsonFlag,
+                                  Overwrite, Resume, TrainPrefixes, InitFrom, default)
 from lyricgen.cli_options import (CHECKPOINT, Acrostic, Candidates, Checkpoint, Greedy, Length,
                                   LineLength, Lines, NoCopy, NumSamples, RepetitionPenalty, Rhyme,
                                   RhymeWith, SampleBackend, SampleConfigFile, SampleDevice,
@@ -117,7 +117,8 @@ def train(
     clip: Clip = None, epochs: Epochs = None, time_limit: TimeLimit = None,
     lr_schedule: LrSchedule = None, plateau_patience: PlateauPatience = None,
     patience: Patience = None, cache_eval: CacheEval = None, seed: Seed = None,
-    device: Device = None, cuda_graphs: CudaGraphs = None, out: Out = None,
+    device: Device = None, cuda_graphs: CudaGraphs = None, matmul: Matmul = None,
+    out: Out = None,
     preview_every: PreviewEvery = None, prefix: TrainPrefixes = None,
     init_from: InitFrom = None, resume: Resume = False, overwrite: Overwrite = False,
 ) -> None:
@@ -150,7 +151,7 @@ def compare(
     clip: Clip = None, epochs: Epochs = None, time_limit: TimeLimit = None,
     lr_schedule: LrSchedule = None, plateau_patience: PlateauPatience = None,
     patience: Patience = None, cache_eval: CacheEval = None, seed: Seed = None,
-    device: Device = None, cuda_graphs: CudaGraphs = None,
+    device: Device = None, cuda_graphs: CudaGraphs = None, matmul: Matmul = None,
     out: Annotated[Optional[str], typer.Option(
         metavar="<folder>", help="Folder for the comparison; each backend's run goes into a "
                                  "subfolder." + default("checkpoints/compare"))] = None,

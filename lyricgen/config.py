@@ -55,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     cuda_graphs: bool = True  # on CUDA, record the training step once and replay it per batch
+    matmul: Literal["auto", "float32", "bfloat16"] = "auto"  # training/precision.py
     out: str = "checkpoints"
     preview_every: int = 0
     prefix: list[str] = field(default_factory=lambda: ["分开", "不分开"])

@@ -45,8 +45,9 @@ TINY = {"hidden_size": 32, "embedding_size": 16, "num_layers": 1, "dropout": 0.0
         "optimizer": "adam", "lr": 0.01, "weight_decay": 0.0, "lr_schedule": "none",
         "patience": 0, "cache_eval": False, "epochs": 2,
         # The suite's figures are CPU figures (exact resume, float32 tolerances, the C kernels'
-        # note), also on a machine with CUDA; benchmarks/gpu.py checks the CUDA path.
-        "device": "cpu"}
+        # note), also on a machine with CUDA; benchmarks/gpu.py checks the CUDA path. Float32
+        # products on every CPU, with AMX or without (test_precision.py tests the others).
+        "device": "cpu", "matmul": "float32"}
 
 
 def cli_args(options: dict) -> list[str]:

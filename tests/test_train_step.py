@@ -19,7 +19,7 @@ from lyricgen import checkpoint
 from lyricgen.commands.train import train as run_training
 from lyricgen.models.charlm import CharLM, ModelConfig
 from lyricgen.training.setup import restore_optimizer
-from lyricgen.training.step import GraphedStep, TrainStep
+from lyricgen.training.step import CrossEntropy, GraphedStep, TrainStep
 
 V, B, T = 11, 4, 6
 
@@ -152,3 +152,19 @@ def test_a_resumed_optimizer_keeps_this_run_s_capturable():
     restore_optimizer(after, before.state_dict())
     assert after.param_groups[0]["capturable"]
     assert after.state[model.weight]["step"].item() == 1
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-6)])
+def test_the_steps_cross_entropy_equals_torchs_in_value_and_gradient(dtype, tol):
+    gen = torch.Generator().manual_seed(0)
+    logits = (torch.randn(50, 13, generator=gen) * 4).to(dtype)
+    targets = torch.randint(0, 13, (50,), generator=gen)
+    values, grads = [], []
+    for loss_of in (CrossEntropy.apply, torch.nn.functional.cross_entropy):
+        x = logits.clone().requires_grad_()
+        loss = loss_of(x, targets)
+        (3 * loss).backward()  # an incoming gradient other than 1
+        values.append(loss.detach())
+        grads.append(x.grad)
+    assert torch.allclose(values[0], values[1], rtol=tol, atol=0)
+    assert torch.allclose(grads[0], grads[1], rtol=tol, atol=tol)

@@ -65,9 +65,12 @@ def run_comparison(cfg: Config, overwrite: bool, log: Log, progress_bar: bool, l
     lock.hold(out)
     # The time limit is for the whole comparison: half each.
     half = cfg.train.time_limit / 2 if cfg.train.time_limit else None
+    # The curves are compared to 4 digits: bfloat16 products only when asked for by name.
+    matmul = "float32" if cfg.train.matmul == "auto" else cfg.train.matmul
     for backend in BACKENDS:
         run_cfg = replace(cfg, model=replace(cfg.model, backend=backend),
-                          train=replace(cfg.train, out=str(out / backend), time_limit=half))
+                          train=replace(cfg.train, out=str(out / backend), time_limit=half,
+                                        matmul=matmul))
         log(f"--- {backend} ---")
         trainer = Trainer(set_up(run_cfg, corpus, log), out / backend, log=log,
                           progress_bar=progress_bar)

@@ -23,8 +23,8 @@ from lyricgen.training.reporting import Log
 from lyricgen.training.setup import set_up
 
 # What a resumed run may change; everything else must equal what the checkpoint has.
-RESUMABLE = {"epochs", "time_limit", "device", "cuda_graphs", "preview_every", "prefix",
-             "patience", "out", "data"}
+RESUMABLE = {"epochs", "time_limit", "device", "cuda_graphs", "matmul", "preview_every",
+             "prefix", "patience", "out", "data"}
 OUTPUTS = ("last.pt", "best.pt", "metrics.jsonl")
 
 

@@ -101,8 +101,10 @@ class CharLM(nn.Module):
         return self.rnn(x, state)
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
-        x = self.drop(features)
-        return self.head(x if self.proj is None else self.proj(x))
+        """(..., H) -> (..., V); as rows, so that the bias is added inside the matmul."""
+        x = self.drop(features).flatten(0, -2)
+        logits = self.head(x if self.proj is None else self.proj(x))
+        return logits.view(*features.shape[:-1], -1)
 
     def begin_state(self, batch_size: int) -> State:
         w = self.head.weight

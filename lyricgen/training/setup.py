@@ -18,6 +18,7 @@ from lyricgen.models import fast
 from lyricgen.mixing import Counts
 from lyricgen.models.charlm import CharLM
 from lyricgen.ngram import NGram
+from lyricgen.training import precision
 from lyricgen.training.distributed import World
 from lyricgen.training.step import CudaGraphs, GraphedStep, Log, TrainStep
 
@@ -97,7 +98,10 @@ def set_up(cfg: Config, corpus: Corpus, log: Log = print, world: World = World()
     if world.distributed:  # averages the gradients over the processes in backward
         stepped = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    step = TrainStep(stepped, optimizer, cfg.train.clip, onednn=onednn)
+    bfloat16, note = precision.choose(cfg.train.matmul, device)
+    if note:
+        log(note)
+    step = TrainStep(stepped, optimizer, cfg.train.clip, onednn=onednn, bfloat16=bfloat16)
     if graphs:
         step = GraphedStep(step, CudaGraphs(device), log)
     # The counts need held-out text to learn their weights; without it the LSTM is alone.

@@ -13,9 +13,10 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from lyricgen.models.base import State
+from lyricgen.training.precision import bfloat16_matmuls
 
 Log = Callable[[str], None]
 
@@ -23,26 +24,50 @@ Log = Callable[[str], None]
 class TrainStep:
     """The step as plain PyTorch: `step(X, Y, hidden) -> (loss, hidden)`.
 
-    `onednn=False` runs the forward pass with oneDNN off (torch.backends.mkldnn.enabled is
-    process-wide: so it is switched only around the step, by the one that owns the run).
+    `onednn=False` runs the forward pass with oneDNN off; `bfloat16` runs forward and backward
+    with the CPU's matmuls on bfloat16 inputs (precision.py). Both settings are process-wide:
+    so they are switched only around the step, by the one that owns the run.
     """
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, clip: float,
-                 onednn: bool = True):
+                 onednn: bool = True, bfloat16: bool = False):
         self.model, self.optimizer, self.clip, self.onednn = model, optimizer, clip, onednn
+        self.bfloat16 = bfloat16
         self.params = [q for q in model.parameters() if q.requires_grad]
 
     def __call__(self, X: torch.Tensor, Y: torch.Tensor, hidden: State | None
                  ) -> tuple[torch.Tensor, State]:
-        with nullcontext() if self.onednn else onednn_off():
-            logits, hidden = self.model(X, hidden)  # (B, T, V)
-        loss = F.cross_entropy(logits.flatten(0, 1), Y.flatten())
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with bfloat16_matmuls() if self.bfloat16 else nullcontext():
+            with nullcontext() if self.onednn else onednn_off():
+                logits, hidden = self.model(X, hidden)  # (B, T, V)
+            loss = CrossEntropy.apply(logits.flatten(0, 1), Y.flatten())
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         if self.clip:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip, foreach=True)
         self.optimizer.step()
         return loss.detach(), hidden
+
+
+class CrossEntropy(torch.autograd.Function):
+    """F.cross_entropy(logits (N, V), targets (N,)), the mean over rows, with its backward
+    written as softmax - one-hot in the buffer of the saved log-probabilities: one pass over
+    the (N, V) values each way, where F.cross_entropy's backward takes three (measured: 6% of
+    a CPU training step of the default model)."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        log_p = torch.log_softmax(logits, dim=1)
+        ctx.save_for_backward(log_p, targets)
+        return -log_p.gather(1, targets[:, None]).mean()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        log_p, targets = ctx.saved_tensors
+        d = log_p.exp_()  # the softmax, in place: the saved values are not needed again
+        d[torch.arange(len(targets), device=d.device), targets] -= 1
+        return d.mul_(grad / len(targets)), None
 
 
 @contextmanager
