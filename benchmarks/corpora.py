@@ -15,7 +15,9 @@ median epoch's training time (goal: at most a fifth).
 
 FLOP efficiency: the model's multiply-adds per character (embedding-fed LSTM and output
 layer; forward and backward count 3x the forward's 2 FLOP per multiply-add) times its median
-training tokens/s, over the rate of a 2048 x 2048 float32 matmul measured in the same run.
+training tokens/s, over the rate of a 2048 x 2048 float32 matmul measured in the same run;
+where training multiplied in bfloat16 (`--matmul auto` on a CPU with AMX), also over that
+matmul's rate with bfloat16 products.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
+from lyricgen.training import precision
 from common import DEFAULT_CORPUS, ROOT, median_speed, record
 from finetune import clean
 from quality import BASELINE
@@ -39,16 +43,16 @@ import synthetic
 OUT = ROOT / "benchmarks" / "out" / "corpora"
 
 
-def train(name: str, args: list[str], minutes: float) -> tuple[list[dict], str]:
-    """`lyricgen train ARGS --time-limit minutes` into OUT/name: its metrics rows and its sizing
-    line (or '-')."""
+def train(name: str, args: list[str], minutes: float) -> tuple[list[dict], str, bool]:
+    """`lyricgen train ARGS --time-limit minutes` into OUT/name: its metrics rows, its sizing
+    line (or '-'), and whether it multiplied in bfloat16."""
     out = OUT / name
     done = subprocess.run([sys.executable, "-m", "lyricgen", "train", *args, "--time-limit",
                            str(minutes), "--out", str(out), "--overwrite", "--preview-every",
                            "0"], check=True, capture_output=True, text=True)
     sizing = next((line for line in done.stdout.splitlines() if line.startswith("sized")), "-")
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return rows, sizing
+    return rows, sizing, "multiplies matrices in bfloat16" in done.stdout
 
 
 def best(rows: list[dict], key: str) -> float | None:
@@ -56,16 +60,23 @@ def best(rows: list[dict], key: str) -> float | None:
     return min(values) if values else None
 
 
-def matmul_rate(size: int = 2048, repeats: int = 5) -> float:
-    """FLOP/s of a large float32 matmul here (the best of `repeats`)."""
+def matmul_rate(bfloat16: bool = False, size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a large float32 matmul here (the best of `repeats`), with bfloat16 products
+    as training takes them with `bfloat16`."""
     a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
     times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
+    with precision.bfloat16_matmuls() if bfloat16 else nullcontext():
         a @ b
-        times.append(time.perf_counter() - began)
+        for _ in range(repeats):
+            began = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - began)
     return 2 * size ** 3 / min(times)
+
+
+def matmul_rates() -> dict[bool, float]:
+    """{bfloat16: FLOP/s}, float32 (False) always and bfloat16 (True) where this torch has it."""
+    return {b: matmul_rate(b) for b in (False, True) if not b or precision.supported()}
 
 
 def flops_per_char(vocab: int, hidden: int = 512, embedding: int = 512) -> float:
@@ -130,9 +141,9 @@ def main() -> None:
                 runs.append(("fortunes_baseline", "fortunes-zh", "plain 2 x 512 nn.LSTM", general,
                              [*BASELINE, "--ngram-order", "0"], lambda ppl: "-"))
         for name, corpus, run, path, extra, goal in runs:
-            rate_before = matmul_rate()
-            rows, sizing = train(name, ["--data", str(path), *extra], args.minutes)
-            rate = max(rate_before, matmul_rate())
+            before = matmul_rates()
+            rows, sizing, bfloat16 = train(name, ["--data", str(path), *extra], args.minutes)
+            rates = {b: max(r, before[b]) for b, r in matmul_rates().items()}
             plain = best(rows, "val_ppl_plain") or best(rows, "val_ppl")
             lstm = best(rows, "val_ppl_lstm")
             cache = best(rows, "val_ppl") if "val_ppl_plain" in rows[0] else None
@@ -141,10 +152,14 @@ def main() -> None:
             if run == "default":
                 speed = median_speed(rows)
                 flops = speed * flops_per_char(vocab_size(path))
-                efficiency.append(f"- {corpus}: {speed:,.0f} tokens/s x "
+                against = [f"the {'bfloat16' if b else 'float32'} matmul's "
+                           f"{rate / 1e9:.0f}: **{flops / rate:.0%}**"
+                           for b, rate in rates.items() if b <= bfloat16]
+                kind = "bfloat16" if bfloat16 else "float32"
+                efficiency.append(f"- {corpus} (training in {kind}): {speed:,.0f} tokens/s x "
                                   f"{flops_per_char(vocab_size(path)) / 1e6:.1f} MFLOP = "
-                                  f"{flops / 1e9:.1f} GFLOP/s against the matmul's "
-                                  f"{rate / 1e9:.1f}: **{flops / rate:.0%}** (goal 70%)")
+                                  f"{flops / 1e9:.1f} GFLOP/s, against {' and '.join(against)} "
+                                  "(goal 70%)")
     lines += ["", "Training FLOP efficiency of the default model (tokens/s: the median epoch "
               "after the first):", *efficiency]
     record("Corpora of several sizes (corpora.py)", "python benchmarks/corpora.py "

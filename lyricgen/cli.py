@@ -15,8 +15,9 @@ from typer.core import TyperGroup
 from lyricgen import __version__
 from lyricgen.cli_options import (ConfigFile, Data, Newlines, MaxChars, ValFraction, Backend,
                                   Input, EmbeddingSize, HiddenSize, NumLayers, Dropout,
-                                  EmbeddingDropout, TieWeights, Init, NgramOrder, NumSteps, BatchSize,
-                                  Sampling, Optimizer, Lr, WeightDecay, Clip, Epochs, TimeLimit,
+                                  EmbeddingDropout, TieWeights, Init, NgramOrder, NumSteps,
+                                  BatchSize, Sampling, Optimizer, Lr, WeightDecay, Clip, Epochs,
+                                  TimeLimit,
                                   LrSchedule, PlateauPatience, Patience, CacheEval, Seed, Device,
                                   CudaGraphs, Matmul, Out, PreviewEvery, Prefixes, JsonFlag,
                                   Overwrite, Resume, TrainPrefixes, InitFrom, default)
