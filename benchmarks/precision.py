@@ -42,10 +42,15 @@ def main() -> None:
             "data": str(args.corpus), "matmul": kind, "patience": 0, "preview_every": 0}),
             Path(tmp) / kind) for kind in KINDS}
         histories = {}
+        # Each trainer draws its dropout masks from its own copy of torch's random stream, as
+        # it would alone: then only the products differ.
+        streams = {kind: torch.get_rng_state() for kind in KINDS}
         for epoch in range(1, args.epochs + 1):  # alternated: drift hits both alike
             for kind, trainer in trainers.items():
+                torch.set_rng_state(streams[kind])
                 trainer.cfg.train.epochs = epoch
                 histories[kind] = trainer.run().history
+                streams[kind] = torch.get_rng_state()
         vocab = len(trainers["float32"].setup.corpus.vocab)
     lines = ["| epoch | float32: val ppl plain (LSTM alone) | bfloat16: val ppl plain "
              "(LSTM alone) | train ppl float32 / bfloat16 |", "|---|---|---|---|"]
