@@ -34,11 +34,12 @@ from pathlib import Path
 
 import torch
 
-from lyricgen.training import precision
 from common import DEFAULT_CORPUS, ROOT, median_speed, record
 from finetune import clean
 from quality import BASELINE
 import synthetic
+
+from lyricgen.training import precision
 
 OUT = ROOT / "benchmarks" / "out" / "corpora"
 

@@ -1,6 +1,7 @@
 """Training with float32 products against bfloat16 products (`--matmul`, training/precision.py)
-in one process: the default model on the lyrics (the settings the sizing rule keeps there), the two trainers alternated epoch by epoch
-from the same initial weights and batches, so that machine drift hits both alike.
+in one process: the default model on the lyrics (the settings the sizing rule keeps there),
+the two trainers alternated epoch by epoch from the same initial weights and batches, so that
+machine drift hits both alike.
 
     python benchmarks/precision.py [--corpus ZIP] [--epochs 12]
 

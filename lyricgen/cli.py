@@ -17,10 +17,9 @@ from lyricgen.cli_options import (ConfigFile, Data, Newlines, MaxChars, ValFract
                                   Input, EmbeddingSize, HiddenSize, NumLayers, Dropout,
                                   EmbeddingDropout, TieWeights, Init, NgramOrder, NumSteps,
                                   BatchSize, Sampling, Optimizer, Lr, WeightDecay, Clip, Epochs,
-                                  TimeLimit,
-                                  LrSchedule, PlateauPatience, Patience, CacheEval, Seed, Device,
-                                  CudaGraphs, Matmul, Out, PreviewEvery, Prefixes, JsonFlag,
-                                  Overwrite, Resume, TrainPrefixes, InitFrom, default)
+                                  TimeLimit, LrSchedule, PlateauPatience, Patience, CacheEval,
+                                  Seed, Device, CudaGraphs, Matmul, Out, PreviewEvery, Prefixes,
+                                  JsonFlag, Overwrite, Resume, TrainPrefixes, InitFrom, default)
 from lyricgen.cli_options import (CHECKPOINT, Acrostic, Candidates, Checkpoint, Greedy, Length,
                                   LineLength, Lines, NoCopy, NumSamples, RepetitionPenalty, Rhyme,
                                   RhymeWith, SampleBackend, SampleConfigFile, SampleDevice,

@@ -112,7 +112,7 @@ CudaGraphs = Annotated[Optional[bool], typer.Option(
          "models." + flag_default("cuda-graphs", T.cuda_graphs))]
 Matmul = Annotated[Optional[Literal["auto", "float32", "bfloat16"]], typer.Option(
     help="How training multiplies matrices on the CPU: float32, or bfloat16 inputs with float32 "
-         "sums (about 1.8x faster training on CPUs with AMX, products rounded to ~0.3%); auto "
+         "sums (about 1.8x faster training on CPUs with AMX, inputs rounded to ~0.3%); auto "
          "takes bfloat16 where the CPU has AMX (compare: float32). Validation and sampling "
          "always use float32."
          + default(T.matmul))]

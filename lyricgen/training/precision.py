@@ -12,12 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
-
 import torch
-
-Matmul = Literal["auto", "float32", "bfloat16"]
-
 
 def supported() -> bool:
     """This torch lets float32 matmuls on the CPU round their inputs to bfloat16."""
@@ -30,9 +25,9 @@ def has_amx() -> bool:
     return bool(check and check())
 
 
-def choose(choice: Matmul, device: torch.device) -> tuple[bool, str | None]:
-    """(multiply in bfloat16, a note to print or None) for `choice` on `device`: auto means
-    bfloat16 on a CPU with AMX, where it is much faster, else float32."""
+def choose(choice: str, device: torch.device) -> tuple[bool, str | None]:
+    """(multiply in bfloat16, a note to print or None) for `choice` (TrainConfig.matmul: auto,
+    float32 or bfloat16) on `device`: auto means bfloat16 on a CPU with AMX, else float32."""
     if choice == "float32":
         return False, None
     if device.type != "cpu":
