@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import replace
 
 import pytest
@@ -14,6 +15,7 @@ from lyricgen.commands.train import train
 from lyricgen.config import Config, DataConfig, TrainConfig
 from lyricgen.corpus import load_corpus
 from lyricgen.models.charlm import ModelConfig
+from lyricgen.training.setup import set_up
 
 SIZED = {"dropout", "embedding_dropout", "weight_decay"}
 # Wide enough that the generated text is little for its weights (the rule's middle range).
@@ -73,10 +75,31 @@ def test_a_time_limit_counts_the_passes_at_the_measured_speed(corpus):
     assert f"about {passes:.1f} passes" in line and "400 characters/s" in line
 
 
-def test_the_speed_is_measured_on_the_model_itself(corpus):
+def test_the_speed_is_that_of_the_runs_own_steps_after_the_warm_up(corpus, monkeypatch):
+    """The probe sets the run up as training would (its model without the counts, its batch
+    shape), leaves the warm-up steps out of the timing, and divides characters by seconds: here
+    each warm-up step takes 0.3 s and each timed one 0.05 s, so 32 characters a step give
+    640 characters/s."""
     cfg = Config(model=ModelConfig(hidden_size=16, embedding_size=8),
                  train=TrainConfig(batch_size=4, num_steps=8, device="cpu"))
-    assert sizing.measure_speed(cfg, corpus) > 0
+    probed, shapes = [], []
+
+    def timed_set_up(probe, corpus, log):
+        setup = set_up(probe, corpus, log=log)
+        probed.append(probe)
+
+        def step(X, Y, hidden):
+            shapes.append(tuple(X.shape))
+            setup.step(X, Y, hidden)  # the real step runs too
+            time.sleep(0.3 if len(shapes) <= sizing.WARM_UP_STEPS else 0.05)
+        return replace(setup, step=step)
+
+    monkeypatch.setattr(sizing, "set_up", timed_set_up)
+    speed = sizing.measure_speed(cfg, corpus)
+    assert [p.model.ngram_order for p in probed] == [0]
+    assert probed[0].model.hidden_size == 16 and set(shapes) == {(4, 8)}
+    assert 2 <= len(shapes) - sizing.WARM_UP_STEPS <= 10
+    assert 32 / 0.05 * 0.8 < speed <= 32 / 0.05
 
 
 def test_train_prints_its_choice_and_trains_with_it(tmp_path):
