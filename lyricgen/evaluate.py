@@ -19,6 +19,7 @@ already seen, so the cache learns its own settings as it reads.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -29,8 +30,9 @@ from lyricgen.models.charlm import CharLM
 from lyricgen.ngram import NGram, histories, longest_in
 
 CACHE_WINDOW = 4096
-ROW_CHARS = 16_384  # the targets each row scores (overlapping_rows)
+ROW_CHARS = 1024  # about the targets each row scores (lstm_rows)
 WARM = 256  # the characters each row reads before them, for its state
+GROUP_ROWS = 32  # rows the LSTM reads side by side
 
 THETAS = (5.0, 10.0, 20.0, 40.0)  # each twice the one before (CacheMixture.read uses it)
 LAMBDAS = (0.1, 0.25, 0.5)
@@ -48,57 +50,79 @@ class Evaluation:
 def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = False,
              counts: NGram | None = None) -> Evaluation:
     """Every position after the stream's first is predicted once, with the state carried
-    through the stream; rows of it are read side by side (`overlapping_rows`). With `counts`,
-    the model is the LSTM mixed with them (mixing.py)."""
+    through the stream: the LSTM reads it in rows side by side (`lstm_rows`), and its outputs,
+    put back in the stream's order, are scored as one stream, in windows of `num_steps`, where
+    the counts (mixing.py) and the cache learn their weights as they read."""
     device = model.head.weight.device
-    rows, scored = (t.to(device) for t in overlapping_rows(ids.long(), ROW_CHARS, WARM))
-    R, width = scored.shape
-    was_training = model.training
-    model.eval()
+    ids = ids.long()
     total = torch.zeros((), dtype=torch.float64, device=device)
     lstm_total = torch.zeros((), dtype=torch.float64, device=device)
-    cache_mixture = CacheMixture(R, device) if cache else None
-    if counts is not None:  # the counts' p(y) and level at every target of the rows (R, W)
-        count_mixture = CountMixture(R, counts.order, device)
-        contexts = counts.contexts(histories(rows, counts.order).flatten(0, 1))  # (R W, n)
-        p_counts = counts.prob_in(contexts, rows[:, 1:].reshape(-1)).view(R, -1)
-        levels = longest_in(contexts).view(R, -1)
-    state = None
-    for start in range(0, width, num_steps):
-        window = slice(start, min(start + num_steps, width))
-        X, Y, mask = rows[:, window], rows[:, start + 1: window.stop + 1], scored[:, window]
-        features, state = model.features(X, state)  # (R, T, H)
-        logits = model.logits(features)  # (R, T, V)
-        logp = torch.log_softmax(logits, -1, dtype=_at_least_float32(logits.dtype))
-        logp_y = logp.gather(2, Y.unsqueeze(-1)).squeeze(-1)  # (R, T)
-        if counts is not None:
-            lstm_total -= logp_y[mask].sum()
-            logp_y = count_mixture.read(logp_y, p_counts[:, window], levels[:, window],
-                                        mask)
-        total -= logp_y[mask].sum()
-        if cache_mixture is not None:
-            cache_mixture.read(features, Y, logp_y, mask)
-    model.train(was_training)
-    count = int(scored.sum())
-    evaluation = Evaluation(total.item() / count)
+    cache_mixture = CacheMixture(1, device) if cache else None
+    if counts is not None:  # the counts' p(y) and level at every target of the stream (1, N)
+        count_mixture = CountMixture(1, counts.order, device)
+        stream = ids[None].to(device)
+        contexts = counts.contexts(histories(stream, counts.order).flatten(0, 1))  # (N, n)
+        p_counts = counts.prob_in(contexts, stream[0, 1:])[None]
+        levels = longest_in(contexts)[None]
+    done = 0  # the targets scored so far
+    for features, logp_y, y in lstm_rows(model, ids, num_steps):  # (1, S, H), (1, S), (1, S)
+        for start in range(0, y.shape[1], num_steps):
+            window = slice(start, start + num_steps)
+            lp, scored = logp_y[:, window], torch.ones_like(y[:, window], dtype=torch.bool)
+            if counts is not None:
+                lstm_total -= lp.sum()
+                at = slice(done + start, done + start + lp.shape[1])
+                lp = count_mixture.read(lp, p_counts[:, at], levels[:, at], scored)
+            total -= lp.sum()
+            if cache_mixture is not None:
+                cache_mixture.read(features[:, window], y[:, window], lp, scored)
+        done += y.shape[1]
+    evaluation = Evaluation(total.item() / done)
     if cache_mixture is not None:
-        evaluation.cache_loss = cache_mixture.loss / count
+        evaluation.cache_loss = cache_mixture.loss / done
     if counts is not None:
-        evaluation.lstm_loss = lstm_total.item() / count
+        evaluation.lstm_loss = lstm_total.item() / done
         evaluation.count_weights = count_mixture.weights()
     return evaluation
 
 
+def lstm_rows(model: CharLM, ids: torch.Tensor, num_steps: int
+              ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The LSTM's outputs (1, S, H), log p(target) (1, S) and targets (1, S) over the stream,
+    a part of it at a time in its order: the rows of `overlapping_rows`, GROUP_ROWS of them
+    side by side (a batch of rows runs the LSTM several times faster per character than one
+    long row, whose every step reads all of W_hh for one character)."""
+    device = model.head.weight.device
+    # Rows of a whole number of windows: the stream's windows never straddle two parts.
+    rows, scored = overlapping_rows(ids, num_steps * -(-ROW_CHARS // num_steps), WARM)
+    was_training = model.training
+    model.eval()
+    for first in range(0, len(rows), GROUP_ROWS):
+        group = rows[first: first + GROUP_ROWS].to(device)
+        mine = scored[first: first + GROUP_ROWS].to(device)
+        outputs, logps, state = [], [], None
+        width = mine.shape[1]
+        for start in range(0, width, num_steps):
+            end = min(start + num_steps, width)
+            X, Y = group[:, start: end], group[:, start + 1: end + 1]
+            features, state = model.features(X, state)  # (G, T, H)
+            logp = torch.log_softmax(model.logits(features), -1,
+                                     dtype=_at_least_float32(features.dtype))
+            outputs.append(features)
+            logps.append(logp.gather(2, Y.unsqueeze(-1)).squeeze(-1))  # (G, T)
+        # Row-major, the scored positions of consecutive rows are the stream's own order.
+        yield (torch.cat(outputs, 1)[mine][None], torch.cat(logps, 1)[mine][None],
+               group[:, 1:][mine][None])
+    model.train(was_training)
+
+
 def overlapping_rows(ids: torch.Tensor, length: int, warm: int
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The stream as rows to read side by side (a batch runs the LSTM about twice as fast per
-    character as one long row): row r scores the targets 1 + r L .. (r + 1) L of the stream
-    (L = `length`) after reading the `warm` characters before them, which bring its state to
-    what one long row would have there (the LSTM alone scores the same to 4 digits). Each row
-    has its own cache and its own mixtures, which start afresh at its start (on a 30,000-
-    character held-out text in two rows the figures moved by 0.04%; benchmarks/RESULTS.md).
-    The rows' ids (R, W + 1), padded with 0 at the end, and which of each row's W targets it
-    scores (R, W)."""
+    """The stream as rows to read side by side: row r scores the targets 1 + r L .. (r + 1) L
+    of the stream (L = `length`) after reading the `warm` characters before them, which bring
+    its state to what one long row would have there (the LSTM alone scores the same to 4
+    digits; benchmarks/RESULTS.md). The rows' ids (R, W + 1), padded with 0 at the end, and
+    which of each row's W targets it scores (R, W)."""
     n = len(ids) - 1  # targets
     R = max(1, -(-n // length))
     starts = (torch.arange(R) * length - warm).clamp(min=0)  # each row's first id

@@ -72,6 +72,7 @@ def test_the_rows_score_every_target_once_each_after_its_warm_up(n, length, warm
 def test_rows_read_side_by_side_score_what_each_row_read_alone_scores(monkeypatch):
     monkeypatch.setattr(evaluation, "ROW_CHARS", 40)
     monkeypatch.setattr(evaluation, "WARM", 6)
+    monkeypatch.setattr(evaluation, "GROUP_ROWS", 3)  # two parts: rows 0-2, then row 3
     lm = model()
     ids = torch.randint(0, V, (150,), generator=torch.Generator().manual_seed(4))
     losses = []
@@ -82,7 +83,7 @@ def test_rows_read_side_by_side_score_what_each_row_read_alone_scores(monkeypatc
             losses.append(F.cross_entropy(logits, ids[first + 1: end],
                                           reduction="none")[40 * r - first:])
     expected = torch.cat(losses).mean().item()
-    assert evaluation.evaluate(lm, ids, num_steps=7).loss == pytest.approx(expected, rel=1e-9)
+    assert evaluation.evaluate(lm, ids, num_steps=8).loss == pytest.approx(expected, rel=1e-9)
 
 
 def test_cache_loss_matches_its_definition(monkeypatch):
@@ -97,6 +98,33 @@ def test_cache_loss_matches_its_definition(monkeypatch):
     logp_y = [logp[t, y[t]].item() for t in range(len(y))]
     expected = naive_cache_loss(h[0], logp_y, y, num_steps=5, window=9)
     result = evaluation.evaluate(lm, ids, num_steps=5, cache=True)
+    assert result.cache_loss == pytest.approx(expected, rel=1e-9)
+
+
+def test_rows_are_put_back_in_order_and_scored_as_one_stream(monkeypatch):
+    """The LSTM reads rows of 12 (after 4 of warm-up), 2 side by side; the counts and the cache
+    then read its outputs as one stream: the cache as its definition says, over the outputs
+    each target's row gave."""
+    monkeypatch.setattr(evaluation, "ROW_CHARS", 12)
+    monkeypatch.setattr(evaluation, "WARM", 4)
+    monkeypatch.setattr(evaluation, "GROUP_ROWS", 2)
+    monkeypatch.setattr(evaluation, "CACHE_WINDOW", 9)
+    lm = model()
+    gen = torch.Generator().manual_seed(5)
+    ids = torch.cat([torch.randint(0, V, (20,), generator=gen)] * 3)[:50]
+    h, logp_y = [], []
+    with torch.no_grad():
+        for r in range(5):  # row r: targets 1 + 12 r .. 12 (r + 1), read from 4 before them
+            first, end = max(0, 12 * r - 4), min(12 * r + 13, 50)
+            features, _ = lm.features(ids[None, first: end - 1])
+            logp = torch.log_softmax(lm.logits(features), -1)[0]
+            skip = 12 * r - first
+            h.append(features[0, skip:])
+            logp_y += [logp[t, ids[first + t + 1]].item() for t in range(skip, end - 1 - first)]
+    y = ids[1:].tolist()
+    expected = naive_cache_loss(torch.cat(h), logp_y, y, num_steps=4, window=9)
+    result = evaluation.evaluate(lm, ids, num_steps=4, cache=True)
+    assert result.loss == pytest.approx(-sum(logp_y) / len(y), rel=1e-9)
     assert result.cache_loss == pytest.approx(expected, rel=1e-9)
 
 
