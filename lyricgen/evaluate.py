@@ -106,10 +106,14 @@ def lstm_rows(model: CharLM, ids: torch.Tensor, num_steps: int
             end = min(start + num_steps, width)
             X, Y = group[:, start: end], group[:, start + 1: end + 1]
             features, state = model.features(X, state)  # (G, T, H)
-            logp = torch.log_softmax(model.logits(features), -1,
-                                     dtype=_at_least_float32(features.dtype))
+            # The output layer only where a target is scored (not in warm-ups and padding).
+            keep = mine[:, start: end]
+            logp = torch.log_softmax(model.logits(features[keep]), -1,
+                                     dtype=_at_least_float32(features.dtype))  # (kept, V)
+            logp_y = logp.new_zeros(keep.shape)
+            logp_y[keep] = logp.gather(1, Y[keep].unsqueeze(-1)).squeeze(-1)
             outputs.append(features)
-            logps.append(logp.gather(2, Y.unsqueeze(-1)).squeeze(-1))  # (G, T)
+            logps.append(logp_y)  # (G, T)
         # Row-major, the scored positions of consecutive rows are the stream's own order.
         yield (torch.cat(outputs, 1)[mine][None], torch.cat(logps, 1)[mine][None],
                group[:, 1:][mine][None])
@@ -152,8 +156,11 @@ class CacheMixture:
         num_experts = len(THETAS) * len(LAMBDAS) + 1  # expert 0: the model alone
         self.log_evidence = torch.full((num_experts, rows), -math.log(num_experts),
                                        dtype=torch.float64, device=device)
-        self.keys: torch.Tensor | None = None  # (R, M, H) unit vectors
-        self.values: torch.Tensor | None = None  # (R, M) the character after each key
+        # The memory: a ring of CACHE_WINDOW slots (order does not matter: every position sees
+        # all of it), filled with unit vectors (R, CACHE_WINDOW, H) and the next characters.
+        self.keys: torch.Tensor | None = None
+        self.values: torch.Tensor | None = None
+        self.filled, self.next = 0, 0  # slots in use; the slot the next position goes to
         self.loss = 0.0
 
     def read(self, h: torch.Tensor, y: torch.Tensor, logp_y: torch.Tensor,
@@ -161,12 +168,14 @@ class CacheMixture:
         """Score the window's targets `y` (R, T) given the model's log p(y) and outputs `h`
         (those in `scored` count; the others only join the memory), then remember the
         window."""
-        R, T, _ = h.shape
+        R, T, H = h.shape
         h = F.normalize(h.to(_at_least_float32(h.dtype)), dim=-1)
-        keys = h if self.keys is None else torch.cat([self.keys, h], dim=1)  # (R, M + T, H)
-        values = y if self.values is None else torch.cat([self.values, y], dim=1)
-        M = keys.shape[1] - T
-        cos = h @ keys.transpose(1, 2)  # (R, T, M + T)
+        if self.keys is None:
+            self.keys, self.values = h.new_zeros(R, CACHE_WINDOW, H), y.new_zeros(R, CACHE_WINDOW)
+        M = self.filled
+        # The keys: the memory's M, then the window's T. (R, T, M + T)
+        cos = torch.cat([h @ self.keys[:, :M].transpose(1, 2), h @ h.transpose(1, 2)], dim=2)
+        values = torch.cat([self.values[:, :M], y], dim=1)  # (R, M + T)
         # Position t may use keys up to its own predecessor (their next character is seen).
         steps = torch.arange(T, device=h.device)
         seen = torch.arange(M + T, device=h.device) < (M + steps)[:, None]  # (T, M + T)
@@ -174,15 +183,16 @@ class CacheMixture:
         # softmax(theta cos) over the seen keys, for each theta: weights exp(theta (cos - 1))
         # (cos <= 1: no overflow; >= e^(-2 theta): none vanish in float32), computed once for
         # the first theta and squared for each next, THETAS doubling.
-        weights = torch.exp(THETAS[0] * (cos - 1)) * seen  # (R, T, M + T)
+        weights = cos.sub_(1).mul_(THETAS[0]).exp_().mul_(seen)  # (R, T, M + T), in place
+        hit = hit.to(weights.dtype)
         p_cache, tiny = [], torch.finfo(weights.dtype).tiny
         for k in range(len(THETAS)):
             if k:
-                weights = weights * weights
-            p_cache.append((weights * hit).sum(-1) / weights.sum(-1).clamp(min=tiny))
+                weights.mul_(weights)
+            p_cache.append(torch.linalg.vecdot(weights, hit) / weights.sum(-1).clamp(min=tiny))
         p_cache = torch.stack(p_cache).double()  # (thetas, R, T); 0 with no memory yet
         p_cache = p_cache.repeat_interleave(len(LAMBDAS), dim=0)  # (K - 1, R, T)
-        lam = self.lambdas.repeat(len(THETAS))[:, None, None] * seen.any(-1)  # no memory yet:
+        lam = self.lambdas.repeat(len(THETAS))[:, None, None] * (M + steps > 0)  # no memory yet:
         p_model = logp_y.double().exp()  # the model alone
         log_p = torch.cat([logp_y.double().unsqueeze(0),
                            torch.log((1 - lam) * p_model + lam * p_cache)])  # (K, R, T)
@@ -192,7 +202,11 @@ class CacheMixture:
         log_mix = torch.logsumexp(before + log_p, 0) - torch.logsumexp(before, 0)
         self.loss -= log_mix[scored].sum().item()
         self.log_evidence += log_p.sum(-1)
-        self.keys, self.values = keys[:, -CACHE_WINDOW:], values[:, -CACHE_WINDOW:]
+        # The window joins the memory in the oldest slots (its last CACHE_WINDOW positions).
+        keep = min(T, CACHE_WINDOW)
+        slots = (self.next + torch.arange(keep, device=h.device)) % CACHE_WINDOW
+        self.keys[:, slots], self.values[:, slots] = h[:, T - keep:], y[:, T - keep:]
+        self.next, self.filled = (self.next + keep) % CACHE_WINDOW, min(M + keep, CACHE_WINDOW)
 
 
 def perplexity(loss: float) -> float:

@@ -104,7 +104,7 @@ class CharLM(nn.Module):
         """(..., H) -> (..., V); as rows, so that the bias is added inside the matmul."""
         x = self.drop(features).flatten(0, -2)
         logits = self.head(x if self.proj is None else self.proj(x))
-        return logits.view(*features.shape[:-1], -1)
+        return logits.view(*features.shape[:-1], logits.shape[-1])
 
     def begin_state(self, batch_size: int) -> State:
         w = self.head.weight
