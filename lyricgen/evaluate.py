@@ -90,8 +90,8 @@ def lstm_rows(model: CharLM, ids: torch.Tensor, num_steps: int
               ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """The LSTM's outputs (1, S, H), log p(target) (1, S) and targets (1, S) over the stream,
     a part of it at a time in its order: the rows of `overlapping_rows`, GROUP_ROWS of them
-    side by side (a batch of rows runs the LSTM several times faster per character than one
-    long row, whose every step reads all of W_hh for one character)."""
+    side by side (faster per character than one long row, whose every step reads all of W_hh
+    for one character)."""
     device = model.head.weight.device
     # Rows of a whole number of windows: the stream's windows never straddle two parts.
     rows, scored = overlapping_rows(ids, num_steps * -(-ROW_CHARS // num_steps), WARM)
