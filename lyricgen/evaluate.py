@@ -65,7 +65,7 @@ def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = Fal
         p_counts = counts.prob_in(contexts, stream[0, 1:])[None]
         levels = longest_in(contexts)[None]
     done = 0  # the targets scored so far
-    for features, logp_y, y in lstm_rows(model, ids, num_steps):  # (1, S, H), (1, S), (1, S)
+    for features, logp_y, y in lstm_rows(model, ids, num_steps, cache):  # (1, S, H), (1, S) x 2
         for start in range(0, y.shape[1], num_steps):
             window = slice(start, start + num_steps)
             lp, scored = logp_y[:, window], torch.ones_like(y[:, window], dtype=torch.bool)
@@ -86,12 +86,12 @@ def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = Fal
     return evaluation
 
 
-def lstm_rows(model: CharLM, ids: torch.Tensor, num_steps: int
-              ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """The LSTM's outputs (1, S, H), log p(target) (1, S) and targets (1, S) over the stream,
-    a part of it at a time in its order: the rows of `overlapping_rows`, GROUP_ROWS of them
-    side by side (faster per character than one long row, whose every step reads all of W_hh
-    for one character)."""
+def lstm_rows(model: CharLM, ids: torch.Tensor, num_steps: int, outputs_too: bool
+              ) -> Iterator[tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]]:
+    """The LSTM's outputs (1, S, H) (with `outputs_too`, else None), log p(target) (1, S) and
+    targets (1, S) over the stream, a part of it at a time in its order: the rows of
+    `overlapping_rows`, GROUP_ROWS of them side by side (faster per character than one long
+    row, whose every step reads all of W_hh for one character)."""
     device = model.head.weight.device
     # Rows of a whole number of windows: the stream's windows never straddle two parts.
     rows, scored = overlapping_rows(ids, num_steps * -(-ROW_CHARS // num_steps), WARM)
@@ -112,11 +112,12 @@ def lstm_rows(model: CharLM, ids: torch.Tensor, num_steps: int
                                      dtype=_at_least_float32(features.dtype))  # (kept, V)
             logp_y = logp.new_zeros(keep.shape)
             logp_y[keep] = logp.gather(1, Y[keep].unsqueeze(-1)).squeeze(-1)
-            outputs.append(features)
+            if outputs_too:
+                outputs.append(features)
             logps.append(logp_y)  # (G, T)
         # Row-major, the scored positions of consecutive rows are the stream's own order.
-        yield (torch.cat(outputs, 1)[mine][None], torch.cat(logps, 1)[mine][None],
-               group[:, 1:][mine][None])
+        yield (torch.cat(outputs, 1)[mine][None] if outputs_too else None,
+               torch.cat(logps, 1)[mine][None], group[:, 1:][mine][None])
     model.train(was_training)
 
 
