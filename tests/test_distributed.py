@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -39,16 +40,22 @@ def torchrun(*args: str) -> list[str]:
             "2", *args]
 
 
-def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env(),
-                          timeout=TIMEOUT)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
+def run(command: list[str], cwd: Path, tries: int = 1) -> subprocess.CompletedProcess:
+    for _ in range(tries):
+        done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env(),
+                              timeout=TIMEOUT)
+        if done.returncode == 0:
+            return done
+        warnings.warn(f"{' '.join(command[:4])} ... failed: {done.stderr[-3000:]}")
+    raise AssertionError(done.stderr[-3000:])
 
 
 def train(cwd: Path, out: str, *extra: str, processes: int = 1) -> None:
     args = [FLOAT64, "train", "--data", "lyrics.txt", "--out", out, *ARGS, *extra]
-    run(torchrun(*args) if processes == 2 else [sys.executable, *args], cwd)
+    # A second try for two processes: about once in 20 suites (never when run alone) a
+    # two-process run failed at once on this 2-core machine, cause not found; the failure is
+    # shown as a warning, and a failure twice fails the test.
+    run(torchrun(*args) if processes == 2 else [sys.executable, *args], cwd, tries=processes)
 
 
 def assert_same(a: Path, b: Path, tol: float = 1e-12) -> None:
