@@ -68,14 +68,15 @@ def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = Fal
     for features, logp_y, y in lstm_rows(model, ids, num_steps, cache):  # (1, S, H), (1, S) x 2
         for start in range(0, y.shape[1], num_steps):
             window = slice(start, start + num_steps)
-            lp, scored = logp_y[:, window], torch.ones_like(y[:, window], dtype=torch.bool)
+            lp = logp_y[:, window]
             if counts is not None:
                 lstm_total -= lp.sum()
                 at = slice(done + start, done + start + lp.shape[1])
-                lp = count_mixture.read(lp, p_counts[:, at], levels[:, at], scored)
+                lp = count_mixture.read(lp, p_counts[:, at], levels[:, at],
+                                        torch.ones_like(lp, dtype=torch.bool))  # all scored
             total -= lp.sum()
             if cache_mixture is not None:
-                cache_mixture.read(features[:, window], y[:, window], lp, scored)
+                cache_mixture.read(features[:, window], y[:, window], lp)
         done += y.shape[1]
     evaluation = Evaluation(total.item() / done)
     if cache_mixture is not None:
@@ -164,11 +165,9 @@ class CacheMixture:
         self.filled, self.next = 0, 0  # slots in use; the slot the next position goes to
         self.loss = 0.0
 
-    def read(self, h: torch.Tensor, y: torch.Tensor, logp_y: torch.Tensor,
-             scored: torch.Tensor) -> None:
-        """Score the window's targets `y` (R, T) given the model's log p(y) and outputs `h`
-        (those in `scored` count; the others only join the memory), then remember the
-        window."""
+    def read(self, h: torch.Tensor, y: torch.Tensor, logp_y: torch.Tensor) -> None:
+        """Score the window's targets `y` (R, T) given the model's log p(y) and outputs `h`,
+        then remember the window."""
         R, T, H = h.shape
         h = F.normalize(h.to(_at_least_float32(h.dtype)), dim=-1)
         if self.keys is None:
@@ -197,11 +196,10 @@ class CacheMixture:
         p_model = logp_y.double().exp()  # the model alone
         log_p = torch.cat([logp_y.double().unsqueeze(0),
                            torch.log((1 - lam) * p_model + lam * p_cache)])  # (K, R, T)
-        log_p = torch.where(scored, log_p, 0.0)  # the targets not scored are no evidence
         # Each expert's weight at step t: its prior times its likelihood of everything before t.
         before = self.log_evidence.unsqueeze(-1) + log_p.cumsum(-1) - log_p  # (K, R, T)
         log_mix = torch.logsumexp(before + log_p, 0) - torch.logsumexp(before, 0)
-        self.loss -= log_mix[scored].sum().item()
+        self.loss -= log_mix.sum().item()
         self.log_evidence += log_p.sum(-1)
         # The window joins the memory in the oldest slots (its last CACHE_WINDOW positions).
         keep = min(T, CACHE_WINDOW)
