@@ -33,6 +33,7 @@ CACHE_WINDOW = 4096
 ROW_CHARS = 1024  # about the targets each row scores (lstm_rows)
 WARM = 256  # the characters each row reads before them, for its state
 GROUP_ROWS = 32  # rows the LSTM reads side by side
+CACHE_BLOCK = 256  # about the positions the cache reads at once (whole windows)
 
 THETAS = (5.0, 10.0, 20.0, 40.0)  # each twice the one before (CacheMixture.read uses it)
 LAMBDAS = (0.1, 0.25, 0.5)
@@ -66,17 +67,21 @@ def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = Fal
         levels = longest_in(contexts)[None]
     done = 0  # the targets scored so far
     for features, logp_y, y in lstm_rows(model, ids, num_steps, cache):  # (1, S, H), (1, S) x 2
+        mixed = []
         for start in range(0, y.shape[1], num_steps):
-            window = slice(start, start + num_steps)
-            lp = logp_y[:, window]
+            lp = logp_y[:, start: start + num_steps]
             if counts is not None:
                 lstm_total -= lp.sum()
                 at = slice(done + start, done + start + lp.shape[1])
                 lp = count_mixture.read(lp, p_counts[:, at], levels[:, at],
                                         torch.ones_like(lp, dtype=torch.bool))  # all scored
             total -= lp.sum()
-            if cache_mixture is not None:
-                cache_mixture.read(features[:, window], y[:, window], lp)
+            mixed.append(lp)
+        if cache_mixture is not None:  # a few windows at a time: larger products run faster
+            lp, block = torch.cat(mixed, 1), num_steps * max(1, CACHE_BLOCK // num_steps)
+            for start in range(0, y.shape[1], block):
+                part = slice(start, start + block)
+                cache_mixture.read(features[:, part], y[:, part], lp[:, part], num_steps)
         done += y.shape[1]
     evaluation = Evaluation(total.item() / done)
     if cache_mixture is not None:
@@ -98,6 +103,7 @@ def lstm_rows(model: CharLM, ids: torch.Tensor, num_steps: int, outputs_too: boo
     rows, scored = overlapping_rows(ids, num_steps * -(-ROW_CHARS // num_steps), WARM)
     was_training = model.training
     model.eval()
+    projection = model.input_projection()
     for first in range(0, len(rows), GROUP_ROWS):
         group = rows[first: first + GROUP_ROWS].to(device)
         mine = scored[first: first + GROUP_ROWS].to(device)
@@ -106,7 +112,7 @@ def lstm_rows(model: CharLM, ids: torch.Tensor, num_steps: int, outputs_too: boo
         for start in range(0, width, num_steps):
             end = min(start + num_steps, width)
             X, Y = group[:, start: end], group[:, start + 1: end + 1]
-            features, state = model.features(X, state)  # (G, T, H)
+            features, state = model.features(X, state, projection)  # (G, T, H)
             # The output layer only where a target is scored (not in warm-ups and padding).
             keep = mine[:, start: end]
             logp = torch.log_softmax(model.logits(features[keep]), -1,
@@ -158,33 +164,32 @@ class CacheMixture:
         num_experts = len(THETAS) * len(LAMBDAS) + 1  # expert 0: the model alone
         self.log_evidence = torch.full((num_experts, rows), -math.log(num_experts),
                                        dtype=torch.float64, device=device)
-        # The memory: a ring of CACHE_WINDOW slots (order does not matter: every position sees
-        # all of it), filled with unit vectors (R, CACHE_WINDOW, H) and the next characters.
+        # The memory: unit vectors h_i (R, slots, H) and the characters after them (R, slots),
+        # in the stream's order; slots [start, end) in use. Older ones are dropped by moving
+        # the last CACHE_WINDOW to the front when a block would not fit.
         self.keys: torch.Tensor | None = None
         self.values: torch.Tensor | None = None
-        self.filled, self.next = 0, 0  # slots in use; the slot the next position goes to
+        self.start = self.end = 0
         self.loss = 0.0
+        self._unseen_for, self._unseen = None, None  # the last mask and what it was made for
 
-    def read(self, h: torch.Tensor, y: torch.Tensor, logp_y: torch.Tensor) -> None:
-        """Score the window's targets `y` (R, T) given the model's log p(y) and outputs `h`,
-        then remember the window."""
+    def read(self, h: torch.Tensor, y: torch.Tensor, logp_y: torch.Tensor, window: int) -> None:
+        """Score the block's targets `y` (R, T) given the model's log p(y) and outputs `h`,
+        then remember them. The block is whole windows of `window` positions (the last may be
+        shorter): a position sees the CACHE_WINDOW positions before its window and those of its
+        window before its own."""
         R, T, H = h.shape
         h = F.normalize(h.to(_at_least_float32(h.dtype)), dim=-1)
-        if self.keys is None:
-            self.keys, self.values = h.new_zeros(R, CACHE_WINDOW, H), y.new_zeros(R, CACHE_WINDOW)
-        M = self.filled
-        # The keys: the memory's M, then the window's T. (R, T, M + T)
-        cos = torch.cat([h @ self.keys[:, :M].transpose(1, 2), h @ h.transpose(1, 2)], dim=2)
-        values = torch.cat([self.values[:, :M], y], dim=1)  # (R, M + T)
-        # Position t may use keys up to its own predecessor (their next character is seen).
-        steps = torch.arange(T, device=h.device)
-        seen = torch.arange(M + T, device=h.device) < (M + steps)[:, None]  # (T, M + T)
-        hit = (values.unsqueeze(1) == y.unsqueeze(2)) & seen  # key's next char is the target
+        self._remember(h, y)
+        keys = self.keys[:, self.start: self.end]  # (R, M + T, H): the memory, then the block
+        values = self.values[:, self.start: self.end]
+        M = keys.shape[1] - T
         # softmax(theta cos) over the seen keys, for each theta: weights exp(theta (cos - 1))
-        # (cos <= 1: no overflow; >= e^(-2 theta): none vanish in float32), computed once for
-        # the first theta and squared for each next, THETAS doubling.
-        weights = cos.sub_(1).mul_(THETAS[0]).exp_().mul_(seen)  # (R, T, M + T), in place
-        hit = hit.to(weights.dtype)
+        # (cos <= 1: no overflow; >= e^(-2 theta): none vanish in float32), 0 where unseen,
+        # computed once for the first theta and squared for each next, THETAS doubling.
+        weights = (h @ keys.transpose(1, 2)).sub_(1).mul_(THETAS[0])  # (R, T, M + T)
+        weights = weights.masked_fill_(self._unseen_keys(M, T, window), -math.inf).exp_()
+        hit = (values.unsqueeze(1) == y.unsqueeze(2)).to(weights.dtype)  # key's next: the target
         p_cache, tiny = [], torch.finfo(weights.dtype).tiny
         for k in range(len(THETAS)):
             if k:
@@ -192,6 +197,7 @@ class CacheMixture:
             p_cache.append(torch.linalg.vecdot(weights, hit) / weights.sum(-1).clamp(min=tiny))
         p_cache = torch.stack(p_cache).double()  # (thetas, R, T); 0 with no memory yet
         p_cache = p_cache.repeat_interleave(len(LAMBDAS), dim=0)  # (K - 1, R, T)
+        steps = torch.arange(T, device=h.device)
         lam = self.lambdas.repeat(len(THETAS))[:, None, None] * (M + steps > 0)  # no memory yet:
         p_model = logp_y.double().exp()  # the model alone
         log_p = torch.cat([logp_y.double().unsqueeze(0),
@@ -201,11 +207,32 @@ class CacheMixture:
         log_mix = torch.logsumexp(before + log_p, 0) - torch.logsumexp(before, 0)
         self.loss -= log_mix.sum().item()
         self.log_evidence += log_p.sum(-1)
-        # The window joins the memory in the oldest slots (its last CACHE_WINDOW positions).
-        keep = min(T, CACHE_WINDOW)
-        slots = (self.next + torch.arange(keep, device=h.device)) % CACHE_WINDOW
-        self.keys[:, slots], self.values[:, slots] = h[:, T - keep:], y[:, T - keep:]
-        self.next, self.filled = (self.next + keep) % CACHE_WINDOW, min(M + keep, CACHE_WINDOW)
+
+    def _remember(self, h: torch.Tensor, y: torch.Tensor) -> None:
+        """Append the block after the memory, keeping up to CACHE_WINDOW positions before it."""
+        (R, T, H), kept = h.shape, min(self.end - self.start, CACHE_WINDOW)
+        if self.keys is None or self.end + T > self.keys.shape[1]:  # move the memory forward
+            slots = 2 * CACHE_WINDOW + T
+            keys, values = h.new_empty(R, slots, H), y.new_empty(R, slots)
+            if self.keys is not None:
+                keys[:, :kept] = self.keys[:, self.end - kept: self.end]
+                values[:, :kept] = self.values[:, self.end - kept: self.end]
+            self.keys, self.values, self.end = keys, values, kept
+        self.keys[:, self.end: self.end + T], self.values[:, self.end: self.end + T] = h, y
+        self.start, self.end = self.end - kept, self.end + T
+
+    def _unseen_keys(self, M: int, T: int, window: int) -> torch.Tensor:
+        """(T, M + T): the keys each position of the block may not use: its own and later
+        ones, and those more than CACHE_WINDOW before its window (the same for every full
+        block, so kept)."""
+        if self._unseen_for != (M, T, window):
+            device = self.keys.device
+            i = torch.arange(T, device=device)[:, None]
+            j = torch.arange(M + T, device=device)
+            window_start = M + i // window * window  # its slot
+            self._unseen = (j >= M + i) | (j < window_start - CACHE_WINDOW)
+            self._unseen_for = (M, T, window)
+        return self._unseen
 
 
 def perplexity(loss: float) -> float:

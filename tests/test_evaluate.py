@@ -86,8 +86,10 @@ def test_rows_read_side_by_side_score_what_each_row_read_alone_scores(monkeypatc
     assert evaluation.evaluate(lm, ids, num_steps=8).loss == pytest.approx(expected, rel=1e-9)
 
 
-def test_cache_loss_matches_its_definition(monkeypatch):
+@pytest.mark.parametrize("block", [1, 10, 256])  # 1 window at a time, 2, all 8 at once
+def test_cache_loss_matches_its_definition(monkeypatch, block):
     monkeypatch.setattr(evaluation, "CACHE_WINDOW", 9)
+    monkeypatch.setattr(evaluation, "CACHE_BLOCK", block)
     lm = model()
     gen = torch.Generator().manual_seed(2)
     ids = torch.cat([torch.randint(0, V, (20,), generator=gen)] * 2)[:37]
@@ -126,6 +128,20 @@ def test_rows_are_put_back_in_order_and_scored_as_one_stream(monkeypatch):
     result = evaluation.evaluate(lm, ids, num_steps=4, cache=True)
     assert result.loss == pytest.approx(-sum(logp_y) / len(y), rel=1e-9)
     assert result.cache_loss == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_input_projection_gives_the_same_features_as_the_embedding_and_w_ih():
+    lm = model()
+    ids = torch.randint(0, V, (3, 20), generator=torch.Generator().manual_seed(6))
+    table = lm.input_projection()
+    assert table.shape == (V, 4 * 16)
+    with torch.no_grad():
+        expected, (h, c) = lm.features(ids)
+        got, (h2, c2) = lm.features(ids, projection=table)
+    for a, b in ((got, expected), (h2, h), (c2, c)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert model(backend="builtin").input_projection() is None  # nn.LSTM cannot take it
+    assert model(input="onehot").input_projection() is None  # a lookup already
 
 
 def test_the_cache_helps_on_repeated_text():

@@ -13,6 +13,7 @@ from lyricgen.errors import check, check_int
 from lyricgen.models import BACKENDS
 from lyricgen.models.base import State
 from lyricgen.models.lookup import lookup_rows
+from lyricgen.models.scratch import ScratchLSTM
 
 
 @dataclass
@@ -91,14 +92,27 @@ class CharLM(nn.Module):
         features, state = self.features(ids, state)
         return self.logits(features), state  # (B, T, V)
 
-    def features(self, ids: torch.Tensor, state: State | None = None
-                 ) -> tuple[torch.Tensor, State]:
-        """The last LSTM layer's outputs (B, T, H) for ids (B, T), and the final state."""
+    def features(self, ids: torch.Tensor, state: State | None = None,
+                 projection: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+        """The last LSTM layer's outputs (B, T, H) for ids (B, T), and the final state.
+        `projection`: `input_projection()`'s table, for inference."""
+        if projection is not None:
+            return self.rnn(ids, state, projection)
         x = ids
         if self.embedding is not None:  # nn.Embedding's weight, through the fast lookup
             rows = lookup_rows(self.embedding.weight, ids.reshape(-1))
             x = self.embedding_drop(rows.view(*ids.shape, -1), ids)  # (B, T, E)
         return self.rnn(x, state)
+
+    def input_projection(self) -> torch.Tensor | None:
+        """W_ih e + b_ih + b_hh of the first LSTM layer for each character's embedding e:
+        (V, 4H). Where the embedding's dropout is off (inference) a lookup in it gives every
+        step's projection, for V rows of matmul instead of one per step. None where the
+        backend cannot take it (nn.LSTM) or the input is one-hot (a lookup already)."""
+        if self.embedding is None or not isinstance(self.rnn, ScratchLSTM):
+            return None
+        w_ih, _, b_ih, b_hh = self.rnn.layer(0)
+        return torch.addmm(b_ih + b_hh, self.embedding.weight, w_ih.t())
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """(..., H) -> (..., V); as rows, so that the bias is added inside the matmul."""

@@ -91,7 +91,10 @@ class ScratchLSTM(nn.Module):
         return (getattr(self, f"weight_ih_l{k}"), getattr(self, f"weight_hh_l{k}"),
                 getattr(self, f"bias_ih_l{k}"), getattr(self, f"bias_hh_l{k}"))
 
-    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+    def forward(self, x: torch.Tensor, state: State | None = None,
+                projection: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+        """`projection` (V, 4H), with ids `x`: the first layer's x_proj for each id, looked up
+        (inference's shortcut: CharLM.input_projection)."""
         B, T = x.shape[:2]
         if state is None:
             zeros = self.weight_hh_l0.new_zeros(self.num_layers, B, self.hidden_size)
@@ -104,7 +107,9 @@ class ScratchLSTM(nn.Module):
             w_ih, w_hh, b_ih, b_hh = self.layer(k)
             # W_ih x + b_ih + b_hh for every step at once: (T, B, 4H). W_ih times a one-hot
             # vector is a column of W_ih: a lookup, never a dense matmul.
-            if is_ids(layer_in):
+            if k == 0 and projection is not None:
+                x_proj = projection.index_select(0, layer_in.reshape(-1)).view(T, B, -1)
+            elif is_ids(layer_in):
                 x_proj = column_lookup(w_ih, layer_in.reshape(-1)).view(T, B, -1) + (b_ih + b_hh)
             else:
                 x_proj = torch.addmm(b_ih + b_hh, layer_in.reshape(T * B, -1),
