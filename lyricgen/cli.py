@@ -23,7 +23,8 @@ from lyricgen.cli_options import (ConfigFile, Data, Newlines, MaxChars, ValFract
 from lyricgen.cli_options import (CHECKPOINT, Acrostic, Candidates, Checkpoint, Greedy, Length,
                                   LineLength, Lines, NoCopy, NumSamples, RepetitionPenalty, Rhyme,
                                   RhymeWith, SampleBackend, SampleConfigFile, SampleDevice,
-                                  SampleSeed, Temperature, TopK, TopP, Unknown, UseCounts)
+                                  SampleSeed, StartTemperature, Temperature, TopK, TopP, Unknown,
+                                  UseCounts)
 from lyricgen.errors import LyricgenError
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -180,8 +181,8 @@ def sample(
     seed: SampleSeed = None, lines: Lines = None, line_length: LineLength = None,
     rhyme: Rhyme = None, rhyme_with: RhymeWith = None, acrostic: Acrostic = None,
     no_copy: NoCopy = None, candidates: Candidates = None,
-    repetition_penalty: RepetitionPenalty = None, counts: UseCounts = None,
-    backend: SampleBackend = None,
+    repetition_penalty: RepetitionPenalty = None, start_temperature: StartTemperature = None,
+    counts: UseCounts = None, backend: SampleBackend = None,
     device: SampleDevice = "auto", unknown: Unknown = "error", as_json: JsonFlag = False,
 ) -> None:
     """Write new lyrics that continue each --prefix: free text, or with --lines or --acrostic

@@ -190,6 +190,9 @@ Candidates = Annotated[Optional[int], typer.Option(
 RepetitionPenalty = Annotated[Optional[float], typer.Option(
     help="Above 1, characters already in the song become less likely."
     + default(S.repetition_penalty))]
+StartTemperature = Annotated[Optional[float], typer.Option(
+    help="Songs: the temperature of each line's first character (above --temperature: songs "
+         "that differ more, their lines as fluent)." + default("the --temperature"))]
 UseCounts = Annotated[Optional[bool], typer.Option(
     "--counts/--no-counts",
     help="Mix the training text's n-gram counts with the LSTM as validation did, when the "

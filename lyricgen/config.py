@@ -99,6 +99,7 @@ class SampleConfig:
     no_copy: bool = False  # no line of 6+ characters equal to a line of the training text
     candidates: int = 1  # lines drawn per line written; the most likely is kept
     repetition_penalty: float = 1.0  # > 1 makes characters already in the song less likely
+    start_temperature: float | None = None  # songs: the temperature of each line's first draw
     counts: bool = True  # the training text's counts mixed with the LSTM, when it has them
 
     def validate(self) -> None:
@@ -108,6 +109,10 @@ class SampleConfig:
         check(self.repetition_penalty >= 1.0 and math.isfinite(self.repetition_penalty),
               "repetition_penalty", "must be a number >= 1")
         check(self.greedy or self.temperature > 0, "temperature", "must be > 0 (or use --greedy)")
+        check(self.start_temperature is None or 0 < self.start_temperature < math.inf,
+              "start_temperature", "must be > 0")
+        check(self.start_temperature is None or bool(self.lines or self.acrostic),
+              "start_temperature", "is for songs: give --lines or --acrostic too")
         check(self.top_k is None or self.top_k >= 1, "top_k", "must be at least 1")
         check(self.top_p is None or 0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
         check(self.seed is None or 0 <= self.seed <= 2**63 - 1, "seed",

@@ -13,12 +13,17 @@ from lyricgen.models.charlm import CharLM
 from lyricgen.vocab import UnknownPolicy, Vocab
 
 
-def pick_next(logits: torch.Tensor, cfg: SampleConfig, generator: torch.Generator | None
-              ) -> torch.Tensor:
-    """The next id of each row of `logits` (N, V) under the decoding settings: (N,)."""
+def pick_next(logits: torch.Tensor, cfg: SampleConfig, generator: torch.Generator | None,
+              line_start: torch.Tensor | None = None) -> torch.Tensor:
+    """The next id of each row of `logits` (N, V) under the decoding settings: (N,).
+    `line_start` (N,): the rows drawing a line's first character, which take
+    `cfg.start_temperature` where it is set."""
     if cfg.greedy:
         return logits.argmax(dim=-1)
-    if cfg.temperature != 1.0:
+    if line_start is not None and cfg.start_temperature is not None:
+        logits = logits / torch.where(line_start, cfg.start_temperature,
+                                      cfg.temperature)[:, None]
+    elif cfg.temperature != 1.0:
         logits = logits / cfg.temperature
     if cfg.top_k is not None and cfg.top_k < logits.shape[-1]:
         top = logits.topk(cfg.top_k, dim=-1)

@@ -172,7 +172,7 @@ def _draw_line(stepper: Stepper | MixedStepper, masks: VocabMasks, form: Form, i
                                     adjusted * cfg.repetition_penalty)
             adjusted = torch.where(used, penalised, adjusted)
         allowed = _allowed(masks, n, after_space, last_group, group, low, high, first)
-        ids = pick_next(adjusted.masked_fill(~allowed, float("-inf")), cfg, generator)
+        ids = pick_next(adjusted.masked_fill(~allowed, float("-inf")), cfg, generator, n == 0)
         live = ~ended
         ids = torch.where(live, ids, masks.newline)  # ended streams idle on newlines
         logp_sum += torch.where(live, logp.gather(1, ids[:, None])[:, 0].double(), 0.0)

@@ -4,13 +4,14 @@ definitions, unknown characters, bad values, and the command line."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
 from torch import nn
 
 from conftest import QUIET, cli, lyrics, tiny_options
-from lyricgen import checkpoint
+from lyricgen import checkpoint, sampler
 from lyricgen.commands.train import train
 from lyricgen.config import SampleConfig
 from lyricgen.sampler import generate, pick_next, start_ids, top_p_filter
@@ -101,6 +102,19 @@ def test_low_temperature_approaches_greedy():
     draws = pick_next(logits.expand(1000, 4), SampleConfig(temperature=0.001),
                       torch.Generator().manual_seed(0))
     assert (draws == 1).all()
+
+
+def test_a_line_start_takes_the_start_temperature_and_the_others_the_temperature(monkeypatch):
+    logits = torch.randn(4, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    seen = []
+    monkeypatch.setattr(sampler, "draw", lambda probs, generator: seen.append(probs) or
+                        probs.argmax(-1))
+    cfg = SampleConfig(temperature=0.5, start_temperature=3.0, lines=2)
+    pick_next(logits, cfg, None, torch.tensor([True, False, True, False]))
+    for row, t in zip(range(4), (3.0, 0.5, 3.0, 0.5)):
+        expected = torch.tensor([math.exp(x / t) for x in logits[row].tolist()],
+                                dtype=torch.float64)
+        torch.testing.assert_close(seen[0][row], expected / expected.sum())
 
 
 @pytest.mark.parametrize("p", [0.2, 0.5, 0.75, 0.85, 0.97, 1.0])

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_one_line_error, cli, lyrics
-from lyricgen import fingerprint, rhyme
+from lyricgen import fingerprint, rhyme, songwriter
 from lyricgen.errors import UsageError
 from lyricgen.form import check_vocab, make_form, parse_lengths
+from lyricgen.sampler import pick_next
 from lyricgen.vocab import Vocab
 
 ROOT = Path(__file__).parent.parent
@@ -89,6 +90,10 @@ def test_line_lengths_are_a_number_a_range_or_a_pattern():
     pytest.param(["--lines", 0], ["--lines must be from 1"], id="no lines"),
     pytest.param(["--lines", 2, "--candidates", 0], ["--candidates must be at least 1"],
                  id="no candidates"),
+    pytest.param(["--start-temperature", 2], ["--start-temperature", "give --lines"],
+                 id="start temperature without a song"),
+    pytest.param(["--lines", 2, "--start-temperature", 0], ["--start-temperature must be > 0"],
+                 id="start temperature 0"),
 ])
 def test_a_form_that_cannot_be_met_is_one_line_and_exit_2(trained, args, phrases):
     result = cli("sample", "--checkpoint", trained / "best.pt", *args)
@@ -156,6 +161,25 @@ def test_acrostic_lines_start_with_its_characters_and_rhyme_with_fixes_the_group
         lines = song["lines"]
         assert [line["text"][0] for line in lines] == list("分开月光")
         assert all(line["rhyme"] == "怀来" for line in lines)  # 开: kai
+
+
+def test_the_start_temperature_draws_each_line_s_first_character(trained, monkeypatch):
+    draws = []  # (line_start, ids) of each draw
+
+    def pick(logits, cfg, generator, line_start=None):
+        ids = pick_next(logits, cfg, generator, line_start)
+        assert cfg.start_temperature == 4.0
+        draws.append((line_start.clone(), ids))
+        return ids
+
+    monkeypatch.setattr(songwriter, "pick_next", pick)
+    (song,) = songs(trained / "best.pt", "--lines", 3, "--line-length", "4-6",
+                    "--start-temperature", 4, "--candidates", 2, "--seed", 0)
+    assert len(song["lines"]) == 3
+    firsts = [bool(start.all()) for start, _ in draws]
+    # Every stream starts its line at the same draw; only that draw is a line start.
+    assert all(first or not start.any() for first, (start, _) in zip(firsts, draws))
+    assert firsts[0] and sum(firsts) >= 3  # a line's drawings (1 to 4 each) begin with one
 
 
 def test_a_prefix_line_counts_as_the_first(trained):
