@@ -52,10 +52,10 @@ SETTINGS = {  # name: sample settings (with `lines`: a song; without: plain text
         **SONG, candidates=16, temperature=0.8, repetition_penalty=1.2),
     "song AABB 7-9, 16 candidates, T 0.85, line start T 3": SampleConfig(
         **SONG, candidates=16, temperature=0.85, start_temperature=3.0),
-    "song AABB 7-9, 16 candidates, T 0.9, line start T 3": SampleConfig(
-        **SONG, candidates=16, temperature=0.9, start_temperature=3.0),
     "song AABB 7-9, 16 candidates, T 0.85, line start T 5": SampleConfig(
         **SONG, candidates=16, temperature=0.85, start_temperature=5.0),
+    "song AABB 7-9, 16 candidates, T 0.8, line start T 5": SampleConfig(
+        **SONG, candidates=16, temperature=0.8, start_temperature=5.0),
     "song XAXA 5-9, 8 candidates": SampleConfig(lines=32, line_length="5-9", rhyme="XAXA",
                                                 candidates=8),
     "acrostic 8, 7 chars, AABB, 8 candidates": SampleConfig(acrostic="分开不难我爱你的",

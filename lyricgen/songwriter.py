@@ -11,7 +11,8 @@ within the song, a line that copies the training text (with `no_copy`), or one t
 rhyme the masks could not enforce (text without Han characters rhymes by word) is kept only if
 no candidate does better in a few rounds of drawing. Of the rest the one with the best score
 is kept: its mean log-probability per character under the model itself (temperature 1, no
-masks), less NOVELTY times the share of its character bigrams the song already has, so that a
+masks; with a start temperature, of the characters after the first, which that temperature
+chose), less NOVELTY times the share of its character bigrams the song already has, so that a
 fluent line is not bought by repeating the song. A repetition penalty (CTRL's, on characters
 already in the song) is optional.
 """
@@ -42,6 +43,7 @@ class Line:
     rhyme: str | None  # its rhyme key (rhyme.py)
     copied: bool | None  # equal to a line of the training text (None: no fingerprint)
     score: float | None  # mean log-probability per drawn character, the newline included
+                        # (the first apart, with a start temperature)
 
 
 class VocabMasks:
@@ -175,8 +177,9 @@ def _draw_line(stepper: Stepper | MixedStepper, masks: VocabMasks, form: Form, i
         ids = pick_next(adjusted.masked_fill(~allowed, float("-inf")), cfg, generator, n == 0)
         live = ~ended
         ids = torch.where(live, ids, masks.newline)  # ended streams idle on newlines
-        logp_sum += torch.where(live, logp.gather(1, ids[:, None])[:, 0].double(), 0.0)
-        count += live
+        scored = live & (n > 0) if cfg.start_temperature is not None else live
+        logp_sum += torch.where(scored, logp.gather(1, ids[:, None])[:, 0].double(), 0.0)
+        count += scored
         drawn.append(torch.where(live, ids, -1))
         space, newline = masks.space[ids], ids == masks.newline
         n += live & ~space & ~newline

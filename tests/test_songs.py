@@ -8,9 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import assert_one_line_error, cli, lyrics
-from lyricgen import fingerprint, rhyme, songwriter
+from lyricgen import checkpoint, fingerprint, rhyme, songwriter
 from lyricgen.errors import UsageError
 from lyricgen.form import check_vocab, make_form, parse_lengths
 from lyricgen.sampler import pick_next
@@ -180,6 +181,27 @@ def test_the_start_temperature_draws_each_line_s_first_character(trained, monkey
     # Every stream starts its line at the same draw; only that draw is a line start.
     assert all(first or not start.any() for first, (start, _) in zip(firsts, draws))
     assert firsts[0] and sum(firsts) >= 3  # a line's drawings (1 to 4 each) begin with one
+
+
+@pytest.mark.parametrize("start", [None, 4.0])
+def test_a_line_s_score_is_its_mean_log_probability_under_the_model(trained, start):
+    """Of the characters drawn (after the first, which a start temperature chose) and the
+    newline, by the LSTM read over the whole song (--no-counts: the LSTM alone)."""
+    more = ["--start-temperature", start] if start else []
+    (song,) = songs(trained / "best.pt", "--lines", 3, "--line-length", "4-6", "--candidates", 3,
+                    "--no-counts", "--seed", 0, *more)
+    saved = checkpoint.load(trained / "best.pt")
+    text = "\n" + "".join(line["text"] + "\n" for line in song["lines"])  # warmed up on "\n"
+    ids = torch.tensor([saved.vocab.encode(text, "error")])
+    with torch.no_grad():
+        logp = torch.log_softmax(saved.build_model().eval()(ids[:, :-1])[0][0].double(), -1)
+    begin = 1  # where the line starts in `text`
+    for line in song["lines"]:
+        end = begin + len(line["text"])  # its newline
+        drawn = range(begin + (start is not None), end + 1)
+        expected = sum(logp[i - 1, ids[0, i]].item() for i in drawn) / len(drawn)
+        assert line["score"] == pytest.approx(expected, rel=1e-4), line
+        begin = end + 1
 
 
 def test_a_prefix_line_counts_as_the_first(trained):
