@@ -42,8 +42,9 @@ class Line:
     text: str
     rhyme: str | None  # its rhyme key (rhyme.py)
     copied: bool | None  # equal to a line of the training text (None: no fingerprint)
-    score: float | None  # mean log-probability per drawn character, the newline included
-                        # (the first apart, with a start temperature)
+    # mean log-probability per drawn character, the newline included (the first character
+    # apart, with a start temperature)
+    score: float | None
 
 
 class VocabMasks:
