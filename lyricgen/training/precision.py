@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+
 import torch
+
 
 def supported() -> bool:
     """This torch lets float32 matmuls on the CPU round their inputs to bfloat16."""
