@@ -21,10 +21,10 @@ from lyricgen.cli_options import (ConfigFile, Data, Newlines, MaxChars, ValFract
                                   Seed, Device, CudaGraphs, Matmul, Out, PreviewEvery, Prefixes,
                                   JsonFlag, Overwrite, Resume, TrainPrefixes, InitFrom, default)
 from lyricgen.cli_options import (CHECKPOINT, Acrostic, Candidates, Checkpoint, Greedy, Length,
-                                  LineLength, Lines, NoCopy, NumSamples, RepetitionPenalty, Rhyme,
-                                  RhymeWith, SampleBackend, SampleConfigFile, SampleDevice,
-                                  SampleSeed, StartTemperature, Temperature, TopK, TopP, Unknown,
-                                  UseCounts)
+                                  LineLength, Lines, NoCopy, NumSamples, Rarity,
+                                  RepetitionPenalty, Rhyme, RhymeWith, SampleBackend,
+                                  SampleConfigFile, SampleDevice, SampleSeed, StartTemperature,
+                                  Temperature, TopK, TopP, Unknown, UseCounts)
 from lyricgen.errors import LyricgenError
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -182,7 +182,7 @@ def sample(
     rhyme: Rhyme = None, rhyme_with: RhymeWith = None, acrostic: Acrostic = None,
     no_copy: NoCopy = None, candidates: Candidates = None,
     repetition_penalty: RepetitionPenalty = None, start_temperature: StartTemperature = None,
-    counts: UseCounts = None, backend: SampleBackend = None,
+    rarity: Rarity = None, counts: UseCounts = None, backend: SampleBackend = None,
     device: SampleDevice = "auto", unknown: Unknown = "error", as_json: JsonFlag = False,
 ) -> None:
     """Write new lyrics that continue each --prefix: free text, or with --lines or --acrostic

@@ -193,6 +193,10 @@ RepetitionPenalty = Annotated[Optional[float], typer.Option(
 StartTemperature = Annotated[Optional[float], typer.Option(
     help="Songs: the temperature of each line's first character (above --temperature: songs "
          "that differ more, their lines as fluent)." + default("the --temperature"))]
+Rarity = Annotated[Optional[float], typer.Option(
+    help="Songs: add this times a candidate line's mean surprisal in the training text "
+         "(-log of each character's frequency) to its score, so that less common, less generic "
+         "lines win (MMI reranking; 0: off)." + default(S.rarity))]
 UseCounts = Annotated[Optional[bool], typer.Option(
     "--counts/--no-counts",
     help="Mix the training text's n-gram counts with the LSTM as validation did, when the "

@@ -6,19 +6,20 @@ them: the line's length (no newline before its fewest characters, only a newline
 most), its acrostic character, no space at its start or end or twice in a row, and its rhyme:
 for a Han rhyme group the newline is allowed only after a character of the group, and the
 line's last possible character must be one (the first line of a letter, which sets the
-rhyme, ends in a character that has a group). The candidates are then judged: a line repeated
-within the song, a line that copies the training text (with `no_copy`), or one that misses a
-rhyme the masks could not enforce (text without Han characters rhymes by word) is kept only if
-no candidate does better in a few rounds of drawing. Of the rest the one with the best score
-is kept: its mean log-probability per character under the model itself (temperature 1, no
-masks; with a start temperature, of the characters after the first, which that temperature
-chose), less NOVELTY times the share of its character bigrams the song already has, so that a
-fluent line is not bought by repeating the song. A repetition penalty (CTRL's, on characters
-already in the song) is optional.
+rhyme, ends in a character that has a group). The candidates are then judged: one that
+repeats a line of the song, copies the training text (with `no_copy`) or misses a rhyme the
+masks could not enforce (text without Han characters rhymes by word) is kept only if no
+candidate does better in a few rounds of drawing. Of the rest the best score wins: the mean
+log-probability per character under the model itself (temperature 1, no masks; with a start
+temperature, of the characters after the first), less NOVELTY times the share of its bigrams
+the song already has (fluency not bought by repeating the song), plus `rarity` times its
+characters' mean surprisal in the training text, -log(count / total): lines less generic
+(MMI reranking, Li et al. 2016). A repetition penalty (CTRL's) is optional.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -42,9 +43,7 @@ class Line:
     text: str
     rhyme: str | None  # its rhyme key (rhyme.py)
     copied: bool | None  # equal to a line of the training text (None: no fingerprint)
-    # mean log-probability per drawn character, the newline included (the first character
-    # apart, with a start temperature)
-    score: float | None
+    score: float | None  # mean log-probability of its drawn characters and newline (above)
 
 
 class VocabMasks:
@@ -55,11 +54,12 @@ class VocabMasks:
         self.newline = vocab.index["\n"]
         self.space = torch.tensor([c.isspace() and c != "\n" for c in vocab.chars], device=device)
         self.groups = sorted({k for k in map(rhyme.char_key, vocab.chars) if k is not None})
-        group_ids = [self.groups.index(k) if (k := rhyme.char_key(c)) else -1
-                     for c in vocab.chars]
+        group_ids = [self.groups.index(k) if (k := rhyme.char_key(c)) else -1 for c in vocab.chars]
         self.group_of = torch.tensor(group_ids, device=device)  # (V,), -1: no group
         self.in_group = torch.stack([self.group_of == g for g in range(len(self.groups))]) \
             if self.groups else torch.zeros(0, len(vocab), dtype=torch.bool, device=device)
+        total = sum(vocab.counts)  # each character's surprisal in the training text
+        self.surprisal = {c: math.log(total / max(n, 1)) for c, n in zip(vocab.chars, vocab.counts)}
         self.plain = ~self.space  # characters the repetition penalty may count
         self.plain[self.newline] = False
 
@@ -108,7 +108,8 @@ def write_songs(model: CharLM, vocab: Vocab, prefix_ids: list[int], prefix_text:
             draw = _draw_line(stepper, masks, form, i, partial, keys, used, cfg, generator)
             for s in range(S):
                 if chosen[s] is None or chosen[s][0] > 0:
-                    best = _judge(draw, s, K, partial, songs[s], keys[s], cfg.no_copy, hashes)
+                    best = _judge(draw, s, K, partial, songs[s], keys[s], cfg, hashes,
+                                  masks.surprisal)
                     if chosen[s] is None or best[:2] < chosen[s][:2]:
                         chosen[s] = (*best, draw)
             if all(c[0] == 0 for c in chosen):
@@ -226,7 +227,8 @@ def _allowed(masks: VocabMasks, n: torch.Tensor, after_space: torch.Tensor,
 
 
 def _judge(draw: Draw, s: int, K: int, partial: str, song: list[Line], key: str | None,
-           no_copy: bool, hashes: torch.Tensor | None) -> tuple[int, float, int]:
+           cfg: SampleConfig, hashes: torch.Tensor | None,
+           surprisal: dict[str, float]) -> tuple[int, float, int]:
     """The best of sample s's K candidates: (faults, -score, index); faults weigh a copy
     (with `no_copy`) 4, a missed rhyme 2, a line repeated within the song 1."""
     earlier = {line.text for line in song}
@@ -234,12 +236,14 @@ def _judge(draw: Draw, s: int, K: int, partial: str, song: list[Line], key: str 
     best = None
     for j in range(K):
         text = (partial + draw.texts[s * K + j]).rstrip()
-        faults = (4 * (no_copy and bool(fingerprint.copied(hashes, text)))
+        faults = (4 * (cfg.no_copy and bool(fingerprint.copied(hashes, text)))
                   + 2 * (key is not None and rhyme.line_key(text) != key)
                   + (text in earlier))
         bigrams = list(zip(text, text[1:]))
         repeated = sum(b in song_bigrams for b in bigrams) / max(len(bigrams), 1)
         score = float(draw.scores[s * K + j]) - NOVELTY * repeated
+        rare = [surprisal[c] for c in text if not c.isspace()]
+        score += cfg.rarity * sum(rare) / max(len(rare), 1)
         judged = (faults, -score, j)
         best = judged if best is None or judged < best else best
     return best

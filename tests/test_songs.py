@@ -5,6 +5,7 @@ backends, the copy guard, JSON, and the [sample] preset table."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,9 @@ def test_line_lengths_are_a_number_a_range_or_a_pattern():
                  id="start temperature without a song"),
     pytest.param(["--lines", 2, "--start-temperature", 0], ["--start-temperature must be > 0"],
                  id="start temperature 0"),
+    pytest.param(["--rarity", 1], ["--rarity", "give --lines"], id="rarity without a song"),
+    pytest.param(["--lines", 2, "--rarity", -1], ["--rarity must be a number >= 0"],
+                 id="negative rarity"),
 ])
 def test_a_form_that_cannot_be_met_is_one_line_and_exit_2(trained, args, phrases):
     result = cli("sample", "--checkpoint", trained / "best.pt", *args)
@@ -202,6 +206,38 @@ def test_a_line_s_score_is_its_mean_log_probability_under_the_model(trained, sta
         expected = sum(logp[i - 1, ids[0, i]].item() for i in drawn) / len(drawn)
         assert line["score"] == pytest.approx(expected, rel=1e-4), line
         begin = end + 1
+
+
+@pytest.mark.parametrize("rarity", [0.0, 3.0])
+def test_rarity_adds_the_mean_surprisal_of_a_line_s_characters_to_its_score(trained, rarity,
+                                                                           monkeypatch):
+    """The first line's candidates (no earlier line, no rhyme: no faults) as drawn; the one
+    kept is the best by score + rarity x mean -log(count / total) of its characters."""
+    draws = []
+
+    def draw_line(*args):
+        draws.append(songwriter_draw_line(*args))
+        return draws[-1]
+
+    songwriter_draw_line = songwriter._draw_line
+    monkeypatch.setattr(songwriter, "_draw_line", draw_line)
+    (song,) = songs(trained / "best.pt", "--lines", 1, "--line-length", "4-6", "--candidates",
+                    8, "--rarity", rarity, "--seed", 3)
+    vocab = checkpoint.load(trained / "best.pt").vocab
+    total = sum(vocab.counts)
+    surprisal = {c: math.log(total / n) for c, n in zip(vocab.chars, vocab.counts)}
+
+    def judged(j: int, weight: float) -> float:
+        text = draws[0].texts[j]
+        rare = [surprisal[c] for c in text if not c.isspace()]
+        return float(draws[0].scores[j]) + weight * sum(rare) / len(rare)
+
+    assert len(draws) == 1 and len(set(draws[0].texts)) > 1
+    best = max(range(8), key=lambda j: judged(j, rarity))
+    assert song["lines"][0]["text"] == draws[0].texts[best]
+    # the two weights keep different lines here, so the test tells them apart
+    assert max(range(8), key=lambda j: judged(j, 0.0)) != max(range(8),
+                                                            key=lambda j: judged(j, 3.0))
 
 
 def test_a_prefix_line_counts_as_the_first(trained):
