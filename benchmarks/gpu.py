@@ -1,6 +1,6 @@
-"""CUDA: both backends' agreement with the CPU, short training runs on each device (with and
-without CUDA graphs), and training speed on the GPU at the book's setting and at hidden 1024 /
-batch 256.
+"""CUDA: both backends' agreement with the CPU (the counts and songs too), short training runs
+on each device (with and without CUDA graphs), and training speed on the GPU at the book's
+setting and at hidden 1024 / batch 256.
 
     python benchmarks/gpu.py [--corpus ZIP] [--epochs 40] [--rounds 10] [--default-epochs 3]
 
@@ -15,6 +15,7 @@ import argparse
 import copy
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -25,6 +26,7 @@ from common import DEFAULT_CORPUS, ROOT, alternate_epochs, quiet_trainer, record
 from lyricgen.commands.compare import agreement
 from lyricgen.config import Config, SampleConfig
 from lyricgen.evaluate import evaluate
+from lyricgen.form import make_form
 from lyricgen.presets import load_config
 from lyricgen.corpus import load_corpus
 from lyricgen.models import fast
@@ -32,6 +34,7 @@ from lyricgen.models.charlm import CharLM
 from lyricgen.models.scratch import ScratchLSTM
 from lyricgen.ngram import NGram
 from lyricgen.sampler import generate
+from lyricgen.songwriter import write_songs
 from lyricgen.training.setup import training_batches
 
 BACKENDS = ("scratch", "builtin")
@@ -125,12 +128,38 @@ def counts_lines(corpus: Path, device: str) -> list[str]:
         val = evaluate(model, text.val_ids, cfg.train.num_steps, counts=counts)
         drawn = generate(model.eval(), text.vocab.encode("分开"),
                          SampleConfig(length=50, greedy=True), counts=(counts, [0.5] * 5))
-        runs.append((val.loss, val.count_weights, drawn))
-    (cpu_loss, cpu_w, cpu_text), (gpu_loss, gpu_w, gpu_text) = runs
+        runs.append((val.loss, val.count_weights, drawn, songs_on(model, text.vocab, counts)))
+    (cpu_loss, cpu_w, cpu_text, cpu_songs), (gpu_loss, gpu_w, gpu_text, gpu_songs) = runs
     return [f"Counts beside the LSTM (untrained 256-unit model), {device} vs CPU: validation "
             f"loss {abs(gpu_loss - cpu_loss):.1e} apart, learned weights "
             f"{max(abs(a - b) for a, b in zip(cpu_w, gpu_w)):.1e} apart, 50 greedy characters "
-            f"of the mix {'the same' if cpu_text == gpu_text else 'different'}", ""]
+            f"of the mix {'the same' if cpu_text == gpu_text else 'different'}", "",
+            f"Songs (the same model and counts): greedy 8-line AABB songs "
+            f"{'the same' if cpu_songs[0] == gpu_songs[0] else 'different'} on {device} and "
+            f"the CPU; 10 sampled songs with 16 candidates each hold their form (8 lines of 7-9 "
+            f"characters, AABB) on {device}: {gpu_songs[1]}, in {gpu_songs[2]:.2f} s "
+            f"(CPU: {cpu_songs[1]}, {cpu_songs[2]:.2f} s)", ""]
+
+
+def songs_on(model: CharLM, vocab, counts: NGram) -> tuple[list[str], bool, float]:
+    """Songs on the model's device: greedy ones, whether 10 sampled ones hold their form, and
+    the seconds those took."""
+    device = model.head.weight.device
+    form = make_form(8, "7-9", "AABB", None, None)
+    ids = [vocab.index["\n"]]
+    mixed = (counts, [0.5] * 5)
+    greedy = write_songs(model, vocab, ids, "", form, SampleConfig(lines=8, greedy=True),
+                         None, None, mixed)
+    generator = torch.Generator(device).manual_seed(0)
+    began = time.perf_counter()
+    songs = write_songs(model, vocab, ids, "", form, SampleConfig(
+        lines=8, candidates=16, num_samples=10), generator, None, mixed)
+    seconds = time.perf_counter() - began
+    held = all(len(song) == 8  # AABB repeated: line i rhymes with line 0 (A) or 2 (B)
+               and all(7 <= sum(not c.isspace() for c in x.text) <= 9 for x in song)
+               and all(song[i].rhyme == song[i % 4 // 2 * 2].rhyme for i in range(8))
+               for song in songs)
+    return ["\n".join(x.text for x in song) for song in greedy], held, seconds
 
 
 def curve_lines(corpus: Path, epochs: int, device: str) -> list[str]:
