@@ -2,13 +2,14 @@
 
     python benchmarks/step_profile.py [--corpus ZIP] [--matmul bfloat16|float32] [--steps 20]
 
-Runs the default preset's training steps on the lyrics (after a warm-up epoch) under torch's
-profiler, and splits their time into the recurrent products (one (B, H) x (H, 4H) product per
-time step, forward and backward: `aten::addmm_`), the large products (input projection,
-output layer, weight gradients: `aten::mm`, `aten::addmm`) and everything else. From the
-split it bounds the efficiency the step could reach against a 2048^3 matmul of the same
-precision: with everything but the products taking no time, and with the recurrent products
-as fast as the large ones.
+Runs the default preset's training steps on the lyrics (after a warm-up epoch), timed, then
+again under torch's profiler, and splits the step's time into the recurrent products (one
+(B, H) x (H, 4H) product per time step, forward and backward), the large products (input
+projection, output layer, weight gradients: B x T rows), both as the profiler times them, and
+everything else (the profiler's own cost falls on the many small operations, so the rest is
+the unprofiled step less the products). From the split it bounds the efficiency the step
+could reach against a 2048^3 matmul of the same precision: with everything but the products
+taking no time, and with the recurrent products as fast as the large ones too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -26,7 +28,7 @@ from corpora import flops_per_char, matmul_rate
 
 from lyricgen.presets import load_config
 
-RECURRENT, LARGE = {"aten::addmm_"}, {"aten::mm", "aten::addmm"}
+PRODUCTS = {"aten::mm", "aten::addmm", "aten::addmm_"}
 
 
 def main() -> None:
@@ -44,20 +46,28 @@ def main() -> None:
         s = trainer.setup
         batches = s.batches(2)
         s.model.train()
-        hidden = None
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+
+        def steps() -> tuple[int, int]:
+            hidden = None
             for i in range(args.steps):
                 X, Y = batches.batch(i % len(batches))  # (B, T) each
                 hidden = None if hidden is None else tuple(h.detach() for h in hidden)
-                _, hidden = s.step(X, Y, hidden)
-        B, T = X.shape
+                loss, hidden = s.step(X, Y, hidden)
+            loss.item()
+            return X.shape
+
+        began = time.perf_counter()
+        B, T = steps()
+        step = (time.perf_counter() - began) / args.steps
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            steps()
         vocab = len(s.corpus.vocab)
-    per_step = {"recurrent": 0.0, "large": 0.0, "other": 0.0}
-    for event in prof.key_averages():
-        kind = "recurrent" if event.key in RECURRENT else "large" if event.key in LARGE \
-            else "other"
-        per_step[kind] += event.self_cpu_time_total / 1e6 / args.steps  # seconds
-    step = sum(per_step.values())
+    per_step = {"recurrent": 0.0, "large": 0.0}
+    for event in prof.key_averages(group_by_input_shape=True):
+        if event.key in PRODUCTS:  # a recurrent product's first operand has the batch's B rows
+            kind = "recurrent" if event.input_shapes[0][:1] == [B] else "large"
+            per_step[kind] += event.self_cpu_time_total / 1e6 / args.steps  # seconds
+    per_step["other"] = step - per_step["recurrent"] - per_step["large"]
     flops = flops_per_char(vocab) * B * T  # per step
     recurrent_flops = 2 * 2 * B * T * 512 * 2048  # forward and dh; dW is a large product
     rate = matmul_rate(bfloat16=args.matmul == "bfloat16")
@@ -67,8 +77,9 @@ def main() -> None:
              "| part | ms per step | share |", "|---|---|---|"]
     lines += [f"| {kind} | {seconds * 1e3:.1f} | {seconds / step:.0%} |"
               for kind, seconds in per_step.items()]
-    lines += ["", f"- The step (profiled): {step * 1e3:.1f} ms, {flops / step / 1e9:.0f} GFLOP/s, "
-              f"**{flops / step / rate:.0%}** of the matmul's rate.",
+    lines += ["", f"- The step (timed without the profiler): {step * 1e3:.1f} ms, "
+              f"{flops / step / 1e9:.0f} GFLOP/s, **{flops / step / rate:.0%}** of the matmul's "
+              "rate.",
               f"- The large products run at {large_rate / 1e9:.0f} GFLOP/s; the recurrent ones "
               f"at {recurrent_flops / per_step['recurrent'] / 1e9:.0f}.",
               f"- Bound with nothing but the products: "
