@@ -213,13 +213,12 @@ def test_rarity_adds_the_mean_surprisal_of_a_line_s_characters_to_its_score(trai
                                                                            monkeypatch):
     """The first line's candidates (no earlier line, no rhyme: no faults) as drawn; the one
     kept is the best by score + rarity x mean -log(count / total) of its characters."""
-    draws = []
+    draws, original = [], songwriter._draw_line
 
     def draw_line(*args):
-        draws.append(songwriter_draw_line(*args))
+        draws.append(original(*args))
         return draws[-1]
 
-    songwriter_draw_line = songwriter._draw_line
     monkeypatch.setattr(songwriter, "_draw_line", draw_line)
     (song,) = songs(trained / "best.pt", "--lines", 1, "--line-length", "4-6", "--candidates",
                     8, "--rarity", rarity, "--seed", 3)
