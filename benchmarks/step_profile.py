@@ -61,15 +61,16 @@ def main() -> None:
         step = (time.perf_counter() - began) / args.steps
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
             steps()
-        vocab = len(s.corpus.vocab)
+        vocab, m = len(s.corpus.vocab), trainer.cfg.model
     per_step = {"recurrent": 0.0, "large": 0.0}
     for event in prof.key_averages(group_by_input_shape=True):
         if event.key in PRODUCTS:  # a recurrent product's first operand has the batch's B rows
             kind = "recurrent" if event.input_shapes[0][:1] == [B] else "large"
             per_step[kind] += event.self_cpu_time_total / 1e6 / args.steps  # seconds
     per_step["other"] = step - per_step["recurrent"] - per_step["large"]
-    flops = flops_per_char(vocab) * B * T  # per step
-    recurrent_flops = 2 * 2 * B * T * 512 * 2048  # forward and dh; dW is a large product
+    H = m.hidden_size
+    flops = flops_per_char(vocab, H, m.embedding_size) * B * T  # per step
+    recurrent_flops = 2 * 2 * B * T * H * 4 * H  # forward and dh; dW is a large product
     rate = matmul_rate(bfloat16=args.matmul == "bfloat16")
     large_rate = (flops - recurrent_flops) / per_step["large"]
     lines = [f"{args.steps} steps of {B} x {T} characters, vocabulary {vocab}, {args.matmul} "
