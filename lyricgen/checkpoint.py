@@ -14,7 +14,7 @@ import os
 import pickle
 import shutil
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import torch
 
 from lyricgen import __version__
 from lyricgen.config import Config
+from lyricgen.copies import CopyIndex
 from lyricgen.errors import LyricgenError
 from lyricgen.models.charlm import CharLM
 from lyricgen.ngram import NGram
@@ -29,7 +30,7 @@ from lyricgen.training.progress import Progress
 from lyricgen.vocab import Vocab
 
 FORMAT = "lyricgen-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: corpus ids instead of line hashes; the corpus's cleaning settings
 
 
 class CheckpointError(LyricgenError):
@@ -46,8 +47,9 @@ class Checkpoint:
     progress: Progress = field(default_factory=Progress)
     rng: dict[str, torch.Tensor] = field(default_factory=dict)  # torch's (and CUDA's) RNG state
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl's rows
-    # fingerprint.line_hashes of the corpus, for `sample --no-copy` (None: an older file)
-    line_hashes: torch.Tensor | None = None
+    # The corpus as ids (its first copies.MAX_GUARDED characters), which the copy guard reads
+    # (None: an older file)
+    corpus_ids: torch.Tensor | None = None
     # The counts mixed with the LSTM (NGram.state_dict()) and their weights per level as the
     # last validation learned them (mixing.py); None: the LSTM alone
     counts: dict[str, Any] | None = None
@@ -85,6 +87,16 @@ class Checkpoint:
             raise CheckpointError(f"{self.source} is damaged ({first_line(e)})") from None
         return counts, weights
 
+    def copy_index(self, n: int) -> CopyIndex | None:
+        """The corpus, guarded against runs of `n` (0: none), when the checkpoint holds it."""
+        ids = self.corpus_ids
+        if ids is None:
+            return None
+        if len(ids) and not 0 <= int(ids.min()) <= int(ids.max()) < len(self.vocab):
+            raise CheckpointError(f"{self.source} is damaged (its corpus ids do not fit its "
+                                  "vocabulary)")
+        return CopyIndex(ids, self.vocab, n)
+
 
 def save(ckpt: Checkpoint, path: Path) -> None:
     """Write `ckpt` to `path` atomically: a crash at any moment leaves the old file intact."""
@@ -98,7 +110,7 @@ def save(ckpt: Checkpoint, path: Path) -> None:
         "progress": asdict(ckpt.progress),
         "rng": ckpt.rng,
         "history": ckpt.history,
-        "line_hashes": ckpt.line_hashes,
+        "corpus_ids": ckpt.corpus_ids,
         "counts": ckpt.counts,
     }
     _write_atomically(path, lambda f: torch.save(payload, f))
@@ -111,10 +123,12 @@ def load(path: str | Path, training_state: bool = False) -> Checkpoint:
     source = str(path)
     try:
         config = Config.from_dict(payload["config"], source=source)
+        if payload["version"] == 1:  # its corpus was read before cleaning existed
+            config.data = replace(config.data, script="keep", tidy_spaces=False, drop_lines="")
         config.validate()
         ckpt = Checkpoint(config, Vocab.from_dict(payload["vocab"]),
                           payload.get("corpus_sha256", ""), payload["model"],
-                          line_hashes=_line_hashes(payload.get("line_hashes")),
+                          corpus_ids=_ids(payload.get("corpus_ids")),
                           counts=_optional_dict(payload.get("counts")), source=source)
     except LyricgenError as e:
         raise CheckpointError(f"{source} holds bad settings: {e}") from None
@@ -131,11 +145,11 @@ def load(path: str | Path, training_state: bool = False) -> Checkpoint:
     return ckpt
 
 
-def _line_hashes(value: Any) -> torch.Tensor | None:
+def _ids(value: Any) -> torch.Tensor | None:
     if value is None:
         return None
-    if not isinstance(value, torch.Tensor) or value.dtype != torch.int64 or value.dim() != 1:
-        raise TypeError("line_hashes is not a 1-D int64 tensor")
+    if not isinstance(value, torch.Tensor) or value.is_floating_point() or value.dim() != 1:
+        raise TypeError("corpus_ids is not a 1-D integer tensor")
     return value
 
 

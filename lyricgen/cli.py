@@ -13,7 +13,8 @@ import typer
 from typer.core import TyperGroup
 
 from lyricgen import __version__
-from lyricgen.cli_options import (ConfigFile, Data, Newlines, MaxChars, ValFraction, Backend,
+from lyricgen.cli_options import (ConfigFile, Data, Newlines, MaxChars, ValFraction, Script,
+                                  TidySpaces, DropLines, Backend,
                                   Input, EmbeddingSize, HiddenSize, NumLayers, Dropout,
                                   EmbeddingDropout, TieWeights, Init, NgramOrder, NumSteps,
                                   BatchSize, Sampling, Optimizer, Lr, WeightDecay, Clip, Epochs,
@@ -21,7 +22,7 @@ from lyricgen.cli_options import (ConfigFile, Data, Newlines, MaxChars, ValFract
                                   Seed, Device, CudaGraphs, Matmul, Out, PreviewEvery, Prefixes,
                                   JsonFlag, Overwrite, Resume, TrainPrefixes, InitFrom, default)
 from lyricgen.cli_options import (CHECKPOINT, Acrostic, Candidates, Checkpoint, Greedy, Length,
-                                  LineLength, Lines, NoCopy, NumSamples, Rarity,
+                                  LineLength, Lines, MaxCopy, NumSamples, Rarity,
                                   RepetitionPenalty, Rhyme, RhymeWith, SampleBackend,
                                   SampleConfigFile, SampleDevice, SampleSeed, StartTemperature,
                                   Temperature, TopK, TopP, Unknown, UseCounts)
@@ -108,7 +109,8 @@ def _progress_bars() -> bool:
 @app.command()
 def train(
     config: ConfigFile = None, data: Data = None, newlines: Newlines = None,
-    max_chars: MaxChars = None, val_fraction: ValFraction = None, backend: Backend = None,
+    max_chars: MaxChars = None, val_fraction: ValFraction = None, script: Script = None,
+    tidy_spaces: TidySpaces = None, drop_lines: DropLines = None, backend: Backend = None,
     input: Input = None, embedding_size: EmbeddingSize = None, hidden_size: HiddenSize = None,
     num_layers: NumLayers = None, dropout: Dropout = None,
     embedding_dropout: EmbeddingDropout = None, tie_weights: TieWeights = None, init: Init = None,
@@ -142,7 +144,8 @@ def train(
 @app.command()
 def compare(
     config: ConfigFile = None, data: Data = None, newlines: Newlines = None,
-    max_chars: MaxChars = None, val_fraction: ValFraction = None, backend: Backend = None,
+    max_chars: MaxChars = None, val_fraction: ValFraction = None, script: Script = None,
+    tidy_spaces: TidySpaces = None, drop_lines: DropLines = None, backend: Backend = None,
     input: Input = None, embedding_size: EmbeddingSize = None, hidden_size: HiddenSize = None,
     num_layers: NumLayers = None, dropout: Dropout = None,
     embedding_dropout: EmbeddingDropout = None, tie_weights: TieWeights = None, init: Init = None,
@@ -180,7 +183,7 @@ def sample(
     top_k: TopK = None, top_p: TopP = None, num_samples: NumSamples = None,
     seed: SampleSeed = None, lines: Lines = None, line_length: LineLength = None,
     rhyme: Rhyme = None, rhyme_with: RhymeWith = None, acrostic: Acrostic = None,
-    no_copy: NoCopy = None, candidates: Candidates = None,
+    max_copy: MaxCopy = None, candidates: Candidates = None,
     repetition_penalty: RepetitionPenalty = None, start_temperature: StartTemperature = None,
     rarity: Rarity = None, counts: UseCounts = None, backend: SampleBackend = None,
     device: SampleDevice = "auto", unknown: Unknown = "error", as_json: JsonFlag = False,
@@ -198,7 +201,8 @@ def sample(
         results = command.sample(checkpoint, prefix or [""], cfg, backend=backend,
                                  device=device, unknown=unknown,
                                  warn=lambda m: typer.echo(f"warning: {m}", err=True),
-                                 stream=_stream_to_stdout if stream else None)
+                                 stream=_stream_to_stdout if stream else None,
+                                 mark_copies=sys.stdout.isatty())
     except BrokenPipeError:  # the reader has gone (`| head`): stop writing, quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
@@ -227,15 +231,16 @@ def data_fetch(
 @data_app.command("info")
 def data_info(
     data: Data = None, max_chars: MaxChars = None, newlines: Newlines = None,
-    val_fraction: ValFraction = None, as_json: JsonFlag = False,
+    val_fraction: ValFraction = None, script: Script = None, tidy_spaces: TidySpaces = None,
+    drop_lines: DropLines = None, as_json: JsonFlag = False,
 ) -> None:
     """Describe a corpus: characters, distinct characters, lines, train/val split, most
     common characters."""
+    options = _given({k: v for k, v in locals().items() if k != "as_json"})
     from lyricgen import tables
     from lyricgen.commands import data as command
 
-    info = command.info(_given({"data": data, "max_chars": max_chars, "newlines": newlines,
-                                "val_fraction": val_fraction}))
+    info = command.info(options)
     if as_json:
         typer.echo(json.dumps(info, ensure_ascii=False))
     else:

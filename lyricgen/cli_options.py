@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from lyricgen.config import DataConfig, SampleConfig, TrainConfig
+from lyricgen.copies import DEFAULT_RUN
 from lyricgen.models import BACKENDS
 from lyricgen.models.charlm import ModelConfig
 
@@ -39,6 +40,18 @@ MaxChars = Annotated[Optional[int], typer.Option(
 ValFraction = Annotated[Optional[float], typer.Option(
     help="Fraction of the text held out at its end for validation; 0 disables it."
          + default(D.val_fraction))]
+Script = Annotated[Optional[Literal["keep", "simplified", "traditional"]], typer.Option(
+    help="Convert Chinese text to one script with OpenCC, or keep it as it is."
+         + default("simplified for the jaychou dataset, else keep"))]
+TidySpaces = Annotated[Optional[bool], typer.Option(
+    "--tidy-spaces/--keep-spaces",
+    help="Make every run of spaces (full-width ones too) one space, and strip each line's ends."
+         + default("tidy-spaces for the jaychou dataset, else keep-spaces"))]
+DropLines = Annotated[Optional[str], typer.Option(
+    metavar="<regex|credits>",
+    help="Drop the corpus's lines where this regular expression matches; 'credits' drops credit "
+         "lines (作词, 作曲, 歌词提供...) and '' none."
+         + default("credits and the artist's name for the jaychou dataset, else none"))]
 Backend = Annotated[Optional[str], typer.Option(
     metavar=f"<{'|'.join(BACKENDS)}>",
     help="LSTM implementation: scratch (hand-written) or builtin (torch.nn.LSTM)."
@@ -180,10 +193,11 @@ RhymeWith = Annotated[Optional[str], typer.Option(
     metavar="<character>", help="Give the A lines the rhyme group of this character.")]
 Acrostic = Annotated[Optional[str], typer.Option(
     metavar="<text>", help="Start line i with character i (藏头); sets the number of lines.")]
-NoCopy = Annotated[Optional[bool], typer.Option(
-    "--no-copy/--allow-copy",
-    help="Never write a line of 6 or more characters that is a line of the training text."
-    + default("allow-copy"))]
+MaxCopy = Annotated[Optional[int], typer.Option(
+    metavar="<N>",
+    help="Never write a run of N or more characters, within a line, that the corpus holds "
+         "(0: allow copies, which a terminal then marks)."
+         + default(f"{DEFAULT_RUN}, when the checkpoint holds its corpus"))]
 Candidates = Annotated[Optional[int], typer.Option(
     help="Draw K candidates for each line and keep the best that fits the form."
     + default(S.candidates))]

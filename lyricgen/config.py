@@ -15,6 +15,7 @@ import types
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from lyricgen.cleaning import check_pattern
 from lyricgen.errors import UsageError, check, check_int
 from lyricgen.models.charlm import ModelConfig
 
@@ -30,11 +31,18 @@ class DataConfig:
     newlines: Literal["keep", "space"] = "keep"
     max_chars: int | None = None
     val_fraction: float = 0.1
+    # Cleaning (cleaning.py); None: the registered dataset's own setting, else off
+    script: Literal["keep", "simplified", "traditional"] | None = None
+    tidy_spaces: bool | None = None
+    drop_lines: str | None = None  # a regular expression, or `credits`; "" drops none
 
     def validate(self) -> None:
         if self.max_chars is not None:
             check_int(self, "max_chars", 1)
         check(0.0 <= self.val_fraction < 1.0, "val_fraction", "must be in [0, 1)")
+        if self.drop_lines:
+            problem = check_pattern(self.drop_lines)
+            check(problem is None, "drop_lines", problem or "")
 
 
 @dataclass
@@ -96,12 +104,14 @@ class SampleConfig:
     rhyme: str | None = None  # a scheme such as AABB; X: a free line
     rhyme_with: str | None = None  # a character whose rhyme group the A lines take
     acrostic: str | None = None  # line i starts with character i
-    no_copy: bool = False  # no line of 6+ characters equal to a line of the training text
     candidates: int = 1  # lines drawn per line written; the most likely is kept
     repetition_penalty: float = 1.0  # > 1 makes characters already in the song less likely
     start_temperature: float | None = None  # songs: the temperature of each line's first draw
     rarity: float = 0.0  # songs: the weight of a candidate's mean surprisal in its score
     counts: bool = True  # the training text's counts mixed with the LSTM, when it has them
+    # No run of this many characters within a line equal to a run of the corpus (copies.py);
+    # None: DEFAULT_RUN where the checkpoint holds its corpus; 0: copies allowed
+    max_copy: int | None = None
 
     def validate(self) -> None:
         check_int(self, "length", 0)
@@ -122,6 +132,10 @@ class SampleConfig:
         check(self.seed is None or 0 <= self.seed <= 2**63 - 1, "seed",
               f"must be from 0 to {2**63 - 1}")
         check(self.lines is None or 1 <= self.lines <= 1000, "lines", "must be from 1 to 1000")
+        if self.max_copy:
+            check_int(self, "max_copy", 2, 1000)
+        check(self.max_copy is None or self.max_copy >= 0, "max_copy",
+              "must be 0 (copies allowed) or at least 2")
 
 
 @dataclass

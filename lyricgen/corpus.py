@@ -4,15 +4,17 @@ split into training and held-out parts."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import torch
 
+from lyricgen.cleaning import Cleaning
 from lyricgen.config import DataConfig
-from lyricgen.datasets import DATASETS, fetch
+from lyricgen.copies import DEFAULT_RUN, MAX_GUARDED, CopyIndex
+from lyricgen.datasets import DATASETS, fetch, registered
 from lyricgen.errors import LyricgenError
-from lyricgen.fingerprint import line_hashes
 from lyricgen.text_files import read_text
 from lyricgen.vocab import Vocab, build_vocab
 
@@ -26,7 +28,6 @@ class Corpus:
     num_train: int
     num_lines: int
     sha256: str  # of the normalised text, so a resumed run can tell that its corpus changed
-    line_hashes: torch.Tensor  # fingerprint.line_hashes of the text (`sample --no-copy`)
 
     @property
     def train_ids(self) -> torch.Tensor:
@@ -36,23 +37,45 @@ class Corpus:
     def val_ids(self) -> torch.Tensor:
         return self.ids[self.num_train:]
 
+    @property
+    def kept_ids(self) -> torch.Tensor:
+        """What a checkpoint keeps of the text for the copy guard."""
+        return self.ids[:MAX_GUARDED]
+
+    @cached_property
+    def copies(self) -> CopyIndex:
+        """The copy guard `sample` uses by default (training's previews draw as it does)."""
+        return CopyIndex(self.kept_ids, self.vocab, DEFAULT_RUN)
+
 
 def load_corpus(cfg: DataConfig, progress: bool = True) -> Corpus:
     path = resolve_data(cfg.data, progress)
-    text = normalise(read_text(path, max_chars=cfg.max_chars), cfg)
+    text = normalise(read_text(path, max_chars=cfg.max_chars), cfg, path)
     vocab, ids = build_vocab(text)
     num_val = int(len(text) * cfg.val_fraction)
     return Corpus(vocab, ids, len(text) - num_val, _count_lines(text),
-                  hashlib.sha256(text.encode("utf-8")).hexdigest(), line_hashes(text))
+                  hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
-def normalise(text: str, cfg: DataConfig) -> str:
-    """Apply `--newlines` and `--max-chars` to text already read by `read_text`."""
+def normalise(text: str, cfg: DataConfig, path: Path) -> str:
+    """Clean text read by `read_text` from `path` (`--script`, `--tidy-spaces`,
+    `--drop-lines`), then apply `--newlines` and `--max-chars`."""
+    text = cleaning_of(cfg, path).apply(text)
     if cfg.newlines == "space":
         text = text.replace("\n", " ")
     if cfg.max_chars is not None:
         text = text[: cfg.max_chars]
     return text
+
+
+def cleaning_of(cfg: DataConfig, path: Path) -> Cleaning:
+    """The cleaning `cfg` asks for: each setting left unset is the registered dataset's (when
+    `path` is one, by name or by content), else off."""
+    dataset = registered(path)
+    base = dataset.cleaning if dataset is not None else Cleaning()
+    given = {k: v for k, v in (("script", cfg.script), ("tidy_spaces", cfg.tidy_spaces),
+                               ("drop_lines", cfg.drop_lines)) if v is not None}
+    return replace(base, **given)
 
 
 def resolve_data(spec: str, progress: bool = True) -> Path:

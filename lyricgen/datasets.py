@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from lyricgen.cleaning import CREDITS, Cleaning
 from lyricgen.errors import LyricgenError
 from lyricgen.text_files import CHUNK_BYTES, open_regular
 
@@ -32,6 +33,7 @@ class Dataset:
     sha256: str
     filename: str  # the cache file name, and the name fetched under LYRICGEN_MIRROR
     size: int  # bytes: a download that announces or sends more is refused at once
+    cleaning: Cleaning = Cleaning()  # what its text needs (the --script... options' defaults)
 
 
 DATASETS = {
@@ -42,8 +44,24 @@ DATASETS = {
         sha256="3cfedd7d174111cdad5a27eaffaa6a2432a2842cf2590a03dd8a97610ea07043",
         filename="jaychou_lyrics.txt.zip",
         size=52_607,
+        # Mostly simplified with some traditional lines; full-width spaces; and title, artist
+        # and credit lines ("周杰伦 安静", "曲周杰伦歌词提供再兴") among the lyrics.
+        cleaning=Cleaning("simplified", True, CREDITS + "|周杰伦|杰伦"),
     ),
 }
+
+
+def registered(path: Path) -> Dataset | None:
+    """The registered dataset whose file `path` is (same size and sha256), if any: a copy
+    given by path gets the dataset's cleaning too."""
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        return None
+    for dataset in DATASETS.values():
+        if size == dataset.size and cache_damage(path, dataset) is None:
+            return dataset
+    return None
 
 
 def data_dir() -> Path:

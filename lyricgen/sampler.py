@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 
 from lyricgen.config import SampleConfig
+from lyricgen.copies import CopyIndex, GuardedStepper, guarded, mask
 from lyricgen.mixing import Counts, make_stepper
 from lyricgen.models.charlm import CharLM
 from lyricgen.vocab import UnknownPolicy, Vocab
@@ -57,19 +58,23 @@ def top_p_filter(probs: torch.Tensor, p: float) -> torch.Tensor:
 def generate(model: CharLM, prefix: list[int], cfg: SampleConfig,
              generator: torch.Generator | None = None,
              on_step: Callable[[torch.Tensor], None] | None = None, keep: bool = True,
-             counts: Counts | None = None) -> list[list[int]]:
+             counts: Counts | None = None, guard: CopyIndex | None = None) -> list[list[int]]:
     """`cfg.num_samples` continuations of `prefix` (a non-empty list of ids), drawn as one batch;
     `on_step` sees each step's new ids (N,). `keep=False` keeps nothing (the ids went to
-    `on_step`), so that any length fits in memory. `counts`: mixed with the LSTM."""
+    `on_step`), so that any length fits in memory. `counts`: mixed with the LSTM; `guard`: no
+    run of the corpus it indexes is written."""
     was_training = model.training
     model.eval()
     device = model.head.weight.device
     n = cfg.num_samples
     _, state = model(torch.tensor([prefix], device=device))  # the warm-up: (L, 1, H) each
-    stepper = make_stepper(model, tuple(s.expand(-1, n, -1) for s in state), prefix, counts)
+    stepper = guarded(make_stepper(model, tuple(s.expand(-1, n, -1) for s in state), prefix,
+                                   counts), guard, prefix)
     model.train(was_training)
     logits, out = stepper.logits, []
     for t in range(cfg.length):
+        if isinstance(stepper, GuardedStepper):
+            logits = mask(logits, stepper.forbidden)
         ids = pick_next(logits, cfg, generator)  # (N,)
         if keep:
             out.append(ids)

@@ -3,13 +3,14 @@ once, the best of them kept.
 
 While a line is drawn, its hard constraints are masks on the logits, so every candidate meets
 them: the line's length (no newline before its fewest characters, only a newline after its
-most), its acrostic character, no space at its start or end or twice in a row, and its rhyme:
-for a Han rhyme group the newline is allowed only after a character of the group, and the
-line's last possible character must be one (the first line of a letter, which sets the
-rhyme, ends in a character that has a group). The candidates are then judged: one that
-repeats a line of the song, copies the training text (with `no_copy`) or misses a rhyme the
-masks could not enforce (text without Han characters rhymes by word) is kept only if no
-candidate does better in a few rounds of drawing. Of the rest the best score wins: the mean
+most), its acrostic character, no space at its start or end or twice in a row, its rhyme
+(for a Han rhyme group the newline is allowed only after a character of the group, and the
+line's last possible character must be one; the first line of a letter, which sets the
+rhyme, ends in a character that has a group), and no run of the corpus as long as the copy
+guard's (copies.py; where every character left would copy, the copy is let through). The
+candidates are then judged: one that repeats a line of the song, copies the corpus or misses a
+rhyme the masks could not enforce (text without Han characters rhymes by word) is kept only if
+no candidate does better in a few rounds of drawing. Of the rest the best score wins: the mean
 log-probability per character under the model itself (temperature 1, no masks; with a start
 temperature, of the characters after the first), less NOVELTY times the share of its bigrams
 the song already has (fluency not bought by repeating the song), plus `rarity` times its
@@ -24,8 +25,9 @@ from dataclasses import dataclass
 
 import torch
 
-from lyricgen import fingerprint, rhyme
+from lyricgen import rhyme
 from lyricgen.config import SampleConfig
+from lyricgen.copies import CopyIndex, GuardedStepper, guarded
 from lyricgen.errors import LyricgenError
 from lyricgen.form import FREE, Form
 from lyricgen.models.charlm import CharLM
@@ -42,7 +44,7 @@ NOVELTY = 2.0  # a candidate's score loses this times the share of its bigrams t
 class Line:
     text: str
     rhyme: str | None  # its rhyme key (rhyme.py)
-    copied: bool | None  # equal to a line of the training text (None: no fingerprint)
+    copied: int | None  # its longest run of characters the corpus holds (None: unknown)
     score: float | None  # mean log-probability of its drawn characters and newline (above)
 
 
@@ -74,26 +76,26 @@ class Draw:
 
     texts: list[str]
     scores: torch.Tensor  # (N,) mean log-probability
+    copied: torch.Tensor  # (N,) a run of the copy guard's length was let through
     saved: list[torch.Tensor]  # the stepper's columns as each stream ended its line
 
 
 @torch.inference_mode()
 def write_songs(model: CharLM, vocab: Vocab, prefix_ids: list[int], prefix_text: str,
                 form: Form, cfg: SampleConfig, generator: torch.Generator | None,
-                hashes: torch.Tensor | None, counts: Counts | None = None) -> list[list[Line]]:
+                copies: CopyIndex | None, counts: Counts | None = None) -> list[list[Line]]:
     """`cfg.num_samples` songs in `form`, each continuing `prefix_text` (whose ids, or a newline
     for an empty prefix, warm the model up): the lines of each song. `counts`: mixed with the
-    LSTM."""
+    LSTM; `copies`: the corpus, guarded against (when its `n` is set) and reported on."""
     model.eval()
     device = model.head.weight.device
     S, K = cfg.num_samples, cfg.candidates
     _, state = model(torch.tensor([prefix_ids], device=device))  # (L, 1, H) each
-    stepper = make_stepper(model, tuple(s.expand(-1, S * K, -1) for s in state), prefix_ids,
-                           counts)
+    stepper = guarded(make_stepper(model, tuple(s.expand(-1, S * K, -1) for s in state),
+                                   prefix_ids, counts), copies, prefix_ids)
     masks = VocabMasks(vocab, device)
     *done, partial = prefix_text.split("\n")
-    songs = [[Line(t, rhyme.line_key(t), fingerprint.copied(hashes, t), None) for t in done]
-             for _ in range(S)]
+    songs = [[line_of(t, copies) for t in done] for _ in range(S)]
     used = torch.zeros(S * K, len(vocab), dtype=torch.bool, device=device)
     used[:, prefix_ids] = True
     used &= masks.plain
@@ -108,21 +110,20 @@ def write_songs(model: CharLM, vocab: Vocab, prefix_ids: list[int], prefix_text:
             draw = _draw_line(stepper, masks, form, i, partial, keys, used, cfg, generator)
             for s in range(S):
                 if chosen[s] is None or chosen[s][0] > 0:
-                    best = _judge(draw, s, K, partial, songs[s], keys[s], cfg, hashes,
-                                  masks.surprisal)
+                    best = _judge(draw, s, K, partial, songs[s], keys[s], cfg, masks.surprisal)
                     if chosen[s] is None or best[:2] < chosen[s][:2]:
                         chosen[s] = (*best, draw)
             if all(c[0] == 0 for c in chosen):
                 break
-        if cfg.no_copy and any(c[0] >= 4 for c in chosen):
-            raise LyricgenError(f"could not write line {i + 1} without copying a line of the "
-                                f"training text in {ROUNDS * K} tries; raise --candidates")
+        if any(c[0] >= 4 for c in chosen):
+            raise LyricgenError(f"could not write line {i + 1} without copying {copies.n} "
+                                f"characters of the corpus in {ROUNDS * K} tries; raise "
+                                "--candidates or --max-copy")
         source = torch.tensor([s * K + c[2] for s in range(S) for c in [chosen[s]]
                                for _ in range(K)], device=device)
         for s, (_, _, j, draw) in enumerate(chosen):
             text = (partial + draw.texts[s * K + j]).rstrip()
-            songs[s].append(Line(text, rhyme.line_key(text), fingerprint.copied(hashes, text),
-                                 float(draw.scores[s * K + j])))
+            songs[s].append(line_of(text, copies, float(draw.scores[s * K + j])))
             for live, kept in zip(stepper.columns(), draw.saved):
                 live[:, s * K:(s + 1) * K] = kept[:, s * K + j, None]
         used = used[source]
@@ -131,6 +132,11 @@ def write_songs(model: CharLM, vocab: Vocab, prefix_ids: list[int], prefix_text:
         used &= masks.plain
         partial = ""
     return songs
+
+
+def line_of(text: str, copies: CopyIndex | None, score: float | None = None) -> Line:
+    """A line described: its rhyme key, how much of it the corpus holds, its score."""
+    return Line(text, rhyme.line_key(text), copies.longest(text) if copies else None, score)
 
 
 def _required_key(form: Form, i: int, song: list[Line]) -> str | None:
@@ -165,6 +171,8 @@ def _draw_line(stepper: Stepper | MixedStepper, masks: VocabMasks, form: Form, i
     ended = torch.zeros(N, dtype=torch.bool, device=device)
     logp_sum = torch.zeros(N, dtype=torch.float64, device=device)
     count = torch.zeros(N, device=device)
+    copied = torch.zeros(N, dtype=torch.bool, device=device)
+    guard = isinstance(stepper, GuardedStepper)
     saved = [t.clone() for t in stepper.columns()]
     drawn: list[torch.Tensor] = []
     logits = stepper.logits  # (N, V)
@@ -176,8 +184,13 @@ def _draw_line(stepper: Stepper | MixedStepper, masks: VocabMasks, form: Form, i
                                     adjusted * cfg.repetition_penalty)
             adjusted = torch.where(used, penalised, adjusted)
         allowed = _allowed(masks, n, after_space, last_group, group, low, high, first)
+        if guard:  # where every character left would copy, one may
+            clean = allowed & ~stepper.forbidden
+            allowed = torch.where(clean.any(1, keepdim=True), clean, allowed)
         ids = pick_next(adjusted.masked_fill(~allowed, float("-inf")), cfg, generator, n == 0)
         live = ~ended
+        if guard:
+            copied |= live & stepper.forbidden.gather(1, ids[:, None])[:, 0]
         ids = torch.where(live, ids, masks.newline)  # ended streams idle on newlines
         scored = live & (n > 0) if cfg.start_temperature is not None else live
         logp_sum += torch.where(scored, logp.gather(1, ids[:, None])[:, 0].double(), 0.0)
@@ -195,7 +208,7 @@ def _draw_line(stepper: Stepper | MixedStepper, masks: VocabMasks, form: Form, i
         ended |= now_ended
     rows = torch.stack(drawn, 1).tolist()  # (N, steps): ids, the newline, then -1
     texts = ["".join(masks.chars[c] for c in row if c >= 0).rstrip("\n") for row in rows]
-    return Draw(texts, logp_sum / count.clamp(min=1), saved)
+    return Draw(texts, logp_sum / count.clamp(min=1), copied, saved)
 
 
 def _allowed(masks: VocabMasks, n: torch.Tensor, after_space: torch.Tensor,
@@ -227,16 +240,15 @@ def _allowed(masks: VocabMasks, n: torch.Tensor, after_space: torch.Tensor,
 
 
 def _judge(draw: Draw, s: int, K: int, partial: str, song: list[Line], key: str | None,
-           cfg: SampleConfig, hashes: torch.Tensor | None,
-           surprisal: dict[str, float]) -> tuple[int, float, int]:
-    """The best of sample s's K candidates: (faults, -score, index); faults weigh a copy
-    (with `no_copy`) 4, a missed rhyme 2, a line repeated within the song 1."""
+           cfg: SampleConfig, surprisal: dict[str, float]) -> tuple[int, float, int]:
+    """The best of sample s's K candidates: (faults, -score, index); faults weigh a copy the
+    guard let through 4, a missed rhyme 2, a line repeated within the song 1."""
     earlier = {line.text for line in song}
     song_bigrams = {b for line in song for b in zip(line.text, line.text[1:])}
     best = None
     for j in range(K):
         text = (partial + draw.texts[s * K + j]).rstrip()
-        faults = (4 * (cfg.no_copy and bool(fingerprint.copied(hashes, text)))
+        faults = (4 * bool(draw.copied[s * K + j])
                   + 2 * (key is not None and rhyme.line_key(text) != key)
                   + (text in earlier))
         bigrams = list(zip(text, text[1:]))

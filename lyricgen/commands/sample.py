@@ -10,8 +10,9 @@ from typing import Any
 
 import torch
 
-from lyricgen import checkpoint, fingerprint, rhyme
+from lyricgen import checkpoint
 from lyricgen.config import SampleConfig
+from lyricgen.copies import DEFAULT_RUN, CopyIndex
 from lyricgen.presets import load_config, naming_sources, option_name, read_toml
 from lyricgen.device import resolve_device
 from lyricgen.errors import UsageError
@@ -20,7 +21,7 @@ from lyricgen.form import Form, check_vocab, make_form
 from lyricgen.memory import available_memory, human_bytes
 from lyricgen.models.charlm import ModelConfig
 from lyricgen.sampler import generate, start_ids
-from lyricgen.songwriter import Line, write_songs
+from lyricgen.songwriter import line_of, write_songs
 from lyricgen.vocab import UnknownCharsError, UnknownPolicy, Vocab
 
 Stream = Callable[..., None]
@@ -39,11 +40,12 @@ def settings(config_file: str | None, given: dict[str, Any]) -> SampleConfig:
 
 def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
            backend: str | None = None, device: str = "auto", unknown: UnknownPolicy = "error",
-           warn: Callable[[str], None] = print, stream: Stream | None = None
-           ) -> list[dict[str, Any]]:
+           warn: Callable[[str], None] = print, stream: Stream | None = None,
+           mark_copies: bool = False) -> list[dict[str, Any]]:
     """`cfg.num_samples` continuations of each prefix. With `stream` (meant for one sample per
     prefix), the text goes to it as it is made, a character (or a song) at a time, and nothing
-    is returned."""
+    is returned; `mark_copies` then marks each streamed line that copies the corpus (when
+    copies are allowed)."""
     cfg.validate()
     if backend is not None and backend not in BACKENDS:
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -55,9 +57,10 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
     model, vocab = saved.build_model(backend).to(dev), saved.vocab
     if form is not None:
         check_vocab(form, vocab)
-    if cfg.no_copy and saved.line_hashes is None:
-        raise UsageError(f"{path} holds no fingerprint of its training lines (an older "
-                         "lyricgen wrote it), which --no-copy needs; train it again")
+    copies = copy_index(saved, cfg, warn)
+    if copies is not None:
+        copies.to(dev)
+    marker = copy_marker(cfg, copies, mark_copies)
     generator = torch.Generator(dev)
     if cfg.seed is not None:
         generator.manual_seed(cfg.seed)
@@ -75,24 +78,25 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
     for prefix, (ids, used) in zip(prefixes, starts):
         if form is not None:
             songs = write_songs(model, vocab, ids, used, form, cfg, generator,
-                                saved.line_hashes, counts)
+                                copies, counts)
             texts = ["\n".join(line.text for line in song)[len(used):] for song in songs]
             if stream is not None:
-                for text in texts:
-                    stream(used + text, end=True)
+                for song in songs:
+                    stream("\n".join(line.text + marker(line.text) for line in song), end=True)
                 continue
         else:
-            on_step = None
             if stream is not None:
-                stream(used)
-                on_step = lambda ids: stream(vocab.chars[int(ids[0])])  # noqa: E731
+                lines = LineStream(stream, marker)
+                lines.write(used)
+            on_step = (lambda ids: lines.write(vocab.chars[int(ids[0])])) if stream else None
             drawn = generate(model, ids, cfg, generator, on_step, keep=stream is None,
-                             counts=counts)
+                             counts=counts, guard=copies)
             if stream is not None:
-                stream("", end=True)
+                lines.end()
                 continue
             texts = [vocab.decode(s) for s in drawn]
-            songs = [free_lines(used + text, saved.line_hashes) for text in texts]
+            songs = [[line_of(line, copies) for line in (used + text).split("\n")]
+                     for text in texts]
         results += [{"prefix": prefix, "prefix_used": used, "sample": k, "text": text,
                      "lines": [asdict(line) for line in song], "settings": used_settings}
                     for k, (text, song) in enumerate(zip(texts, songs))]
@@ -144,7 +148,6 @@ def song_form(cfg: SampleConfig) -> Form | None:
         given = [name for name, value in (("--line-length", cfg.line_length),
                                           ("--rhyme", cfg.rhyme),
                                           ("--rhyme-with", cfg.rhyme_with),
-                                          ("--no-copy", cfg.no_copy),
                                           ("--candidates", cfg.candidates > 1)) if value]
         if given:
             raise UsageError(f"{', '.join(given)} shape the lines of a song: give --lines N "
@@ -153,7 +156,51 @@ def song_form(cfg: SampleConfig) -> Form | None:
     return make_form(cfg.lines, cfg.line_length, cfg.rhyme, cfg.rhyme_with, cfg.acrostic)
 
 
-def free_lines(text: str, hashes) -> list[Line]:
-    """The lines of free text, described as a song's are (no scores: nothing was judged)."""
-    return [Line(line, rhyme.line_key(line), fingerprint.copied(hashes, line), None)
-            for line in text.split("\n")]
+def copy_index(saved: checkpoint.Checkpoint, cfg: SampleConfig,
+               warn: Callable[[str], None]) -> CopyIndex | None:
+    """The corpus of `saved`, guarded against the runs `cfg.max_copy` asks (by default
+    DEFAULT_RUN); None for a checkpoint without its corpus (an older lyricgen wrote it)."""
+    n = DEFAULT_RUN if cfg.max_copy is None else cfg.max_copy
+    copies = saved.copy_index(n)
+    if copies is None and n:
+        if cfg.max_copy is not None:
+            raise UsageError(f"{saved.source} does not hold its corpus (an older lyricgen wrote "
+                             "it), which --max-copy needs; train it again")
+        warn(f"{saved.source} does not hold its corpus (an older lyricgen wrote it): copies of "
+             "it are not prevented; train it again for the copy guard")
+    return copies
+
+
+Marker = Callable[[str], str]  # a line's text -> what follows it on the terminal
+
+
+def copy_marker(cfg: SampleConfig, copies: CopyIndex | None, mark: bool) -> Marker:
+    """With `mark`, when copies are allowed (--max-copy 0), a line that holds a run of
+    DEFAULT_RUN or more characters of the corpus is followed by a dim note saying so."""
+    if not mark or copies is None or cfg.max_copy != 0:
+        return lambda line: ""
+
+    def marker(line: str) -> str:
+        run = copies.longest(line)
+        return f"  \x1b[2m(copied: {run} characters)\x1b[0m" if run >= DEFAULT_RUN else ""
+
+    return marker
+
+
+class LineStream:
+    """Free text streamed a character at a time, each line followed by its mark."""
+
+    def __init__(self, stream: Stream, marker: Marker):
+        self.stream, self.marker, self.line = stream, marker, ""
+
+    def write(self, text: str) -> None:
+        for char in text:
+            if char == "\n":
+                self.stream(self.marker(self.line), end=True)
+                self.line = ""
+            else:
+                self.stream(char)
+                self.line += char
+
+    def end(self) -> None:
+        self.stream(self.marker(self.line), end=True)

@@ -62,7 +62,7 @@ class Trainer:
         s = self.setup
         return Checkpoint(self.cfg, s.corpus.vocab, s.corpus.sha256, s.model.state_dict(),
                           s.optimizer.state_dict(), self.progress,
-                          self.world.rng_state(s.device), self.history, s.corpus.line_hashes,
+                          self.world.rng_state(s.device), self.history, s.corpus.kept_ids,
                           s.saved_counts(self.history))
 
     def restore(self, saved: Checkpoint) -> None:
@@ -221,7 +221,8 @@ class Trainer:
             self.report.lr_halved(lr / 2, floor=not self.schedule.can_halve(lr / 2))
         self.report.epoch(row, decision.improved)
         if t.preview_every and epoch % t.preview_every == 0:
-            self.report.preview(s.model, s.corpus.vocab, t.prefix, s.mixed_counts(self.history))
+            self.report.preview(s.model, s.corpus.vocab, t.prefix, s.mixed_counts(self.history),
+                                s.corpus.copies)
         if decision.stop:
             self.report.early_stop(p.bad_epochs, p.best, p.best_epoch)
         return decision.stop

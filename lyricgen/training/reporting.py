@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lyricgen.config import SampleConfig, TrainConfig
+from lyricgen.copies import CopyIndex
 from lyricgen.mixing import Counts
 from lyricgen.models.charlm import CharLM
 from lyricgen.sampler import generate
@@ -49,22 +50,23 @@ class Reporter:
                  f"(best {best:.2f} at epoch {best_epoch})")
 
     def preview(self, model: CharLM, vocab: Vocab, prefixes: list[str],
-                counts: Counts | None = None) -> None:
+                counts: Counts | None = None, guard: CopyIndex | None = None) -> None:
         if not self.writes:
             return
-        for line in preview(model, vocab, prefixes, counts):
+        for line in preview(model, vocab, prefixes, counts, guard):
             self.log(f"  {line}")
 
 
-def preview(model: CharLM, vocab: Vocab, prefixes: list[str], counts: Counts | None = None
-            ) -> list[str]:
+def preview(model: CharLM, vocab: Vocab, prefixes: list[str], counts: Counts | None = None,
+            guard: CopyIndex | None = None) -> list[str]:
     """Greedy continuations of each prefix (characters outside the vocab dropped) by the model
-    as `sample` draws from it (`counts` mixed in), one line each, newlines shown as ' / '."""
+    as `sample` draws from it (`counts` mixed in, `guard` against copies), one line each,
+    newlines shown as ' / '."""
     lines = []
     for prefix in prefixes:
         ids = vocab.encode(prefix, unknown="skip")
         if ids:
-            text = vocab.decode(ids + generate(model, ids, PREVIEW, counts=counts)[0])
+            text = vocab.decode(ids + generate(model, ids, PREVIEW, counts=counts, guard=guard)[0])
             lines.append(text.replace("\n", " / "))
     return lines
 
