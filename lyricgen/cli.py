@@ -25,7 +25,8 @@ from lyricgen.cli_options import (CHECKPOINT, Acrostic, Candidates, Checkpoint, 
                                   LineLength, Lines, MaxCopy, NumSamples, Rarity,
                                   RepetitionPenalty, Rhyme, RhymeWith, SampleBackend,
                                   SampleConfigFile, SampleDevice, SampleSeed, StartTemperature,
-                                  Temperature, TopK, TopP, Unknown, UseCounts)
+                                  Temperature, TopK, TopP, Unknown, UseCounts, Words,
+                                  Ending)
 from lyricgen.errors import LyricgenError
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -185,7 +186,8 @@ def sample(
     rhyme: Rhyme = None, rhyme_with: RhymeWith = None, acrostic: Acrostic = None,
     max_copy: MaxCopy = None, candidates: Candidates = None,
     repetition_penalty: RepetitionPenalty = None, start_temperature: StartTemperature = None,
-    rarity: Rarity = None, counts: UseCounts = None, backend: SampleBackend = None,
+    rarity: Rarity = None, words: Words = None, ending: Ending = None,
+    counts: UseCounts = None, backend: SampleBackend = None,
     device: SampleDevice = "auto", unknown: Unknown = "error", as_json: JsonFlag = False,
 ) -> None:
     """Write new lyrics that continue each --prefix: free text, or with --lines or --acrostic

@@ -211,6 +211,15 @@ Rarity = Annotated[Optional[float], typer.Option(
     help="Songs: add this times a candidate line's mean surprisal in the training text "
          "(-log of each character's frequency) to its score, so that less common, less generic "
          "lines win (MMI reranking; 0: off)." + default(S.rarity))]
+Words = Annotated[Optional[float], typer.Option(
+    help="Songs: add this times the share of a candidate line's Han characters that lie in "
+         "words of a general dictionary (CC-CEDICT) to its score, so that lines made of words "
+         "win (0: off)." + default(S.words))]
+Ending = Annotated[Optional[float], typer.Option(
+    help="Songs: add this times the log-probability the model gives a candidate line's end "
+         "where it ends (its newline, unmasked) to its score, so that lines that end where the "
+         "model would end them win over lines cut to fit the form (0: off)."
+         + default(S.ending))]
 UseCounts = Annotated[Optional[bool], typer.Option(
     "--counts/--no-counts",
     help="Mix the training text's n-gram counts with the LSTM as validation did, when the "

@@ -108,6 +108,8 @@ class SampleConfig:
     repetition_penalty: float = 1.0  # > 1 makes characters already in the song less likely
     start_temperature: float | None = None  # songs: the temperature of each line's first draw
     rarity: float = 0.0  # songs: the weight of a candidate's mean surprisal in its score
+    words: float = 0.0  # songs: the weight of the share of a candidate that is words (words.py)
+    ending: float = 0.0  # songs: the weight of the model's log-probability of a line's end
     counts: bool = True  # the training text's counts mixed with the LSTM, when it has them
     # No run of this many characters within a line equal to a run of the corpus (copies.py);
     # None: DEFAULT_RUN where the checkpoint holds its corpus; 0: copies allowed
@@ -124,9 +126,10 @@ class SampleConfig:
               "start_temperature", "must be > 0")
         check(self.start_temperature is None or bool(self.lines or self.acrostic),
               "start_temperature", "is for songs: give --lines or --acrostic too")
-        check(0 <= self.rarity < math.inf, "rarity", "must be a number >= 0")
-        check(not self.rarity or bool(self.lines or self.acrostic), "rarity",
-              "is for songs: give --lines or --acrostic too")
+        for key in ("rarity", "words", "ending"):
+            check(0 <= getattr(self, key) < math.inf, key, "must be a number >= 0")
+            check(not getattr(self, key) or bool(self.lines or self.acrostic), key,
+                  "is for songs: give --lines or --acrostic too")
         check(self.top_k is None or self.top_k >= 1, "top_k", "must be at least 1")
         check(self.top_p is None or 0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
         check(self.seed is None or 0 <= self.seed <= 2**63 - 1, "seed",

@@ -1,6 +1,7 @@
 """Copies of the corpus: a guard that no run of `n` characters within a line of the written text
 equals a run of the corpus (a mask while drawing, for every kind of sampling), and the longest
-run of a line that the corpus holds (what the output reports).
+run of a line that the corpus holds (what the output reports). Spaces are not characters here,
+on either side: a copy cannot slip through by a space put in it.
 
 The guard's index is built from the corpus's ids (which the checkpoint keeps) for the `n` asked:
 every run of n - 1 characters within a line of the corpus, as a chain of sorted int64 keys (the
@@ -29,6 +30,8 @@ class CopyIndex:
     def __init__(self, ids: torch.Tensor, vocab: Vocab, n: int):
         self.n, self.vocab_size = n, len(vocab)
         self.newline = vocab.index.get("\n")
+        self.space = torch.tensor([c.isspace() and c != "\n" for c in vocab.chars])  # (V,)
+        ids = ids[~self.space[ids.long()]]
         self.text = vocab.decode(ids.tolist())
         self.levels: list[torch.Tensor] = []  # level j: the keys of the first j + 1 characters
         self.runs = torch.empty(0, dtype=torch.long)  # (K,) sorted: the runs of n
@@ -68,6 +71,7 @@ class CopyIndex:
         return out
 
     def to(self, device: torch.device | str) -> CopyIndex:
+        self.space = self.space.to(device)
         self.levels = [keys.to(device) for keys in self.levels]
         self.runs = self.runs.to(device)
         return self
@@ -76,6 +80,7 @@ class CopyIndex:
     def longest(self, line: str) -> int:
         """The length of the longest run of `line`'s characters that the corpus holds (a line
         holds no newline, so runs across the corpus's line ends do not count)."""
+        line = "".join(line.split())
         best = start = 0
         for end in range(1, len(line) + 1):  # the shortest start whose run to `end` is held
             while start < end and line[start:end] not in self.text:
@@ -92,7 +97,7 @@ class GuardedStepper:
     def __init__(self, stepper, index: CopyIndex, prefix: list[int]):
         self.stepper, self.index, newline = stepper, index, index.newline
         N = stepper.logits.shape[0]
-        recent = [-1] * index.n + prefix
+        recent = [-1] * index.n + [i for i in prefix if not index.space[i]]
         if newline is not None and newline in recent:  # runs start after the last line end
             last = len(recent) - 1 - recent[::-1].index(newline)
             recent = [-1] * index.n + recent[last + 1:]
@@ -108,8 +113,9 @@ class GuardedStepper:
         return [*self.stepper.columns(), self.history]
 
     def step(self, ids: torch.Tensor) -> torch.Tensor:
-        self.history[:-1] = self.history[1:].clone()
-        self.history[-1] = ids
+        on = ~self.index.space[ids]  # a space leaves a stream's run as it was
+        self.history[:-1, on] = self.history[1:, on].clone()
+        self.history[-1, on] = ids[on]
         if self.index.newline is not None:  # a new line: no run reaches back across it
             self.history[:, ids == self.index.newline] = -1
         self.forbidden = self.index.forbidden(self.history.t())

@@ -15,7 +15,9 @@ log-probability per character under the model itself (temperature 1, no masks; w
 temperature, of the characters after the first), less NOVELTY times the share of its bigrams
 the song already has (fluency not bought by repeating the song), plus `rarity` times its
 characters' mean surprisal in the training text, -log(count / total): lines less generic
-(MMI reranking, Li et al. 2016). A repetition penalty (CTRL's) is optional.
+(MMI reranking, Li et al. 2016), plus `words` times the share of its Han characters inside
+words of a general dictionary (words.py): lines made of words, which a corpus of lyrics is
+too small to teach. A repetition penalty (CTRL's) is optional.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lyricgen import rhyme
+from lyricgen import rhyme, words
 from lyricgen.config import SampleConfig
 from lyricgen.copies import CopyIndex, GuardedStepper, guarded
 from lyricgen.errors import LyricgenError
@@ -77,6 +79,7 @@ class Draw:
     texts: list[str]
     scores: torch.Tensor  # (N,) mean log-probability
     copied: torch.Tensor  # (N,) a run of the copy guard's length was let through
+    ends: torch.Tensor  # (N,) the log-probability of the newline where each line ended
     saved: list[torch.Tensor]  # the stepper's columns as each stream ended its line
 
 
@@ -172,6 +175,7 @@ def _draw_line(stepper: Stepper | MixedStepper, masks: VocabMasks, form: Form, i
     logp_sum = torch.zeros(N, dtype=torch.float64, device=device)
     count = torch.zeros(N, device=device)
     copied = torch.zeros(N, dtype=torch.bool, device=device)
+    ends = torch.zeros(N, dtype=torch.float64, device=device)
     guard = isinstance(stepper, GuardedStepper)
     saved = [t.clone() for t in stepper.columns()]
     drawn: list[torch.Tensor] = []
@@ -195,6 +199,7 @@ def _draw_line(stepper: Stepper | MixedStepper, masks: VocabMasks, form: Form, i
         scored = live & (n > 0) if cfg.start_temperature is not None else live
         logp_sum += torch.where(scored, logp.gather(1, ids[:, None])[:, 0].double(), 0.0)
         count += scored
+        ends = torch.where(live & (ids == masks.newline), logp[:, masks.newline].double(), ends)
         drawn.append(torch.where(live, ids, -1))
         space, newline = masks.space[ids], ids == masks.newline
         n += live & ~space & ~newline
@@ -208,7 +213,7 @@ def _draw_line(stepper: Stepper | MixedStepper, masks: VocabMasks, form: Form, i
         ended |= now_ended
     rows = torch.stack(drawn, 1).tolist()  # (N, steps): ids, the newline, then -1
     texts = ["".join(masks.chars[c] for c in row if c >= 0).rstrip("\n") for row in rows]
-    return Draw(texts, logp_sum / count.clamp(min=1), copied, saved)
+    return Draw(texts, logp_sum / count.clamp(min=1), copied, ends, saved)
 
 
 def _allowed(masks: VocabMasks, n: torch.Tensor, after_space: torch.Tensor,
@@ -256,6 +261,9 @@ def _judge(draw: Draw, s: int, K: int, partial: str, song: list[Line], key: str 
         score = float(draw.scores[s * K + j]) - NOVELTY * repeated
         rare = [surprisal[c] for c in text if not c.isspace()]
         score += cfg.rarity * sum(rare) / max(len(rare), 1)
+        if cfg.words:
+            score += cfg.words * words.coverage(text)
+        score += cfg.ending * float(draw.ends[s * K + j])
         judged = (faults, -score, j)
         best = judged if best is None or judged < best else best
     return best
