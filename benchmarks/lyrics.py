@@ -30,7 +30,7 @@ from common import DEFAULT_CORPUS, ROOT, record
 from judge import Judge
 from lyricgen import checkpoint
 from lyricgen.config import SampleConfig
-from lyricgen.form import check_vocab, make_form
+from lyricgen.form import check_vocab, free_form, make_form
 from lyricgen.sampler import generate, start_ids
 from lyricgen.songwriter import write_songs
 
@@ -44,6 +44,12 @@ SETTINGS = {  # name: sample settings (with `lines`: a song; without: free text 
     "free T 0.7": SampleConfig(**FREE, temperature=0.7),
     "free T 0.6": SampleConfig(**FREE, temperature=0.6),
     "free LSTM alone T 0.8": SampleConfig(**FREE, temperature=0.8, counts=False),
+    "free T 0.85, 16 candidates, words 4, ending 1": SampleConfig(
+        **FREE, temperature=0.85, candidates=16, words=4.0, ending=1.0),
+    "free T 1, 16 candidates, words 4, ending 1": SampleConfig(
+        **FREE, temperature=1.0, candidates=16, words=4.0, ending=1.0),
+    "free T 0.85, 8 candidates, words 4, ending 1": SampleConfig(
+        **FREE, temperature=0.85, candidates=8, words=4.0, ending=1.0),
     "song.toml as it was (T 0.85, line start T 8), copies allowed": SampleConfig(
         **SONG, temperature=0.85, start_temperature=8.0, max_copy=0),
     "song T 0.85, line start T 8": SampleConfig(**SONG, temperature=0.85, start_temperature=8.0),
@@ -98,8 +104,9 @@ def write(saved, cfg: SampleConfig, count: int, seed: int) -> tuple[list[str], f
     counts = saved.count_model() if cfg.counts else None
     copies = saved.copy_index(6 if cfg.max_copy is None else cfg.max_copy)
     generator = torch.Generator().manual_seed(seed)
-    song = cfg.lines is not None
-    form = make_form(cfg.lines, cfg.line_length, cfg.rhyme, None, None) if song else None
+    song = cfg.lines is not None  # else free text, a line at a time with candidates (as `sample`)
+    form = make_form(cfg.lines, cfg.line_length, cfg.rhyme, None, None) if song else \
+        free_form(cfg.length) if cfg.candidates > 1 else None
     if form is not None:
         check_vocab(form, vocab)
     ids, used = start_ids(vocab, "" if song else "分开", "error", generator)
@@ -110,8 +117,9 @@ def write(saved, cfg: SampleConfig, count: int, seed: int) -> tuple[list[str], f
             texts += [used + vocab.decode(s) for s in generate(model, ids, batch, generator,
                                                                 counts=counts, guard=copies)]
         else:
-            texts += ["\n".join(x.text for x in s) for s in write_songs(
-                model, vocab, ids, used, form, batch, generator, copies, counts)]
+            texts += ["\n".join(x.text for x in s)[:len(used) + (form.chars or 10**9)]
+                      for s in write_songs(model, vocab, ids, used, form, batch, generator,
+                                           copies, counts)]
     return texts, (time.perf_counter() - began) / count
 
 

@@ -91,9 +91,11 @@ SEED_MAX = 2**63 - 1  # torch.manual_seed takes up to 2**64 - 1; batching's seed
 
 @dataclass
 class SampleConfig:
+    # The defaults are the best free-text setting measured (benchmarks/lyrics.py): lines drawn
+    # 8 at a time and ranked by words and by how naturally they end
     length: int = 100
     greedy: bool = False
-    temperature: float = 1.0
+    temperature: float = 0.85
     top_k: int | None = None
     top_p: float | None = None
     num_samples: int = 1
@@ -104,12 +106,13 @@ class SampleConfig:
     rhyme: str | None = None  # a scheme such as AABB; X: a free line
     rhyme_with: str | None = None  # a character whose rhyme group the A lines take
     acrostic: str | None = None  # line i starts with character i
-    candidates: int = 1  # lines drawn per line written; the most likely is kept
+    candidates: int = 8  # lines drawn per line written; the best is kept (1: free text drawn
+    # a character at a time, as it comes)
     repetition_penalty: float = 1.0  # > 1 makes characters already in the song less likely
     start_temperature: float | None = None  # songs: the temperature of each line's first draw
     rarity: float = 0.0  # songs: the weight of a candidate's mean surprisal in its score
-    words: float = 0.0  # songs: the weight of the share of a candidate that is words (words.py)
-    ending: float = 0.0  # songs: the weight of the model's log-probability of a line's end
+    words: float = 4.0  # the weight of the share of a candidate that is words (words.py)
+    ending: float = 1.0  # the weight of the model's log-probability of a candidate's end
     counts: bool = True  # the training text's counts mixed with the LSTM, when it has them
     # No run of this many characters within a line equal to a run of the corpus (copies.py);
     # None: DEFAULT_RUN where the checkpoint holds its corpus; 0: copies allowed
@@ -124,12 +127,11 @@ class SampleConfig:
         check(self.greedy or self.temperature > 0, "temperature", "must be > 0 (or use --greedy)")
         check(self.start_temperature is None or 0 < self.start_temperature < math.inf,
               "start_temperature", "must be > 0")
-        check(self.start_temperature is None or bool(self.lines or self.acrostic),
-              "start_temperature", "is for songs: give --lines or --acrostic too")
-        for key in ("rarity", "words", "ending"):
+        check(self.start_temperature is None or self.by_lines(), "start_temperature",
+              "is for text drawn a line at a time: give --lines, --acrostic or --candidates "
+              "above 1")
+        for key in ("rarity", "words", "ending"):  # rank candidates (none when there is one)
             check(0 <= getattr(self, key) < math.inf, key, "must be a number >= 0")
-            check(not getattr(self, key) or bool(self.lines or self.acrostic), key,
-                  "is for songs: give --lines or --acrostic too")
         check(self.top_k is None or self.top_k >= 1, "top_k", "must be at least 1")
         check(self.top_p is None or 0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
         check(self.seed is None or 0 <= self.seed <= 2**63 - 1, "seed",
@@ -139,6 +141,11 @@ class SampleConfig:
             check_int(self, "max_copy", 2, 1000)
         check(self.max_copy is None or self.max_copy >= 0, "max_copy",
               "must be 0 (copies allowed) or at least 2")
+
+    def by_lines(self) -> bool:
+        """Whether text is drawn a line at a time (songwriter.py): a song, or free text with
+        candidates to rank (else a character at a time, as it comes)."""
+        return bool(self.lines or self.acrostic) or self.candidates > 1
 
 
 @dataclass

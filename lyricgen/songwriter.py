@@ -23,6 +23,7 @@ too small to teach. A repetition penalty (CTRL's) is optional.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -86,10 +87,12 @@ class Draw:
 @torch.inference_mode()
 def write_songs(model: CharLM, vocab: Vocab, prefix_ids: list[int], prefix_text: str,
                 form: Form, cfg: SampleConfig, generator: torch.Generator | None,
-                copies: CopyIndex | None, counts: Counts | None = None) -> list[list[Line]]:
+                copies: CopyIndex | None, counts: Counts | None = None,
+                on_line: Callable[[Line], None] | None = None) -> list[list[Line]]:
     """`cfg.num_samples` songs in `form`, each continuing `prefix_text` (whose ids, or a newline
     for an empty prefix, warm the model up): the lines of each song. `counts`: mixed with the
-    LSTM; `copies`: the corpus, guarded against (when its `n` is set) and reported on."""
+    LSTM; `copies`: the corpus, guarded against (when its `n` is set) and reported on;
+    `on_line` sees each line of the first song as it is written."""
     model.eval()
     device = model.head.weight.device
     S, K = cfg.num_samples, cfg.candidates
@@ -103,6 +106,10 @@ def write_songs(model: CharLM, vocab: Vocab, prefix_ids: list[int], prefix_text:
     used[:, prefix_ids] = True
     used &= masks.plain
     for i in range(len(done), form.lines):
+        if form.chars is not None and all(
+                len("\n".join(x.text for x in song)) >= len(prefix_text) + form.chars
+                for song in songs):
+            break
         keys = [_required_key(form, i, song) for song in songs]
         start = [t.clone() for t in stepper.columns()]
         chosen = [None] * S
@@ -127,6 +134,8 @@ def write_songs(model: CharLM, vocab: Vocab, prefix_ids: list[int], prefix_text:
         for s, (_, _, j, draw) in enumerate(chosen):
             text = (partial + draw.texts[s * K + j]).rstrip()
             songs[s].append(line_of(text, copies, float(draw.scores[s * K + j])))
+            if s == 0 and on_line is not None:
+                on_line(songs[s][-1])
             for live, kept in zip(stepper.columns(), draw.saved):
                 live[:, s * K:(s + 1) * K] = kept[:, s * K + j, None]
         used = used[source]

@@ -68,7 +68,8 @@ def test_sample_greedy_equals_a_plain_nn_lstm_rebuilt_from_the_checkpoint(
         expected = greedy_by_hand(step, [chars.index(c) for c in "分开"], 30)
 
     result = sample_cli("--checkpoint", out / "last.pt", "--prefix", "分开", "--greedy",
-                        "--length", 30, "--backend", backend, "--device", "cpu", "--no-counts")
+                        "--length", 30, "--backend", backend, "--device", "cpu", "--no-counts",
+                        "--max-copy", 0, "--candidates", 1)
     assert result.exit_code == 0, result.output
     assert result.stdout == "分开" + "".join(chars[i] for i in expected) + "\n"
 
@@ -90,7 +91,8 @@ def test_temperature_1_draws_match_the_softmax():
     torch.manual_seed(0)
     logits = torch.randn(1, 8) * 1.5
     n = 40_000
-    draws = pick_next(logits.expand(n, 8), SampleConfig(), torch.Generator().manual_seed(0))
+    draws = pick_next(logits.expand(n, 8), SampleConfig(temperature=1.0),
+                      torch.Generator().manual_seed(0))
     freq = torch.bincount(draws, minlength=8).double() / n
     p = torch.softmax(logits[0].double(), -1)
     # Five standard errors per category: a false alarm is far below one in a million runs.
@@ -184,3 +186,23 @@ def test_generated_lines_keep_the_corpus_newlines(trained):
                       "--greedy").stdout
     assert "\n" in text.strip()
     assert set(text) <= set(lyrics())
+
+
+@pytest.mark.parametrize("length", [0, 7, 60])
+def test_free_text_with_candidates_is_written_a_line_at_a_time_to_its_length(trained, length):
+    """The default (8 candidates a line): `--length` characters after the prefix, streamed
+    as they are written and the same in JSON; lines of 5 or more characters (the last may
+    be cut), each the best of its candidates."""
+    args = ["--checkpoint", trained / "best.pt", "--prefix", "月光", "--length", length,
+            "--seed", 5]
+    streamed = sample_cli(*args)
+    assert streamed.exit_code == 0, streamed.output
+    (out,) = json.loads(sample_cli(*args, "--json").stdout)
+    assert streamed.stdout == "月光" + out["text"] + "\n"
+    assert len(out["text"]) == length
+    assert "\n".join(line["text"] for line in out["lines"]) == "月光" + out["text"]
+    full = out["lines"][:-1]  # the last line may have been cut at `length`
+    assert all(len(line["text"].replace(" ", "")) >= 5 and line["score"] is not None
+               for line in full)
+    # a character at a time (--candidates 1) draws other text from the same seed
+    assert sample_cli(*args, "--candidates", 1).stdout != streamed.stdout or length == 0

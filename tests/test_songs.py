@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, cli, lyrics
-from lyricgen import checkpoint, rhyme, songwriter
+from lyricgen import checkpoint, rhyme, songwriter, words
 from lyricgen.errors import UsageError
 from lyricgen.form import check_vocab, make_form, parse_lengths
 from lyricgen.sampler import pick_next
@@ -92,11 +92,11 @@ def test_line_lengths_are_a_number_a_range_or_a_pattern():
     pytest.param(["--lines", 0], ["--lines must be from 1"], id="no lines"),
     pytest.param(["--lines", 2, "--candidates", 0], ["--candidates must be at least 1"],
                  id="no candidates"),
-    pytest.param(["--start-temperature", 2], ["--start-temperature", "give --lines"],
-                 id="start temperature without a song"),
+    pytest.param(["--start-temperature", 2, "--candidates", 1],
+                 ["--start-temperature", "give --lines", "--candidates above 1"],
+                 id="start temperature for text drawn a character at a time"),
     pytest.param(["--lines", 2, "--start-temperature", 0], ["--start-temperature must be > 0"],
                  id="start temperature 0"),
-    pytest.param(["--rarity", 1], ["--rarity", "give --lines"], id="rarity without a song"),
     pytest.param(["--lines", 2, "--rarity", -1], ["--rarity must be a number >= 0"],
                  id="negative rarity"),
 ])
@@ -208,11 +208,24 @@ def test_a_line_s_score_is_its_mean_log_probability_under_the_model(trained, sta
         begin = end + 1
 
 
-@pytest.mark.parametrize("rarity", [0.0, 3.0])
-def test_rarity_adds_the_mean_surprisal_of_a_line_s_characters_to_its_score(trained, rarity,
-                                                                           monkeypatch):
+def covered(line: str) -> float:
+    """The share of the line's Han characters inside a word of the dictionary, by trying every
+    run of the line against it."""
+    dictionary = words.dictionary()
+    inside = {k for i in range(len(line)) for j in range(i + 2, len(line) + 1)
+              if line[i:j] in dictionary for k in range(i, j)}
+    han = [k for k, c in enumerate(line) if rhyme.is_han(c)]
+    return sum(k in inside for k in han) / len(han)
+
+
+@pytest.mark.parametrize("rarity, weight, ending", [(0.0, 0.0, 0.0), (3.0, 0.0, 0.0),
+                                                    (0.0, 4.0, 0.0), (0.0, 0.0, 2.0)])
+def test_the_kept_candidate_is_the_best_by_score_rarity_words_and_ending(trained, rarity, weight,
+                                                                      ending, monkeypatch):
     """The first line's candidates (no earlier line, no rhyme: no faults) as drawn; the one
-    kept is the best by score + rarity x mean -log(count / total) of its characters."""
+    kept is the best by score + rarity x mean -log(count / total) of its characters + words x
+    the share of it in dictionary words + ending x log p(newline) where it ended, that last
+    recomputed here by the LSTM alone (--no-counts)."""
     draws, original = [], songwriter._draw_line
 
     def draw_line(*args):
@@ -221,22 +234,30 @@ def test_rarity_adds_the_mean_surprisal_of_a_line_s_characters_to_its_score(trai
 
     monkeypatch.setattr(songwriter, "_draw_line", draw_line)
     (song,) = songs(trained / "best.pt", "--lines", 1, "--line-length", "4-6", "--candidates",
-                    8, "--rarity", rarity, "--seed", 3)
-    vocab = checkpoint.load(trained / "best.pt").vocab
+                    8, "--rarity", rarity, "--words", weight, "--ending", ending, "--seed", 0,
+                    "--no-counts")
+    saved = checkpoint.load(trained / "best.pt")
+    vocab, model = saved.vocab, saved.build_model()
     total = sum(vocab.counts)
     surprisal = {c: math.log(total / n) for c, n in zip(vocab.chars, vocab.counts)}
+    (draw,) = draws
+    texts = draw.texts
+    for text, end in zip(texts, draw.ends):
+        with torch.no_grad():
+            logits = model(torch.tensor([vocab.encode("\n" + text)]))[0][0, -1]
+        assert float(end) == pytest.approx(
+            torch.log_softmax(logits.double(), -1)[vocab.index["\n"]].item(), abs=1e-4)
 
-    def judged(j: int, weight: float) -> float:
-        text = draws[0].texts[j]
-        rare = [surprisal[c] for c in text if not c.isspace()]
-        return float(draws[0].scores[j]) + weight * sum(rare) / len(rare)
+    def judged(j: int, weights: tuple[float, float, float]) -> float:
+        rare = [surprisal[c] for c in texts[j] if not c.isspace()]
+        return (float(draw.scores[j]) + weights[0] * sum(rare) / len(rare)
+                + weights[1] * covered(texts[j]) + weights[2] * float(draw.ends[j]))
 
-    assert len(draws) == 1 and len(set(draws[0].texts)) > 1
-    best = max(range(8), key=lambda j: judged(j, rarity))
-    assert song["lines"][0]["text"] == draws[0].texts[best]
-    # the two weights keep different lines here, so the test tells them apart
-    assert max(range(8), key=lambda j: judged(j, 0.0)) != max(range(8),
-                                                            key=lambda j: judged(j, 3.0))
+    assert len(set(texts)) > 1
+    best = max(range(8), key=lambda j: judged(j, (rarity, weight, ending)))
+    assert song["lines"][0]["text"] == texts[best]
+    if rarity or weight or ending:  # this weight keeps another line here: the test tells
+        assert best != max(range(8), key=lambda j: judged(j, (0.0, 0.0, 0.0)))
 
 
 def test_a_prefix_line_counts_as_the_first(trained):

@@ -17,11 +17,11 @@ from lyricgen.presets import load_config, naming_sources, option_name, read_toml
 from lyricgen.device import resolve_device
 from lyricgen.errors import UsageError
 from lyricgen.models import BACKENDS
-from lyricgen.form import Form, check_vocab, make_form
+from lyricgen.form import Form, check_vocab, free_form, make_form
 from lyricgen.memory import available_memory, human_bytes
 from lyricgen.models.charlm import ModelConfig
 from lyricgen.sampler import generate, start_ids
-from lyricgen.songwriter import line_of, write_songs
+from lyricgen.songwriter import Line, line_of, write_songs
 from lyricgen.vocab import UnknownCharsError, UnknownPolicy, Vocab
 
 Stream = Callable[..., None]
@@ -57,6 +57,8 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
     model, vocab = saved.build_model(backend).to(dev), saved.vocab
     if form is not None:
         check_vocab(form, vocab)
+    elif cfg.candidates > 1 and "\n" in vocab.index:  # free text, a line at a time
+        form = free_form(cfg.length)
     copies = copy_index(saved, cfg, warn)
     if copies is not None:
         copies.to(dev)
@@ -77,17 +79,17 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
     results = []
     for prefix, (ids, used) in zip(prefixes, starts):
         if form is not None:
-            songs = write_songs(model, vocab, ids, used, form, cfg, generator,
-                                copies, counts)
-            texts = ["\n".join(line.text for line in song)[len(used):] for song in songs]
-            if stream is not None:
-                for song in songs:
-                    stream("\n".join(line.text + marker(line.text) for line in song), end=True)
+            lines = LineStream(stream, marker, used, form.chars) if stream else None
+            songs = write_songs(model, vocab, ids, used, form, cfg, generator, copies, counts,
+                                lines.line if lines else None)
+            if lines is not None:
+                lines.end()
                 continue
+            songs = [cut(song, used, form.chars, copies) for song in songs]
+            texts = ["\n".join(line.text for line in song)[len(used):] for song in songs]
         else:
             if stream is not None:
-                lines = LineStream(stream, marker)
-                lines.write(used)
+                lines = LineStream(stream, marker, used)
             on_step = (lambda ids: lines.write(vocab.chars[int(ids[0])])) if stream else None
             drawn = generate(model, ids, cfg, generator, on_step, keep=stream is None,
                              counts=counts, guard=copies)
@@ -147,8 +149,7 @@ def song_form(cfg: SampleConfig) -> Form | None:
     if cfg.lines is None and cfg.acrostic is None:
         given = [name for name, value in (("--line-length", cfg.line_length),
                                           ("--rhyme", cfg.rhyme),
-                                          ("--rhyme-with", cfg.rhyme_with),
-                                          ("--candidates", cfg.candidates > 1)) if value]
+                                          ("--rhyme-with", cfg.rhyme_with)) if value]
         if given:
             raise UsageError(f"{', '.join(given)} shape the lines of a song: give --lines N "
                              "(or --acrostic) too")
@@ -187,20 +188,43 @@ def copy_marker(cfg: SampleConfig, copies: CopyIndex | None, mark: bool) -> Mark
     return marker
 
 
-class LineStream:
-    """Free text streamed a character at a time, each line followed by its mark."""
+def cut(song: list[Line], prefix: str, chars: int | None, copies: CopyIndex | None
+        ) -> list[Line]:
+    """The lines of `song` up to `chars` characters after `prefix` (None: all of them); a line
+    cut short loses its score, which was the whole line's."""
+    if chars is None:
+        return song
+    text = "\n".join(line.text for line in song)[:len(prefix) + chars]
+    kept = text.split("\n")
+    return song[:len(kept) - 1] + [song[len(kept) - 1] if kept[-1] == song[len(kept) - 1].text
+                                   else line_of(kept[-1], copies)]
 
-    def __init__(self, stream: Stream, marker: Marker):
-        self.stream, self.marker, self.line = stream, marker, ""
+
+class LineStream:
+    """Text streamed as it is written, a character or a line at a time, each line followed by
+    its mark; with `chars`, no more than that many characters after `prefix`."""
+
+    def __init__(self, stream: Stream, marker: Marker, prefix: str, chars: int | None = None):
+        self.stream, self.marker, self.current, self.first = stream, marker, "", True
+        self.left = None if chars is None else len(prefix) + chars
+        self.write(prefix)
+
+    def line(self, line: Line) -> None:
+        """A whole line (the first holds the prefix, already written)."""
+        self.write(line.text[len(self.current):] if self.first else "\n" + line.text)
+        self.first = False
 
     def write(self, text: str) -> None:
+        if self.left is not None:
+            text, self.left = text[:self.left], max(self.left - len(text), 0)
         for char in text:
             if char == "\n":
-                self.stream(self.marker(self.line), end=True)
-                self.line = ""
+                self.stream(self.marker(self.current), end=True)
+                self.current = ""
             else:
                 self.stream(char)
-                self.line += char
+                self.current += char
 
     def end(self) -> None:
-        self.stream(self.marker(self.line), end=True)
+        """The last line's end, and its mark."""
+        self.stream(self.marker(self.current), end=True)
