@@ -35,48 +35,37 @@ from lyricgen.sampler import generate, start_ids
 from lyricgen.songwriter import write_songs
 
 FREE = dict(length=200)
-SONG = dict(lines=8, line_length="7-9", rhyme="AABB", candidates=16)
+SONG = dict(lines=8, line_length="7-9", rhyme="AABB")
+OLD = dict(temperature=1.0, candidates=1, words=0.0, ending=0.0)  # the defaults before #25
 SETTINGS = {  # name: sample settings (with `lines`: a song; without: free text after 分开)
-    "free T 1, copies allowed (the old default)": SampleConfig(**FREE, max_copy=0),
-    "free T 0.8, copies allowed": SampleConfig(**FREE, temperature=0.8, max_copy=0),
-    "free T 1": SampleConfig(**FREE),
-    "free T 0.8": SampleConfig(**FREE, temperature=0.8),
-    "free T 0.7": SampleConfig(**FREE, temperature=0.7),
-    "free T 0.6": SampleConfig(**FREE, temperature=0.6),
-    "free LSTM alone T 0.8": SampleConfig(**FREE, temperature=0.8, counts=False),
-    "free T 0.85, 16 candidates, words 4, ending 1": SampleConfig(
-        **FREE, temperature=0.85, candidates=16, words=4.0, ending=1.0),
-    "free T 1, 16 candidates, words 4, ending 1": SampleConfig(
-        **FREE, temperature=1.0, candidates=16, words=4.0, ending=1.0),
-    "free T 0.85, 8 candidates, words 4, ending 1": SampleConfig(
-        **FREE, temperature=0.85, candidates=8, words=4.0, ending=1.0),
-    "song.toml as it was (T 0.85, line start T 8), copies allowed": SampleConfig(
-        **SONG, temperature=0.85, start_temperature=8.0, max_copy=0),
-    "song T 0.85, line start T 8": SampleConfig(**SONG, temperature=0.85, start_temperature=8.0),
-    "song T 0.85": SampleConfig(**SONG, temperature=0.85),
-    "song T 0.85, words 2": SampleConfig(**SONG, temperature=0.85, words=2.0),
-    "song T 0.85, words 4": SampleConfig(**SONG, temperature=0.85, words=4.0),
-    "song T 1, words 4": SampleConfig(**SONG, temperature=1.0, words=4.0),
-    "song T 0.85, line start T 8, words 4": SampleConfig(
-        **SONG, temperature=0.85, start_temperature=8.0, words=4.0),
-    "song T 0.85, words 4, ending 0.5": SampleConfig(**SONG, temperature=0.85, words=4.0,
-                                                     ending=0.5),
-    "song T 0.85, words 4, ending 1": SampleConfig(**SONG, temperature=0.85, words=4.0,
-                                                   ending=1.0),
-    "song T 0.85, words 4, ending 2": SampleConfig(**SONG, temperature=0.85, words=4.0,
-                                                   ending=2.0),
-    "song T 0.85, words 6, ending 1": SampleConfig(**SONG, temperature=0.85, words=6.0,
-                                                   ending=1.0),
-    "song T 0.85, words 6, ending 2": SampleConfig(**SONG, temperature=0.85, words=6.0,
-                                                   ending=2.0),
-    "song T 0.85, words 6, ending 1.5, 32 candidates": SampleConfig(
-        **{**SONG, "candidates": 32}, temperature=0.85, words=6.0, ending=1.5),
-    "song T 0.85, words 4, ending 1, 32 candidates": SampleConfig(
-        **{**SONG, "candidates": 32}, temperature=0.85, words=4.0, ending=1.0),
-    "song LSTM alone T 0.85, words 4": SampleConfig(**SONG, temperature=0.85, words=4.0,
-                                                   counts=False),
+    "free, a character at a time, T 1, copies allowed (the old default)": SampleConfig(
+        **FREE, **OLD, max_copy=0),
+    "free, a character at a time, T 0.8, copies allowed": SampleConfig(
+        **FREE, **{**OLD, "temperature": 0.8}, max_copy=0),
+    "free, a character at a time, T 0.7": SampleConfig(**FREE, **{**OLD, "temperature": 0.7}),
+    "free (the default: T 0.85, 8 candidates, words 4, ending 1)": SampleConfig(**FREE),
+    "free T 1, 8 candidates, words 4, ending 1": SampleConfig(**FREE, temperature=1.0),
+    "free T 0.85, 16 candidates, words 4, ending 1": SampleConfig(**FREE, candidates=16),
+    "free LSTM alone (the default's ranking)": SampleConfig(**FREE, counts=False),
+    "song.toml as it was (T 0.85, line start T 8, 16 candidates), copies allowed":
+        SampleConfig(**SONG, **{**OLD, "candidates": 16, "temperature": 0.85},
+                     start_temperature=8.0, max_copy=0),
+    "song T 0.85, 16 candidates, no ranking but the model's": SampleConfig(
+        **SONG, **{**OLD, "candidates": 16, "temperature": 0.85}),
+    "song T 0.85, 16 candidates, words 4, ending 1": SampleConfig(**SONG, candidates=16),
+    "song T 0.85, 32 candidates, words 4, ending 1": SampleConfig(**SONG, candidates=32),
+    "song T 0.85, 32 candidates, words 6, ending 1.5": SampleConfig(**SONG, candidates=32,
+                                                                   words=6.0, ending=1.5),
+    "song T 0.85, 24 candidates, words 4, ending 1": SampleConfig(**SONG, candidates=24),
+    "song T 0.85, 24 candidates, words 6, ending 1.5": SampleConfig(**SONG, candidates=24,
+                                                                   words=6.0, ending=1.5),
+    "song T 0.85, line start T 8, 32 candidates, words 4, ending 1": SampleConfig(
+        **SONG, candidates=32, start_temperature=8.0),
+    "song LSTM alone, 32 candidates, words 4, ending 1": SampleConfig(**SONG, candidates=32,
+                                                                     counts=False),
 }
-SHOWN = ("song T 0.85, words 4", "free T 0.7")  # three seeded songs of each go in RESULTS
+PRESET = "song T 0.85, 24 candidates, words 6, ending 1.5"  # configs/song.toml
+SHOWN = (PRESET, "free (the default: T 0.85, 8 candidates, words 4, ending 1)")
 
 
 def corpus_parts(path: Path) -> tuple[str, str]:
@@ -125,7 +114,7 @@ def write(saved, cfg: SampleConfig, count: int, seed: int) -> tuple[list[str], f
 
 def song_speed(saved, repeats: int = 10) -> list[float]:
     """Seconds to write one 16-line song with the song preset's settings, model loaded."""
-    cfg = replace(SETTINGS["song T 0.85, words 4"], lines=16)
+    cfg = replace(SETTINGS[PRESET], lines=16)
     times = []
     for _ in range(repeats + 1):
         times.append(write(saved, cfg, 1, len(times))[1])

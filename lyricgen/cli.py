@@ -26,7 +26,7 @@ from lyricgen.cli_options import (CHECKPOINT, Acrostic, Candidates, Checkpoint, 
                                   RepetitionPenalty, Rhyme, RhymeWith, SampleBackend,
                                   SampleConfigFile, SampleDevice, SampleSeed, StartTemperature,
                                   Temperature, TopK, TopP, Unknown, UseCounts, Words,
-                                  Ending)
+                                  Ending, Keywords)
 from lyricgen.errors import LyricgenError
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -184,6 +184,7 @@ def sample(
     top_k: TopK = None, top_p: TopP = None, num_samples: NumSamples = None,
     seed: SampleSeed = None, lines: Lines = None, line_length: LineLength = None,
     rhyme: Rhyme = None, rhyme_with: RhymeWith = None, acrostic: Acrostic = None,
+    keywords: Keywords = None,
     max_copy: MaxCopy = None, candidates: Candidates = None,
     repetition_penalty: RepetitionPenalty = None, start_temperature: StartTemperature = None,
     rarity: Rarity = None, words: Words = None, ending: Ending = None,

@@ -211,6 +211,10 @@ Rarity = Annotated[Optional[float], typer.Option(
     help="Songs: add this times a candidate line's mean surprisal in the training text "
          "(-log of each character's frequency) to its score, so that less common, less generic "
          "lines win (MMI reranking; 0: off)." + default(S.rarity))]
+Keywords = Annotated[Optional[str], typer.Option(
+    metavar="<words>",
+    help="Songs: words parted by commas (月光,离别), each put once in the song, on a line and "
+         "at a place the model finds likely for it.")]
 Words = Annotated[Optional[float], typer.Option(
     help="Songs: add this times the share of a candidate line's Han characters that lie in "
          "words of a general dictionary (CC-CEDICT) to its score, so that lines made of words "

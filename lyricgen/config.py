@@ -106,6 +106,7 @@ class SampleConfig:
     rhyme: str | None = None  # a scheme such as AABB; X: a free line
     rhyme_with: str | None = None  # a character whose rhyme group the A lines take
     acrostic: str | None = None  # line i starts with character i
+    keywords: str | None = None  # words parted by commas, each once in the song
     candidates: int = 8  # lines drawn per line written; the best is kept (1: free text drawn
     # a character at a time, as it comes)
     repetition_penalty: float = 1.0  # > 1 makes characters already in the song less likely

@@ -128,10 +128,8 @@ def guarded(stepper, index: CopyIndex | None, prefix: list[int]):
     return stepper if index is None or not index.n else GuardedStepper(stepper, index, prefix)
 
 
-def mask(logits: torch.Tensor, forbidden: torch.Tensor | None) -> torch.Tensor:
+def mask(logits: torch.Tensor, forbidden: torch.Tensor) -> torch.Tensor:
     """`logits` with the forbidden characters at -inf, except in a row where that would leave
     nothing to draw (every character would copy: the copy is let through, and reported)."""
-    if forbidden is None:
-        return logits
     stuck = forbidden.all(1, keepdim=True)
     return logits.masked_fill(forbidden & ~stuck, float("-inf"))

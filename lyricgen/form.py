@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from lyricgen import rhyme
 from lyricgen.errors import UsageError
+from lyricgen.keywords import parse as parse_keywords
 from lyricgen.vocab import Vocab
 
 # Without --line-length the model ends its lines, from 5 characters (a tenth of the Jay Chou
@@ -28,6 +29,7 @@ class Form:
     rhyme_with: str | None = None  # the 十三辙 group of letter A, when fixed
     acrostic: str | None = None  # line i starts with acrostic[i]
     chars: int | None = None  # free text: lines until this many characters after the prefix
+    keywords: tuple[str, ...] = ()  # words the song must hold, each once (keywords.py)
 
     def length(self, i: int) -> tuple[int, int]:
         return self.lengths[i % len(self.lengths)]
@@ -37,7 +39,7 @@ class Form:
 
 
 def make_form(lines: int | None, line_length: str | None, scheme: str | None,
-              rhyme_with: str | None, acrostic: str | None) -> Form:
+              rhyme_with: str | None, acrostic: str | None, keywords: str | None = None) -> Form:
     """The form the options describe (the options' names are in its errors)."""
     if acrostic is not None:
         acrostic = "".join(acrostic.split())
@@ -55,8 +57,17 @@ def make_form(lines: int | None, line_length: str | None, scheme: str | None,
             raise UsageError(f"--rhyme-with {rhyme_with!r}: give one Han character whose rhyme "
                              "group the A lines take")
         group = rhyme.char_key(rhyme_with)
-    return Form(lines, parse_lengths(line_length), parse_scheme(scheme, group is not None),
-                group, acrostic)
+    lengths = parse_lengths(line_length)
+    words = parse_keywords(keywords)
+    if len(words) > lines:
+        raise UsageError(f"--keywords: {len(words)} keywords for {lines} lines; give at most "
+                         "one a line")
+    longest = max(high for _, high in lengths)
+    if any(len(w) > longest - bool(acrostic) for w in words):
+        raise UsageError(f"--keywords: {max(words, key=len)!r} does not fit in lines of "
+                         f"{longest} characters" + (" after the acrostic's" if acrostic else ""))
+    return Form(lines, lengths, parse_scheme(scheme, group is not None), group, acrostic,
+                keywords=words)
 
 
 def free_form(length: int) -> Form:
@@ -101,10 +112,10 @@ def check_vocab(form: Form, vocab: Vocab) -> None:
     if "\n" not in vocab.index:
         raise UsageError("this model was trained without newlines (--newlines space), so it "
                          "cannot write lines; sample with --length instead")
-    if form.acrostic is not None:
-        missing = [c for c in dict.fromkeys(form.acrostic) if c not in vocab.index]
+    for option, text in (("--acrostic", form.acrostic), ("--keywords", "".join(form.keywords))):
+        missing = [c for c in dict.fromkeys(text or "") if c not in vocab.index]
         if missing:
-            raise UsageError(f"--acrostic: {', '.join(map(repr, missing))} not in the model's "
+            raise UsageError(f"{option}: {', '.join(map(repr, missing))} not in the model's "
                              "vocabulary")
     keys = {rhyme.char_key(c) for c in vocab.chars} - {None}
     if form.rhyme_with is not None and form.rhyme_with not in keys:

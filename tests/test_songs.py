@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, cli, lyrics
-from lyricgen import checkpoint, rhyme, songwriter, words
+from lyricgen import checkpoint, line_draw, rhyme, songwriter, words
 from lyricgen.errors import UsageError
 from lyricgen.form import check_vocab, make_form, parse_lengths
 from lyricgen.sampler import pick_next
@@ -177,7 +177,7 @@ def test_the_start_temperature_draws_each_line_s_first_character(trained, monkey
         draws.append((line_start.clone(), ids))
         return ids
 
-    monkeypatch.setattr(songwriter, "pick_next", pick)
+    monkeypatch.setattr(line_draw, "pick_next", pick)
     (song,) = songs(trained / "best.pt", "--lines", 3, "--line-length", "4-6",
                     "--start-temperature", 4, "--candidates", 2, "--seed", 0)
     assert len(song["lines"]) == 3
@@ -226,13 +226,13 @@ def test_the_kept_candidate_is_the_best_by_score_rarity_words_and_ending(trained
     kept is the best by score + rarity x mean -log(count / total) of its characters + words x
     the share of it in dictionary words + ending x log p(newline) where it ended, that last
     recomputed here by the LSTM alone (--no-counts)."""
-    draws, original = [], songwriter._draw_line
+    draws, original = [], songwriter.draw_line
 
     def draw_line(*args):
         draws.append(original(*args))
         return draws[-1]
 
-    monkeypatch.setattr(songwriter, "_draw_line", draw_line)
+    monkeypatch.setattr(songwriter, "draw_line", draw_line)
     (song,) = songs(trained / "best.pt", "--lines", 1, "--line-length", "4-6", "--candidates",
                     8, "--rarity", rarity, "--words", weight, "--ending", ending, "--seed", 0,
                     "--no-counts")
@@ -284,3 +284,33 @@ def test_plain_output_is_the_lyrics_alone(trained):
     assert result.exit_code == 0, result.output
     lines = result.stdout.rstrip("\n").split("\n")
     assert len(lines) == 3 and all(chars(line) == 5 for line in lines)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_keyword_is_placed_and_the_form_kept(trained, seed):
+    for args, scheme, lengths in [
+        (["--lines", 6, "--line-length", "5-8", "--rhyme", "AABB", "--keywords", "月光,海边"],
+         "AABB", (5, 8)),
+        (["--acrostic", "分开心跳", "--line-length", "6-9", "--rhyme", "XAXA",
+          "--keywords", "街角,回忆,天空"], "XAXA", (6, 9)),
+    ]:
+        for song in songs(trained / "best.pt", *args, "--candidates", 4, "--num-samples", 3,
+                          "--seed", seed):
+            lines = [line["text"] for line in song["lines"]]
+            for keyword in args[args.index("--keywords") + 1].split(","):
+                assert any(keyword in line.replace(" ", "") for line in lines), lines
+            assert all(lengths[0] <= chars(line) <= lengths[1] for line in lines), lines
+            assert rhyme_pairs_hold(song["lines"], scheme), lines
+            if "--acrostic" in args:
+                assert [line[0] for line in lines] == list("分开心跳")
+
+
+@pytest.mark.parametrize("args, phrases", [
+    (["--lines", 2, "--keywords", "月光,海边,街角"], ["--keywords", "3 keywords for 2 lines"]),
+    (["--lines", 2, "--line-length", 3, "--keywords", "月光海边"], ["'月光海边' does not fit"]),
+    (["--lines", 2, "--keywords", "月光,,"], ["--keywords", "parted by commas"]),
+    (["--lines", 2, "--keywords", "月Q"], ["--keywords", "'Q' not in the model's vocabulary"]),
+    (["--keywords", "月光"], ["--keywords", "give --lines"]),
+])
+def test_keywords_that_cannot_be_placed_are_one_line_and_exit_2(trained, args, phrases):
+    assert_one_line_error(cli("sample", "--checkpoint", trained / "best.pt", *args), 2, *phrases)

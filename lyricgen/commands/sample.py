@@ -149,12 +149,14 @@ def song_form(cfg: SampleConfig) -> Form | None:
     if cfg.lines is None and cfg.acrostic is None:
         given = [name for name, value in (("--line-length", cfg.line_length),
                                           ("--rhyme", cfg.rhyme),
-                                          ("--rhyme-with", cfg.rhyme_with)) if value]
+                                          ("--rhyme-with", cfg.rhyme_with),
+                                          ("--keywords", cfg.keywords)) if value]
         if given:
             raise UsageError(f"{', '.join(given)} shape the lines of a song: give --lines N "
                              "(or --acrostic) too")
         return None
-    return make_form(cfg.lines, cfg.line_length, cfg.rhyme, cfg.rhyme_with, cfg.acrostic)
+    return make_form(cfg.lines, cfg.line_length, cfg.rhyme, cfg.rhyme_with, cfg.acrostic,
+                     cfg.keywords)
 
 
 def copy_index(saved: checkpoint.Checkpoint, cfg: SampleConfig,
