@@ -34,6 +34,7 @@ from lyricgen.models.charlm import CharLM
 from lyricgen.models.scratch import ScratchLSTM
 from lyricgen.ngram import NGram
 from lyricgen.sampler import generate
+from lyricgen.copies import DEFAULT_RUN, CopyIndex
 from lyricgen.songwriter import write_songs
 from lyricgen.training.setup import training_batches
 
@@ -122,18 +123,23 @@ def counts_lines(corpus: Path, device: str) -> list[str]:
     torch.manual_seed(0)
     model = CharLM(len(text.vocab), cfg.model)
     runs = []
+    copies = CopyIndex(text.ids, text.vocab, DEFAULT_RUN)  # the copy guard, on each device too
     for on in ("cpu", device):
         model.to(on)
         counts.to(on)
+        copies.to(on)
         val = evaluate(model, text.val_ids, cfg.train.num_steps, counts=counts)
         drawn = generate(model.eval(), text.vocab.encode("分开"),
-                         SampleConfig(length=50, greedy=True), counts=(counts, [0.5] * 5))
-        runs.append((val.loss, val.count_weights, drawn, songs_on(model, text.vocab, counts)))
+                         SampleConfig(length=50, greedy=True, candidates=1),
+                         counts=(counts, [0.5] * 5), guard=copies)
+        runs.append((val.loss, val.count_weights, drawn,
+                     songs_on(model, text.vocab, counts, copies)))
     (cpu_loss, cpu_w, cpu_text, cpu_songs), (gpu_loss, gpu_w, gpu_text, gpu_songs) = runs
     return [f"Counts beside the LSTM (untrained 256-unit model), {device} vs CPU: validation "
             f"loss {abs(gpu_loss - cpu_loss):.1e} apart, learned weights "
             f"{max(abs(a - b) for a, b in zip(cpu_w, gpu_w)):.1e} apart, 50 greedy characters "
-            f"of the mix {'the same' if cpu_text == gpu_text else 'different'}", "",
+            f"of the mix (copy guard on) {'the same' if cpu_text == gpu_text else 'different'}",
+            "",
             f"Songs (the same model and counts): greedy 8-line AABB songs "
             f"{'the same' if cpu_songs[0] == gpu_songs[0] else 'different'} on {device} and "
             f"the CPU; 10 sampled songs with 16 candidates each hold their form (8 lines of 7-9 "
@@ -141,19 +147,20 @@ def counts_lines(corpus: Path, device: str) -> list[str]:
             f"(CPU: {cpu_songs[1]}, {cpu_songs[2]:.2f} s)", ""]
 
 
-def songs_on(model: CharLM, vocab, counts: NGram) -> tuple[list[str], bool, float]:
-    """Songs on the model's device: greedy ones, whether 10 sampled ones hold their form, and
-    the seconds those took."""
+def songs_on(model: CharLM, vocab, counts: NGram, copies: CopyIndex
+             ) -> tuple[list[str], bool, float]:
+    """Songs on the model's device, guarded against copies: greedy ones, whether 10 sampled
+    ones hold their form, and the seconds those took."""
     device = model.head.weight.device
     form = make_form(8, "7-9", "AABB", None, None)
     ids = [vocab.index["\n"]]
     mixed = (counts, [0.5] * 5)
     greedy = write_songs(model, vocab, ids, "", form, SampleConfig(lines=8, greedy=True),
-                         None, None, mixed)
+                         None, copies, mixed)
     generator = torch.Generator(device).manual_seed(0)
     began = time.perf_counter()
     songs = write_songs(model, vocab, ids, "", form, SampleConfig(
-        lines=8, candidates=16, num_samples=10), generator, None, mixed)
+        lines=8, candidates=16, num_samples=10), generator, copies, mixed)
     seconds = time.perf_counter() - began
     held = all(len(song) == 8  # AABB repeated: line i rhymes with line 0 (A) or 2 (B)
                and all(7 <= sum(not c.isspace() for c in x.text) <= 9 for x in song)

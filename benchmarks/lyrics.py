@@ -30,6 +30,7 @@ from common import DEFAULT_CORPUS, ROOT, record
 from judge import Judge
 from lyricgen import checkpoint
 from lyricgen.config import SampleConfig
+from lyricgen.copies import DEFAULT_RUN, CopyIndex
 from lyricgen.form import check_vocab, free_form, make_form
 from lyricgen.sampler import generate, start_ids
 from lyricgen.songwriter import write_songs
@@ -91,7 +92,8 @@ def write(saved, cfg: SampleConfig, count: int, seed: int) -> tuple[list[str], f
     """`count` texts written with `cfg`, ten at a time; and the seconds per text."""
     model, vocab = saved.build_model(), saved.vocab
     counts = saved.count_model() if cfg.counts else None
-    copies = saved.copy_index(6 if cfg.max_copy is None else cfg.max_copy)
+    copies = CopyIndex(saved.corpus_ids, vocab, DEFAULT_RUN if cfg.max_copy is None
+                       else cfg.max_copy)
     generator = torch.Generator().manual_seed(seed)
     song = cfg.lines is not None  # else free text, a line at a time with candidates (as `sample`)
     form = make_form(cfg.lines, cfg.line_length, cfg.rhyme, None, None) if song else \

@@ -33,9 +33,10 @@ SIZES = {  # name: (vocab size, model settings)
 
 
 def chars_per_second(model: CharLM, streams: int, length: int) -> float:
-    cfg = SampleConfig(length=length, num_samples=streams, temperature=1.0)
+    cfg = SampleConfig(length=length, num_samples=streams, temperature=1.0, candidates=1)
     generator = torch.Generator().manual_seed(0)
-    generate(model, [0, 1, 2], SampleConfig(length=20, num_samples=streams), generator)  # warm-up
+    generate(model, [0, 1, 2], SampleConfig(length=20, num_samples=streams, candidates=1),
+             generator)  # warm-up
     start = time.perf_counter()
     generate(model, [0, 1, 2], cfg, generator)
     return streams * length / (time.perf_counter() - start)

@@ -1,11 +1,11 @@
 """The checkpoint file: its format, every key in it, and its version; atomic save, and a load
 that never runs code.
 
-A checkpoint holds everything to sample from (weights, vocab, settings) and to resume exactly
-(optimizer state, Progress, RNG states, metrics history). It is a dict of plain values and
-tensors, written with `torch.save` to a temporary file in the same folder, fsynced and renamed
-into place, and read with `torch.load(weights_only=True)`, which refuses any pickle that would
-import or call something.
+A checkpoint holds everything to sample from (weights, vocab, settings, counts, the corpus as
+ids) and to resume exactly (optimizer state, Progress, RNG states, metrics history): plain
+values and tensors, written with `torch.save` to a temporary file in the same folder, fsynced
+and renamed into place, and read with `torch.load(weights_only=True)`, which refuses any
+pickle that would import or call something.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import torch
 
 from lyricgen import __version__
 from lyricgen.config import Config
-from lyricgen.copies import CopyIndex
-from lyricgen.errors import LyricgenError
+from lyricgen.errors import LyricgenError, first_line
 from lyricgen.models.charlm import CharLM
 from lyricgen.ngram import NGram
 from lyricgen.training.progress import Progress
@@ -47,9 +46,7 @@ class Checkpoint:
     progress: Progress = field(default_factory=Progress)
     rng: dict[str, torch.Tensor] = field(default_factory=dict)  # torch's (and CUDA's) RNG state
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl's rows
-    # The corpus as ids (its first copies.MAX_GUARDED characters), which the copy guard reads
-    # (None: an older file)
-    corpus_ids: torch.Tensor | None = None
+    corpus_ids: torch.Tensor | None = None  # for the copy guard (copies.py); None: older file
     # The counts mixed with the LSTM (NGram.state_dict()) and their weights per level as the
     # last validation learned them (mixing.py); None: the LSTM alone
     counts: dict[str, Any] | None = None
@@ -87,16 +84,6 @@ class Checkpoint:
             raise CheckpointError(f"{self.source} is damaged ({first_line(e)})") from None
         return counts, weights
 
-    def copy_index(self, n: int) -> CopyIndex | None:
-        """The corpus, guarded against runs of `n` (0: none), when the checkpoint holds it."""
-        ids = self.corpus_ids
-        if ids is None:
-            return None
-        if len(ids) and not 0 <= int(ids.min()) <= int(ids.max()) < len(self.vocab):
-            raise CheckpointError(f"{self.source} is damaged (its corpus ids do not fit its "
-                                  "vocabulary)")
-        return CopyIndex(ids, self.vocab, n)
-
 
 def save(ckpt: Checkpoint, path: Path) -> None:
     """Write `ckpt` to `path` atomically: a crash at any moment leaves the old file intact."""
@@ -126,9 +113,9 @@ def load(path: str | Path, training_state: bool = False) -> Checkpoint:
         if payload["version"] == 1:  # its corpus was read before cleaning existed
             config.data = replace(config.data, script="keep", tidy_spaces=False, drop_lines="")
         config.validate()
-        ckpt = Checkpoint(config, Vocab.from_dict(payload["vocab"]),
-                          payload.get("corpus_sha256", ""), payload["model"],
-                          corpus_ids=_ids(payload.get("corpus_ids")),
+        vocab = Vocab.from_dict(payload["vocab"])
+        ckpt = Checkpoint(config, vocab, payload.get("corpus_sha256", ""), payload["model"],
+                          corpus_ids=_ids(payload.get("corpus_ids"), len(vocab)),
                           counts=_optional_dict(payload.get("counts")), source=source)
     except LyricgenError as e:
         raise CheckpointError(f"{source} holds bad settings: {e}") from None
@@ -145,11 +132,11 @@ def load(path: str | Path, training_state: bool = False) -> Checkpoint:
     return ckpt
 
 
-def _ids(value: Any) -> torch.Tensor | None:
-    if value is None:
-        return None
-    if not isinstance(value, torch.Tensor) or value.is_floating_point() or value.dim() != 1:
-        raise TypeError("corpus_ids is not a 1-D integer tensor")
+def _ids(value: Any, vocab_size: int) -> torch.Tensor | None:
+    if value is not None and (not isinstance(value, torch.Tensor) or value.dtype.is_floating_point
+                              or value.dim() != 1 or len(value) and not
+                              0 <= int(value.min()) <= int(value.max()) < vocab_size):
+        raise ValueError("its corpus ids are not ids of its vocabulary")
     return value
 
 
@@ -256,9 +243,3 @@ def _read(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} was written by a newer lyricgen (format {version}; this "
                               f"is {__version__}, reading format {VERSION}); upgrade lyricgen")
     return payload
-
-
-def first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    line = text[0] if text else type(e).__name__
-    return line if len(line) <= 160 else line[:157] + "..."

@@ -14,19 +14,18 @@ from typer.core import TyperGroup
 
 from lyricgen import __version__
 from lyricgen.cli_options import (ConfigFile, Data, Newlines, MaxChars, ValFraction, Script,
-                                  TidySpaces, DropLines, Backend,
-                                  Input, EmbeddingSize, HiddenSize, NumLayers, Dropout,
+                                  TidySpaces, DropLines, Backend, Input, EmbeddingSize,
+                                  HiddenSize, NumLayers, Dropout,
                                   EmbeddingDropout, TieWeights, Init, NgramOrder, NumSteps,
                                   BatchSize, Sampling, Optimizer, Lr, WeightDecay, Clip, Epochs,
                                   TimeLimit, LrSchedule, PlateauPatience, Patience, CacheEval,
                                   Seed, Device, CudaGraphs, Matmul, Out, PreviewEvery, Prefixes,
                                   JsonFlag, Overwrite, Resume, TrainPrefixes, InitFrom, default)
-from lyricgen.cli_options import (CHECKPOINT, Acrostic, Candidates, Checkpoint, Greedy, Length,
-                                  LineLength, Lines, MaxCopy, NumSamples, Rarity,
-                                  RepetitionPenalty, Rhyme, RhymeWith, SampleBackend,
+from lyricgen.cli_options import (CHECKPOINT, Acrostic, Candidates, Checkpoint, Ending, Greedy,
+                                  Keywords, Length, LineLength, Lines, MaxCopy, NumSamples,
+                                  Rarity, RepetitionPenalty, Rhyme, RhymeWith, SampleBackend,
                                   SampleConfigFile, SampleDevice, SampleSeed, StartTemperature,
-                                  Temperature, TopK, TopP, Unknown, UseCounts, Words,
-                                  Ending, Keywords)
+                                  Temperature, TopK, TopP, Unknown, UseCounts, Words)
 from lyricgen.errors import LyricgenError
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -116,13 +115,12 @@ def train(
     num_layers: NumLayers = None, dropout: Dropout = None,
     embedding_dropout: EmbeddingDropout = None, tie_weights: TieWeights = None, init: Init = None,
     ngram_order: NgramOrder = None, num_steps: NumSteps = None, batch_size: BatchSize = None,
-    sampling: Sampling = None,
-    optimizer: Optimizer = None, lr: Lr = None, weight_decay: WeightDecay = None,
-    clip: Clip = None, epochs: Epochs = None, time_limit: TimeLimit = None,
-    lr_schedule: LrSchedule = None, plateau_patience: PlateauPatience = None,
-    patience: Patience = None, cache_eval: CacheEval = None, seed: Seed = None,
-    device: Device = None, cuda_graphs: CudaGraphs = None, matmul: Matmul = None,
-    out: Out = None,
+    sampling: Sampling = None, optimizer: Optimizer = None, lr: Lr = None,
+    weight_decay: WeightDecay = None, clip: Clip = None, epochs: Epochs = None,
+    time_limit: TimeLimit = None, lr_schedule: LrSchedule = None,
+    plateau_patience: PlateauPatience = None, patience: Patience = None,
+    cache_eval: CacheEval = None, seed: Seed = None, device: Device = None,
+    cuda_graphs: CudaGraphs = None, matmul: Matmul = None, out: Out = None,
     preview_every: PreviewEvery = None, prefix: TrainPrefixes = None,
     init_from: InitFrom = None, resume: Resume = False, overwrite: Overwrite = False,
 ) -> None:
@@ -151,8 +149,8 @@ def compare(
     num_layers: NumLayers = None, dropout: Dropout = None,
     embedding_dropout: EmbeddingDropout = None, tie_weights: TieWeights = None, init: Init = None,
     ngram_order: NgramOrder = None, num_steps: NumSteps = None, batch_size: BatchSize = None,
-    sampling: Sampling = None,
-    optimizer: Optimizer = None, lr: Lr = None, weight_decay: WeightDecay = None,
+    sampling: Sampling = None, optimizer: Optimizer = None, lr: Lr = None,
+    weight_decay: WeightDecay = None,
     clip: Clip = None, epochs: Epochs = None, time_limit: TimeLimit = None,
     lr_schedule: LrSchedule = None, plateau_patience: PlateauPatience = None,
     patience: Patience = None, cache_eval: CacheEval = None, seed: Seed = None,
@@ -181,18 +179,17 @@ def compare(
 def sample(
     prefix: Prefixes = None, config: SampleConfigFile = None, checkpoint: Checkpoint = CHECKPOINT,
     length: Length = None, greedy: Greedy = None, temperature: Temperature = None,
-    top_k: TopK = None, top_p: TopP = None, num_samples: NumSamples = None,
+    top_k: TopK = None, top_p: TopP = None, candidates: Candidates = None, words: Words = None,
+    ending: Ending = None, max_copy: MaxCopy = None, num_samples: NumSamples = None,
     seed: SampleSeed = None, lines: Lines = None, line_length: LineLength = None,
     rhyme: Rhyme = None, rhyme_with: RhymeWith = None, acrostic: Acrostic = None,
-    keywords: Keywords = None,
-    max_copy: MaxCopy = None, candidates: Candidates = None,
-    repetition_penalty: RepetitionPenalty = None, start_temperature: StartTemperature = None,
-    rarity: Rarity = None, words: Words = None, ending: Ending = None,
-    counts: UseCounts = None, backend: SampleBackend = None,
-    device: SampleDevice = "auto", unknown: Unknown = "error", as_json: JsonFlag = False,
+    keywords: Keywords = None, repetition_penalty: RepetitionPenalty = None,
+    start_temperature: StartTemperature = None, rarity: Rarity = None, counts: UseCounts = None,
+    backend: SampleBackend = None, device: SampleDevice = "auto", unknown: Unknown = "error",
+    as_json: JsonFlag = False,
 ) -> None:
-    """Write new lyrics that continue each --prefix: free text, or with --lines or --acrostic
-    a song in a form (line lengths, rhyme, no copied lines)."""
+    """Write new lyrics that continue each --prefix: lines of free text, or with --lines or
+    --acrostic a song in a form (line lengths, rhyme, keywords), none copying the corpus."""
     from lyricgen.commands import sample as command
 
     cfg = command.settings(str(config) if config else None, _given(
@@ -202,10 +199,9 @@ def sample(
     stream = not as_json and cfg.num_samples == 1  # to terminals and pipes as it is written
     try:
         results = command.sample(checkpoint, prefix or [""], cfg, backend=backend,
-                                 device=device, unknown=unknown,
+                                 device=device, unknown=unknown, mark_copies=sys.stdout.isatty(),
                                  warn=lambda m: typer.echo(f"warning: {m}", err=True),
-                                 stream=_stream_to_stdout if stream else None,
-                                 mark_copies=sys.stdout.isatty())
+                                 stream=_stream_to_stdout if stream else None)
     except BrokenPipeError:  # the reader has gone (`| head`): stop writing, quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return

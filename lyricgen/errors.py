@@ -45,3 +45,10 @@ def check_int(settings: object, key: str, low: int, high: int = INT_MAX) -> None
     value = getattr(settings, key)
     check(value >= low, key, f"must be at least {low}")
     check(value <= high, key, f"must be at most {high}")
+
+
+def first_line(e: BaseException) -> str:
+    """An exception's message as one line of at most 160 characters, for error lines."""
+    text = str(e).strip().splitlines()
+    line = text[0] if text else type(e).__name__
+    return line if len(line) <= 160 else line[:157] + "..."

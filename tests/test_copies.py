@@ -144,3 +144,13 @@ def test_a_checkpoint_without_its_corpus_samples_unguarded_with_a_warning(traine
 def test_max_copy_is_0_or_from_2(trained, value):
     assert_one_line_error(cli("sample", "--checkpoint", trained / "best.pt", "--max-copy", value),
                           2, "--max-copy")
+
+
+def test_a_checkpoint_whose_corpus_ids_are_not_ids_of_its_vocabulary_is_damaged(trained,
+                                                                                  tmp_path):
+    raw = torch.load(trained / "best.pt", weights_only=True)
+    raw["corpus_ids"] = raw["corpus_ids"].clone()
+    raw["corpus_ids"][3] = len(raw["vocab"]["chars"])
+    torch.save(raw, tmp_path / "bad.pt")
+    assert_one_line_error(cli("sample", "--checkpoint", tmp_path / "bad.pt"), 1, "is damaged",
+                          "corpus ids")

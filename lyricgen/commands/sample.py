@@ -164,14 +164,15 @@ def copy_index(saved: checkpoint.Checkpoint, cfg: SampleConfig,
     """The corpus of `saved`, guarded against the runs `cfg.max_copy` asks (by default
     DEFAULT_RUN); None for a checkpoint without its corpus (an older lyricgen wrote it)."""
     n = DEFAULT_RUN if cfg.max_copy is None else cfg.max_copy
-    copies = saved.copy_index(n)
-    if copies is None and n:
+    if saved.corpus_ids is not None:
+        return CopyIndex(saved.corpus_ids, saved.vocab, n)
+    if n:
         if cfg.max_copy is not None:
             raise UsageError(f"{saved.source} does not hold its corpus (an older lyricgen wrote "
                              "it), which --max-copy needs; train it again")
         warn(f"{saved.source} does not hold its corpus (an older lyricgen wrote it): copies of "
              "it are not prevented; train it again for the copy guard")
-    return copies
+    return None
 
 
 Marker = Callable[[str], str]  # a line's text -> what follows it on the terminal

@@ -17,8 +17,8 @@ import torch
 from tqdm import tqdm
 
 from lyricgen import checkpoint
-from lyricgen.checkpoint import Checkpoint, CheckpointError, first_line
-from lyricgen.errors import LyricgenError
+from lyricgen.checkpoint import Checkpoint, CheckpointError
+from lyricgen.errors import LyricgenError, first_line
 from lyricgen.evaluate import evaluate, perplexity
 from lyricgen.training.distributed import contact
 from lyricgen.training.progress import Progress
@@ -221,8 +221,7 @@ class Trainer:
             self.report.lr_halved(lr / 2, floor=not self.schedule.can_halve(lr / 2))
         self.report.epoch(row, decision.improved)
         if t.preview_every and epoch % t.preview_every == 0:
-            self.report.preview(s.model, s.corpus.vocab, t.prefix, s.mixed_counts(self.history),
-                                s.corpus.copies)
+            self.report.preview(s.model, s.corpus, t.prefix, s.mixed_counts(self.history))
         if decision.stop:
             self.report.early_stop(p.bad_epochs, p.best, p.best_epoch)
         return decision.stop

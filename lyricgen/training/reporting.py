@@ -10,6 +10,7 @@ from typing import Any
 
 from lyricgen.config import SampleConfig, TrainConfig
 from lyricgen.copies import CopyIndex
+from lyricgen.corpus import Corpus
 from lyricgen.mixing import Counts
 from lyricgen.models.charlm import CharLM
 from lyricgen.sampler import generate
@@ -49,11 +50,11 @@ class Reporter:
         self.log(f"early stop: no improvement for {bad_epochs} epochs "
                  f"(best {best:.2f} at epoch {best_epoch})")
 
-    def preview(self, model: CharLM, vocab: Vocab, prefixes: list[str],
-                counts: Counts | None = None, guard: CopyIndex | None = None) -> None:
+    def preview(self, model: CharLM, corpus: Corpus, prefixes: list[str],
+                counts: Counts | None = None) -> None:
         if not self.writes:
             return
-        for line in preview(model, vocab, prefixes, counts, guard):
+        for line in preview(model, corpus.vocab, prefixes, counts, corpus.copies):
             self.log(f"  {line}")
 
 
