@@ -37,36 +37,42 @@ from lyricgen.songwriter import write_songs
 
 FREE = dict(length=200)
 SONG = dict(lines=8, line_length="7-9", rhyme="AABB")
-OLD = dict(temperature=1.0, candidates=1, words=0.0, ending=0.0)  # the defaults before #25
+# the defaults before issue 25: a character at a time, no ranking, no penalty
+OLD = dict(temperature=1.0, candidates=1, words=0.0, ending=0.0, repetition_penalty=1.0)
+RANKED = dict(candidates=24, words=6.0, ending=1.5)  # song.toml's ranking
 SETTINGS = {  # name: sample settings (with `lines`: a song; without: free text after 分开)
     "free, a character at a time, T 1, copies allowed (the old default)": SampleConfig(
         **FREE, **OLD, max_copy=0),
     "free, a character at a time, T 0.8, copies allowed": SampleConfig(
         **FREE, **{**OLD, "temperature": 0.8}, max_copy=0),
     "free, a character at a time, T 0.7": SampleConfig(**FREE, **{**OLD, "temperature": 0.7}),
-    "free (the default: T 0.85, 8 candidates, words 4, ending 1)": SampleConfig(**FREE),
-    "free T 1, 8 candidates, words 4, ending 1": SampleConfig(**FREE, temperature=1.0),
-    "free T 0.85, 16 candidates, words 4, ending 1": SampleConfig(**FREE, candidates=16),
+    "free T 0.85, 8 candidates, words 4, ending 1, no repetition penalty": SampleConfig(
+        **FREE, repetition_penalty=1.0),
+    "free T 0.85, 8 candidates, words 4, ending 1, repetition penalty 1.2": SampleConfig(
+        **FREE, repetition_penalty=1.2),
+    "free, the default (T 0.85, 8 candidates, words 4, ending 1, repetition penalty 1.5)":
+        SampleConfig(**FREE),
+    "free T 1 (the default's ranking)": SampleConfig(**FREE, temperature=1.0),
+    "free 16 candidates (the default's ranking)": SampleConfig(**FREE, candidates=16),
     "free LSTM alone (the default's ranking)": SampleConfig(**FREE, counts=False),
     "song.toml as it was (T 0.85, line start T 8, 16 candidates), copies allowed":
         SampleConfig(**SONG, **{**OLD, "candidates": 16, "temperature": 0.85},
                      start_temperature=8.0, max_copy=0),
     "song T 0.85, 16 candidates, no ranking but the model's": SampleConfig(
         **SONG, **{**OLD, "candidates": 16, "temperature": 0.85}),
-    "song T 0.85, 16 candidates, words 4, ending 1": SampleConfig(**SONG, candidates=16),
-    "song T 0.85, 32 candidates, words 4, ending 1": SampleConfig(**SONG, candidates=32),
-    "song T 0.85, 32 candidates, words 6, ending 1.5": SampleConfig(**SONG, candidates=32,
-                                                                   words=6.0, ending=1.5),
-    "song T 0.85, 24 candidates, words 4, ending 1": SampleConfig(**SONG, candidates=24),
-    "song T 0.85, 24 candidates, words 6, ending 1.5": SampleConfig(**SONG, candidates=24,
-                                                                   words=6.0, ending=1.5),
-    "song T 0.85, line start T 8, 32 candidates, words 4, ending 1": SampleConfig(
-        **SONG, candidates=32, start_temperature=8.0),
-    "song LSTM alone, 32 candidates, words 4, ending 1": SampleConfig(**SONG, candidates=32,
-                                                                     counts=False),
+    "song T 0.85, 16 candidates, words 4, ending 1, no repetition penalty": SampleConfig(
+        **SONG, candidates=16, repetition_penalty=1.0),
+    "song T 0.85, 24 candidates, words 6, ending 1.5, no repetition penalty": SampleConfig(
+        **SONG, **RANKED, repetition_penalty=1.0),
+    "song.toml (T 0.85, 24 candidates, words 6, ending 1.5, repetition penalty 1.5)":
+        SampleConfig(**SONG, **RANKED),
+    "song.toml with 32 candidates": SampleConfig(**SONG, **{**RANKED, "candidates": 32}),
+    "song.toml with line start T 8": SampleConfig(**SONG, **RANKED, start_temperature=8.0),
+    "song.toml, LSTM alone": SampleConfig(**SONG, **RANKED, counts=False),
 }
-PRESET = "song T 0.85, 24 candidates, words 6, ending 1.5"  # configs/song.toml
-SHOWN = (PRESET, "free (the default: T 0.85, 8 candidates, words 4, ending 1)")
+PRESET = "song.toml (T 0.85, 24 candidates, words 6, ending 1.5, repetition penalty 1.5)"
+SHOWN = (PRESET, "free, the default (T 0.85, 8 candidates, words 4, ending 1, repetition "
+                 "penalty 1.5)")
 
 
 def corpus_parts(path: Path) -> tuple[str, str]:

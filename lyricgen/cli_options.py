@@ -202,7 +202,8 @@ Candidates = Annotated[Optional[int], typer.Option(
     help="Draw K candidates for each line and keep the best that fits the form."
     + default(S.candidates))]
 RepetitionPenalty = Annotated[Optional[float], typer.Option(
-    help="Above 1, characters already in the song become less likely."
+    help="Above 1, characters already in the text become less likely (CTRL's penalty; text "
+         "drawn a line at a time, not with --candidates 1)."
     + default(S.repetition_penalty))]
 StartTemperature = Annotated[Optional[float], typer.Option(
     help="Songs: the temperature of each line's first character (above --temperature: songs "

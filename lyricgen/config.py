@@ -92,7 +92,7 @@ SEED_MAX = 2**63 - 1  # torch.manual_seed takes up to 2**64 - 1; batching's seed
 @dataclass
 class SampleConfig:
     # The defaults are the best free-text setting measured (benchmarks/lyrics.py): lines drawn
-    # 8 at a time and ranked by words and by how naturally they end
+    # 8 at a time with a repetition penalty, ranked by words and by how naturally they end
     length: int = 100
     greedy: bool = False
     temperature: float = 0.85
@@ -109,7 +109,8 @@ class SampleConfig:
     keywords: str | None = None  # words parted by commas, each once in the song
     candidates: int = 8  # lines drawn per line written; the best is kept (1: free text drawn
     # a character at a time, as it comes)
-    repetition_penalty: float = 1.0  # > 1 makes characters already in the song less likely
+    # > 1 makes characters already in the text less likely (text drawn a line at a time)
+    repetition_penalty: float = 1.5
     start_temperature: float | None = None  # songs: the temperature of each line's first draw
     rarity: float = 0.0  # songs: the weight of a candidate's mean surprisal in its score
     words: float = 4.0  # the weight of the share of a candidate that is words (words.py)

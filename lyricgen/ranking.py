@@ -3,8 +3,8 @@
 (text without Han characters rhymes by word) is kept only if no candidate does better in a few
 rounds of drawing. Of the rest the best score wins: the mean log-probability per character
 under the model itself (temperature 1, no masks; with a start temperature, of the characters
-after the first), less NOVELTY times the share of its bigrams the text already has (fluency not
-bought by repeating the song), plus `words` times the share of its Han characters inside words
+after the first), less NOVELTY times the share of its bigrams that the text, or the line itself,
+already has (fluency not bought by repeating: "哈哈哈哈哈" is all words), plus `words` times the share of its Han characters inside words
 of a general dictionary (words.py: lines made of words, which a corpus of lyrics is too small
 to teach), `ending` times the log-probability of its newline where it ended (lines that end
 where the model would end them, not cut to fit a form), and `rarity` times its characters'
@@ -20,7 +20,7 @@ from lyricgen import rhyme, words
 from lyricgen.config import SampleConfig
 from lyricgen.line_draw import Draw
 
-NOVELTY = 2.0  # a candidate's score loses this times the share of its bigrams the song has
+NOVELTY = 2.0  # a candidate's score loses this times the share of its bigrams seen before
 
 
 @dataclass(order=True)
@@ -47,7 +47,8 @@ def best_candidate(draw: Draw, s: int, K: int, partial: str, earlier: list[str],
     for j in range(K):
         text = (partial + draw.texts[s * K + j]).rstrip()
         bigrams = list(zip(text, text[1:]))
-        repeated = sum(b in song_bigrams for b in bigrams) / max(len(bigrams), 1)
+        repeated = sum(b in song_bigrams or b in bigrams[:k]
+                       for k, b in enumerate(bigrams)) / max(len(bigrams), 1)
         score = float(draw.scores[s * K + j]) - NOVELTY * repeated
         rare = [surprisal[c] for c in text if not c.isspace()]
         score += cfg.rarity * sum(rare) / max(len(rare), 1)
