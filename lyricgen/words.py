@@ -19,8 +19,11 @@ def dictionary() -> frozenset[str]:
 
 
 def coverage(line: str) -> float:
-    """The share of the line's Han characters that lie inside a word of the dictionary (0
+    """The share of the line's Han characters that lie inside a word of the dictionary, each
+    other character glued to a Han one ("h态度", "秘密〗") counting as one outside words (0
     without Han characters)."""
+    stray = sum(not is_han(c) for token in line.split() if any(map(is_han, token))
+                for c in token)
     line = "".join(line.split())
     words = dictionary()
     covered = [False] * len(line)
@@ -29,4 +32,4 @@ def coverage(line: str) -> float:
             if line[i:j] in words:
                 covered[i:j] = [True] * (j - i)
     han = [k for k, c in enumerate(line) if is_han(c)]
-    return sum(covered[k] for k in han) / len(han) if han else 0.0
+    return sum(covered[k] for k in han) / (len(han) + stray) if han else 0.0

@@ -210,12 +210,16 @@ def test_a_line_s_score_is_its_mean_log_probability_under_the_model(trained, sta
 
 def covered(line: str) -> float:
     """The share of the line's Han characters inside a word of the dictionary, by trying every
-    run of the line against it."""
+    run of the line (spaces apart) against it; other characters beside Han ones count as
+    outside words."""
+    others = sum(not rhyme.is_han(c) for token in line.split()
+                 if any(rhyme.is_han(c) for c in token) for c in token)
+    line = line.replace(" ", "")
     dictionary = words.dictionary()
     inside = {k for i in range(len(line)) for j in range(i + 2, len(line) + 1)
               if line[i:j] in dictionary for k in range(i, j)}
     han = [k for k, c in enumerate(line) if rhyme.is_han(c)]
-    return sum(k in inside for k in han) / len(han)
+    return sum(k in inside for k in han) / (len(han) + others)
 
 
 @pytest.mark.parametrize("rarity, weight, ending", [(0.0, 0.0, 0.0), (3.0, 0.0, 0.0),
@@ -314,3 +318,13 @@ def test_every_keyword_is_placed_and_the_form_kept(trained, seed):
 ])
 def test_keywords_that_cannot_be_placed_are_one_line_and_exit_2(trained, args, phrases):
     assert_one_line_error(cli("sample", "--checkpoint", trained / "best.pt", *args), 2, *phrases)
+
+
+def test_a_line_s_words_are_its_han_characters_inside_dictionary_words():
+    assert {"态度", "你好", "月光"} <= words.dictionary() and "光态" not in words.dictionary()
+    assert words.coverage("态度") == 1.0
+    assert words.coverage("月光态度") == 1.0
+    assert words.coverage("你好 baby") == 1.0  # a word of letters on its own is no stray
+    assert words.coverage("h态度") == pytest.approx(2 / 3)  # a letter glued to Han characters
+    assert words.coverage("月光〗态") == pytest.approx(2 / 4)
+    assert words.coverage("baby") == 0.0
