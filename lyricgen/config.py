@@ -111,7 +111,7 @@ class SampleConfig:
     # a character at a time, as it comes)
     # > 1 makes characters already in the text less likely (text drawn a line at a time)
     repetition_penalty: float = 1.5
-    start_temperature: float | None = None  # songs: the temperature of each line's first draw
+    start_temperature: float | None = None  # the temperature of each line's first draw
     rarity: float = 0.0  # songs: the weight of a candidate's mean surprisal in its score
     words: float = 4.0  # the weight of the share of a candidate that is words (words.py)
     ending: float = 1.0  # the weight of the model's log-probability of a candidate's end

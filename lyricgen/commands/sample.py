@@ -42,10 +42,11 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
            backend: str | None = None, device: str = "auto", unknown: UnknownPolicy = "error",
            warn: Callable[[str], None] = print, stream: Stream | None = None,
            mark_copies: bool = False) -> list[dict[str, Any]]:
-    """`cfg.num_samples` continuations of each prefix. With `stream` (meant for one sample per
-    prefix), the text goes to it as it is made, a character (or a song) at a time, and nothing
-    is returned; `mark_copies` then marks each streamed line that copies the corpus (when
-    copies are allowed)."""
+    """`cfg.num_samples` continuations of each prefix: lines drawn with candidates (songwriter.py)
+    or, with one candidate and no form, characters. With `stream` (meant for one sample per
+    prefix), the text goes to it as it is made, a line or a character at a time, and nothing
+    is returned; `mark_copies` then marks each line that copies the corpus (when copies are
+    allowed)."""
     cfg.validate()
     if backend is not None and backend not in BACKENDS:
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
