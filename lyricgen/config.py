@@ -80,7 +80,7 @@ class TrainConfig:
         check(0 <= self.weight_decay < math.inf, "weight_decay", "must be a finite number >= 0")
         check(0 <= self.clip < math.inf, "clip", "must be a finite number >= 0 (0: no clipping)")
         check(self.time_limit is None or 0 < self.time_limit < math.inf, "time_limit",
-              "must be positive")
+              "must be a finite number > 0")
         check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "device",
               "must be auto, cpu or cuda")
         check_out_name(self.out)
@@ -126,9 +126,10 @@ class SampleConfig:
         check_int(self, "candidates", 1, 1024)
         check(self.repetition_penalty >= 1.0 and math.isfinite(self.repetition_penalty),
               "repetition_penalty", "must be a number >= 1")
-        check(self.greedy or self.temperature > 0, "temperature", "must be > 0 (or use --greedy)")
+        check(self.greedy or 0 < self.temperature < math.inf, "temperature",
+              "must be a finite number > 0 (or use --greedy)")
         check(self.start_temperature is None or 0 < self.start_temperature < math.inf,
-              "start_temperature", "must be > 0")
+              "start_temperature", "must be a finite number > 0")
         check(self.start_temperature is None or self.by_lines(), "start_temperature",
               "is for text drawn a line at a time: give --lines, --acrostic or --candidates "
               "above 1")

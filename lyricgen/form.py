@@ -18,6 +18,7 @@ from lyricgen.vocab import Vocab
 # corpus's lines are shorter; ranked by words, one-word lines would win) to 30.
 DEFAULT_LENGTH = (5, 30)
 MAX_LENGTH = 1000
+MAX_LINES = 1000  # as --lines
 FREE = "X"  # a line of the rhyme scheme that need not rhyme
 
 
@@ -49,13 +50,19 @@ def make_form(lines: int | None, line_length: str | None, scheme: str | None,
             raise UsageError(f"--acrostic {acrostic!r} sets {len(acrostic)} lines; drop "
                              f"--lines {lines}")
         lines = len(acrostic)
+        if lines > MAX_LINES:
+            raise UsageError(f"--acrostic: {lines} characters set {lines} lines; at most "
+                             f"{MAX_LINES}")
     if lines is None:
         raise UsageError("a song needs --lines N (or --acrostic)")
     group = None
     if rhyme_with is not None:
-        if len(rhyme_with) != 1 or rhyme.char_key(rhyme_with) is None:
+        if len(rhyme_with) != 1:
             raise UsageError(f"--rhyme-with {rhyme_with!r}: give one Han character whose rhyme "
                              "group the A lines take")
+        if rhyme.char_key(rhyme_with) is None:
+            raise UsageError(f"--rhyme-with {rhyme_with!r}: {rhyme_with} has no rhyme group "
+                             "(its pinyin has no final); give another character")
         group = rhyme.char_key(rhyme_with)
     lengths = parse_lengths(line_length)
     words = parse_keywords(keywords)

@@ -74,6 +74,9 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
     starts = [start(vocab, prefix, unknown, generator, warn) for prefix in prefixes]
     if form is not None and form.acrostic is not None and any(used for _, used in starts):
         raise UsageError("--acrostic sets how every line starts; drop --prefix")
+    if form is not None and form.chars is None and any(
+            used.count("\n") + bool(used.split("\n")[-1]) > form.lines for _, used in starts):
+        raise UsageError(f"--prefix holds more lines than the song's {form.lines} (--lines)")
     counts = saved.count_model() if cfg.counts else None
     if counts is not None:
         counts[0].to(dev)

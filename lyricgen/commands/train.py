@@ -52,6 +52,9 @@ def start(config_file: str | None, overrides: dict[str, Any], resume: bool, over
           log: Log, progress_bar: bool, lock: RunLock, world: World) -> Trainer:
     """The Trainer of the run, with its folder made and locked."""
     saved = None
+    if resume and overrides.get("init_from") is not None:
+        raise UsageError("--init-from starts a new run from another's weights; --resume "
+                         "continues this one: give one of them")
     if resume:
         with naming_sources(None, {}, overrides):
             out = Path(check_out_name(overrides.get("out", TrainConfig.out)))
