@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from lyricgen.cleaning import check_pattern
-from lyricgen.errors import UsageError, check, check_int
+from lyricgen.errors import SettingError, UsageError, check, check_int
 from lyricgen.models.charlm import ModelConfig
 
 
@@ -159,10 +159,12 @@ class Config:
     sample: SampleConfig = field(default_factory=SampleConfig)  # `lyricgen sample`'s defaults
 
     def validate(self) -> Config:
-        self.data.validate()
-        self.model.validate()
-        self.train.validate()
-        self.sample.validate()
+        for table in SECTIONS:
+            try:
+                getattr(self, table).validate()
+            except SettingError as e:  # `seed` is in [train] and [sample]: say which
+                e.table = table
+                raise
         return self
 
     def to_dict(self) -> dict[str, dict[str, Any]]:

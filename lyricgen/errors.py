@@ -33,6 +33,7 @@ class SettingError(UsageError):
     def __init__(self, key: str, rule: str):
         super().__init__(f"{key} {rule}")
         self.key, self.rule = key, rule
+        self.table: str | None = None  # its preset table, where the key names several
 
 
 def check(ok: bool, key: str, rule: str) -> None:

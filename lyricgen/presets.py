@@ -44,7 +44,9 @@ def naming_sources(path: str | Path | None, preset: dict[str, Any],
     try:
         yield
     except SettingError as e:
-        where = source_of(e.key, path, preset, overrides, table)
+        # training's options never set [sample]'s keys (`seed` is in both)
+        given = {} if table is None and e.table == "sample" else overrides
+        where = source_of(e.key, path, preset, given, table or e.table)
         raise UsageError(f"{where} {e.rule}") from None
 
 

@@ -369,6 +369,19 @@ def test_bad_sampling_input_is_a_usage_error(trained, args, phrases):
     assert_one_line_error(result, 2, *phrases)
 
 
+@pytest.mark.parametrize("command", ["sample", "train"])
+def test_a_preset_s_bad_sample_value_names_its_file_table_and_key(trained, lyrics_file,
+                                                                   tmp_path, command):
+    """`seed` is a key of [train] and of [sample]: the error names the table it is in, and a
+    training option of the same name does not take the blame."""
+    preset = tmp_path / "c.toml"
+    preset.write_text("[sample]\nseed = -1\n", encoding="utf-8")
+    args = ["--checkpoint", trained / "best.pt"] if command == "sample" else \
+        ["--data", lyrics_file, "--seed", 3, "--out", tmp_path / "run"]
+    assert_one_line_error(cli(command, "--config", preset, *args), 2,
+                          f"{preset} [sample] seed must be from 0")
+
+
 def test_sample_with_stdout_closed_is_one_line(trained):
     done = subprocess.run(["sh", "-c", f'exec "{sys.executable}" -m lyricgen sample '
                            f'--checkpoint "{trained / "best.pt"}" >&-'],
