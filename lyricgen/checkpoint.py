@@ -23,6 +23,7 @@ import torch
 from lyricgen import __version__
 from lyricgen.config import Config
 from lyricgen.errors import LyricgenError, first_line
+from lyricgen.files import disk_full, fsync_dir
 from lyricgen.models.charlm import CharLM
 from lyricgen.ngram import NGram
 from lyricgen.training.progress import Progress
@@ -160,7 +161,7 @@ def _write_atomically(path: Path, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except (OSError, RuntimeError) as e:
         tmp.unlink(missing_ok=True)
         reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
@@ -168,48 +169,6 @@ def _write_atomically(path: Path, write) -> None:
             reason = f"the file could not be written in full{disk_full(path.parent)}"
         kept = "the previous one is kept" if path.exists() else "nothing was written"
         raise CheckpointError(f"could not write checkpoint {path} ({reason}); {kept}") from None
-
-
-def disk_full(folder: Path) -> str:
-    """': no space left on device' when `folder`'s file system is (nearly) full."""
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError:
-        return ""
-    return ": no space left on device" if free < (1 << 20) else ""
-
-
-def remove_stale_temporaries(folder: Path) -> None:
-    """Delete the temporary files of checkpoint writes whose process was killed mid-write."""
-    for tmp in folder.glob(".*.pt.*.tmp"):
-        pid = tmp.name.split(".")[-2]
-        if pid.isdigit() and not _alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    if os.name != "posix":  # os.kill(pid, 0) would end the process on Windows
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: it exists, owned by someone else
-        return True
-    return True
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some file systems cannot open folders; the rename is done regardless
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -226,6 +185,9 @@ def _read(path: Path) -> dict[str, Any]:
     damaged = f"{path} is not a readable checkpoint: damaged or not a lyricgen file"
     if not zipfile.is_zipfile(path):  # torch.save writes zip archives; never unpickle the rest
         raise CheckpointError(f"{damaged} (not a PyTorch zip archive)")
+    if not _pytorch_archive(path):
+        raise CheckpointError(f"{path} is not a lyricgen checkpoint (a zip archive, but not one "
+                              "that torch.save wrote)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -243,3 +205,12 @@ def _read(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} was written by a newer lyricgen (format {version}; this "
                               f"is {__version__}, reading format {VERSION}); upgrade lyricgen")
     return payload
+
+
+def _pytorch_archive(path: Path) -> bool:
+    """Whether the zip at `path` holds the pickle torch.save writes (`<name>/data.pkl`)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(name.endswith("/data.pkl") for name in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return True  # torch.load says what is wrong

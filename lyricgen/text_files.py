@@ -153,6 +153,9 @@ class _Text:
                 raise self._too_large(name)
             self.bytes += len(block)
             if b"\x00" in block:
+                if _utf16(block, offset):
+                    raise LyricgenError(f"{name} is UTF-16 text: convert it to UTF-8 (e.g. "
+                                        "iconv -f UTF-16 -t UTF-8)")
                 raise LyricgenError(f"{name} looks binary (it contains NUL bytes); give a UTF-8 "
                                     "text file")
             piece = _decode(name, decoder, block, offset)
@@ -199,6 +202,15 @@ def _decode(name: str, decoder: codecs.IncrementalDecoder, block: bytes, offset:
     except UnicodeDecodeError as e:
         raise LyricgenError(f"{name} is not UTF-8 text (bad byte at offset "
                             f"{offset - pending + e.start}); convert it to UTF-8 first") from None
+
+
+def _utf16(block: bytes, offset: int) -> bool:
+    """Whether `block` (at `offset` in its file) reads as UTF-16: a byte-order mark, or NUL
+    bytes in most of one parity of positions (the high byte of ASCII and Latin text)."""
+    if offset == 0 and block[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return True
+    pairs = len(block) // 2
+    return pairs > 0 and max(block[0::2].count(0), block[1::2].count(0)) > 0.4 * pairs
 
 
 def _split_cr(text: str) -> tuple[str, str]:

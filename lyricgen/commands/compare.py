@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from lyricgen import checkpoint, models
 from lyricgen.commands.train import check_out_dir, clear_outputs, make_out_dir, model_line
+from lyricgen.files import remove_stale_temporaries
 from lyricgen.config import Config
 from lyricgen.corpus import Corpus, load_corpus
 from lyricgen.device import resolve_device
@@ -77,7 +78,7 @@ def run_comparison(cfg: Config, overwrite: bool, log: Log, progress_bar: bool, l
         make_out_dir(out / backend)
         lock.hold(out / backend)
         clear_outputs(out / backend)
-        checkpoint.remove_stale_temporaries(out / backend)
+        remove_stale_temporaries(out / backend)
         result = trainer.run()
         if result.exit_code:  # a signal: the comparison stops with that backend's run saved
             raise Interrupted(f"the comparison was {result.stop} during the {backend} run; "

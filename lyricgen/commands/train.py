@@ -14,6 +14,7 @@ from lyricgen.config import Config, TrainConfig, check_out_name
 from lyricgen.corpus import load_corpus
 from lyricgen.device import resolve_device
 from lyricgen.errors import LyricgenError, UsageError
+from lyricgen.files import remove_stale_temporaries
 from lyricgen.presets import flat_keys, load_config, naming_sources, option_name, read_toml
 from lyricgen.run_lock import RunLock
 from lyricgen.training.distributed import World, join, leave, world_from_env
@@ -102,7 +103,7 @@ def start(config_file: str | None, overrides: dict[str, Any], resume: bool, over
         if overwrite:
             clear_outputs(out)
     if world.main:  # left by a run killed while writing a checkpoint
-        checkpoint.remove_stale_temporaries(out)
+        remove_stale_temporaries(out)
     return trainer
 
 

@@ -72,7 +72,14 @@ def set_up(cfg: Config, corpus: Corpus, log: Log = print, world: World = World()
                              f"{world.size} processes, which share each batch's rows")
         if device.type == "cuda":
             device = torch.device("cuda", world.local_rank)  # one GPU per local rank
-    training_batches(cfg, corpus, device, 1)  # the text is too short for a batch: fail now
+    try:  # the text is too short for a batch: fail now, naming the cause
+        training_batches(cfg, corpus, device, 1)
+    except LyricgenError as e:
+        if len(corpus.val_ids) > len(corpus.train_ids):  # the held-out part took most of it
+            raise LyricgenError(f"--val-fraction {cfg.data.val_fraction:g} leaves "
+                                f"{len(corpus.train_ids)} characters to train on: {e}; lower "
+                                "--val-fraction") from None
+        raise
     if len(corpus.val_ids) == 1:
         raise LyricgenError("the validation part is a single character; raise "
                             "--val-fraction or set it to 0")
