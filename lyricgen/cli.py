@@ -144,7 +144,7 @@ def train(
 def compare(
     config: ConfigFile = None, data: Data = None, newlines: Newlines = None,
     max_chars: MaxChars = None, val_fraction: ValFraction = None, script: Script = None,
-    tidy_spaces: TidySpaces = None, drop_lines: DropLines = None, backend: Backend = None,
+    tidy_spaces: TidySpaces = None, drop_lines: DropLines = None,
     input: Input = None, embedding_size: EmbeddingSize = None, hidden_size: HiddenSize = None,
     num_layers: NumLayers = None, dropout: Dropout = None,
     embedding_dropout: EmbeddingDropout = None, tie_weights: TieWeights = None, init: Init = None,

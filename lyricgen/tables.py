@@ -86,6 +86,7 @@ def _ppl(row: dict[str, Any]) -> str:
 def print_data_info(info: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     table = Table(show_header=False)
+    table.add_row("corpus", info["corpus"])
     for key in ("chars", "vocab_size", "lines", "train_chars", "val_chars"):
         table.add_row(key.replace("_", " "), f"{info[key]:,}")
     common = "  ".join(f"{c!r} {n:,}" for c, n in info["most_common"])

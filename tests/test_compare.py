@@ -162,3 +162,8 @@ def test_ctrl_c_stops_the_comparison_saying_how_to_continue_its_run(lyrics_file,
                           f"run; `lyricgen train --resume --out {out / 'scratch'}` continues")
     assert (out / "scratch" / "last.pt").exists() and not (out / "builtin").exists()
     assert not (out / ".lock").exists() and not (out / "scratch" / ".lock").exists()
+
+
+def test_compare_offers_no_backend_option_as_it_trains_both():
+    assert "--backend" not in cli("compare", "--help").stdout
+    assert_one_line_error(cli("compare", "--backend", "scratch"), 2, "--backend")

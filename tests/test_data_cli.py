@@ -60,6 +60,13 @@ def test_info_json_counts(corpus_file, text):
     assert_info(info_json("--data", str(corpus_file)), expected_info(text))
 
 
+def test_info_says_which_corpus_it_describes(corpus_file, tmp_path, monkeypatch):
+    assert info_json("--data", str(corpus_file))["corpus"] == str(corpus_file)
+    monkeypatch.chdir(corpus_file.parent)
+    result = cli("data", "info", "--data", corpus_file.name)
+    assert result.exit_code == 0 and corpus_file.name in result.stdout.splitlines()[1]
+
+
 def test_info_json_val_fraction_zero(corpus_file, text):
     info = info_json("--data", str(corpus_file), "--val-fraction", "0")
     assert_info(info, expected_info(text, val_fraction=0.0))

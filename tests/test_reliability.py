@@ -25,7 +25,7 @@ import pytest
 import torch
 
 import lyricgen.checkpoint
-from conftest import TINY, assert_one_line_error, cli, cli_args, lyrics
+from conftest import TINY, assert_one_line_error, cli, cli_args, lyrics, tiny_options
 from lyricgen import checkpoint
 
 OUTPUTS = {"last.pt", "best.pt", "metrics.jsonl"}
@@ -226,6 +226,16 @@ def write_files(root: Path, files: dict[str, bytes]) -> None:
     for name, data in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
+
+
+@pytest.mark.parametrize("value", ["abc", "", "nan", "inf", "1e30", "0", "-1"])
+def test_a_bad_distributed_timeout_is_one_line_before_anything_starts(lyrics_file, tmp_path,
+                                                                      monkeypatch, value):
+    monkeypatch.setenv("LYRICGEN_DIST_TIMEOUT", value)
+    result = cli("train", *cli_args(tiny_options(lyrics_file, tmp_path / "run")))
+    assert_one_line_error(result, 2, "LYRICGEN_DIST_TIMEOUT must be a positive number of "
+                          "seconds", repr(value))
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("files, args, code, phrases", TRAIN_CASES)

@@ -475,11 +475,13 @@ def test_help_shows_choices_and_one_style_of_default(command):
     assert "<bool>" not in text and "<list[str]>" not in text  # flags take no value
     assert "(default:" not in text  # typer's style, "[default: x]", only
     if command != "sample":
-        for shown in ("--backend <scratch|builtin>", "--device <auto|cpu|cuda[:N]>",
+        for shown in ("--device <auto|cpu|cuda[:N]>",
                       "--data <path|name>", "[default: jaychou]", "[default: tie-weights]",
                       "--prefix <text>", "[default: 分开, 不分开]", "--out <folder>",
                       "a projection bridges the two"):  # differing sizes are fine
             assert shown.replace(" ", "") in text, shown
+        # compare trains both backends
+        assert ("--backend<scratch|builtin>" in text) == (command == "train")
 
 
 # --- starting from another run's weights (--init-from) -------------------------------------------

@@ -22,4 +22,5 @@ def info(options: dict[str, Any]) -> dict[str, Any]:
     """The figures of the corpus that the data options (as `train` takes them) describe."""
     with naming_sources(None, {}, options):
         cfg = Config().with_overrides(options).validate()
-    return corpus.describe(corpus.load_corpus(cfg.data))
+    return {"corpus": str(corpus.resolve_data(cfg.data.data)),
+            **corpus.describe(corpus.load_corpus(cfg.data))}

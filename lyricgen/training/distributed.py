@@ -11,6 +11,7 @@ and RNG states gathered for rank 0's checkpoint.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable
@@ -21,10 +22,24 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
-from lyricgen.errors import LyricgenError
+from lyricgen.errors import LyricgenError, UsageError
 
 T = TypeVar("T")
-TIMEOUT = timedelta(seconds=float(os.environ.get("LYRICGEN_DIST_TIMEOUT", 600)))
+TIMEOUT_S = 600  # how long a process waits for the others (LYRICGEN_DIST_TIMEOUT overrides)
+
+
+def timeout() -> timedelta:
+    """LYRICGEN_DIST_TIMEOUT (seconds; default TIMEOUT_S), checked to be a positive finite
+    number: a bad one is refused before any process starts waiting."""
+    raw = os.environ.get("LYRICGEN_DIST_TIMEOUT", str(TIMEOUT_S))
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < 10**9:  # timedelta's own limit is near 10**14 s; nan fails too
+        raise UsageError(f"LYRICGEN_DIST_TIMEOUT must be a positive number of seconds (at most "
+                         f"10**9), not {raw!r}")
+    return timedelta(seconds=seconds)
 
 
 class LostContact(LyricgenError):
@@ -133,6 +148,7 @@ class World:
 
 def world_from_env() -> World:
     """This process's place, as torchrun sets it; one process without torchrun."""
+    timeout()  # refused at once, in one process too
     size = int(os.environ.get("WORLD_SIZE", 1))
     if size <= 1:
         return World()
@@ -145,7 +161,7 @@ def join(world: World, cuda: bool) -> None:
         if cuda:
             torch.cuda.set_device(world.local_rank)
         with contact(world):
-            dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
+            dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout())
 
 
 def leave(world: World) -> None:
@@ -154,7 +170,7 @@ def leave(world: World) -> None:
 
 
 class contact:
-    """Turns a failed collective (a process died, or did not answer within TIMEOUT) into
+    """Turns a failed collective (a process died, or did not answer within timeout()) into
     one clear error."""
 
     def __init__(self, world: World):
