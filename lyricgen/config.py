@@ -86,6 +86,7 @@ class TrainConfig:
         check_out_name(self.out)
 
 
+MAX_SAMPLES = 10_000  # texts a `sample` writes per prefix: more would run silent for minutes
 SEED_MAX = 2**63 - 1  # torch.manual_seed takes up to 2**64 - 1; batching's seeds are mod 2**63
 
 
@@ -122,7 +123,7 @@ class SampleConfig:
 
     def validate(self) -> None:
         check_int(self, "length", 0)
-        check_int(self, "num_samples", 1)
+        check_int(self, "num_samples", 1, MAX_SAMPLES)
         check_int(self, "candidates", 1, 1024)
         check(self.repetition_penalty >= 1.0 and math.isfinite(self.repetition_penalty),
               "repetition_penalty", "must be a number >= 1")

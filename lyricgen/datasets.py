@@ -122,6 +122,7 @@ def _download_into(target: Path, url: str, dataset: Dataset, progress: bool) -> 
     is gone afterwards, whatever happened."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_parts(target.parent, dataset)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{dataset.filename}.",
                                    suffix=".part")
     except OSError as e:
@@ -149,6 +150,17 @@ def _download_into(target: Path, url: str, dataset: Dataset, progress: bool) -> 
         try:
             part.unlink()
         except FileNotFoundError:  # renamed into place
+            pass
+
+
+def remove_stale_parts(folder: Path, dataset: Dataset) -> None:
+    """Delete the .part files of downloads of `dataset` that a killed process left: any not
+    written to for longer than a download may last (a live one is younger)."""
+    for part in folder.glob(f".{dataset.filename}.*.part"):
+        try:
+            if time.time() - part.stat().st_mtime > DOWNLOAD_DEADLINE_S:
+                part.unlink()
+        except OSError:  # gone meanwhile, or not ours to remove: the download goes on
             pass
 
 

@@ -55,6 +55,21 @@ def test_good_file_is_stored_verified_and_then_cached(monkeypatch, mirror, cache
     assert mirror.requests == [f"/{FILENAME}"]  # everything after the first call came from cache
 
 
+def test_a_killed_download_s_part_file_is_removed_by_the_next_fetch(monkeypatch, mirror, cache):
+    """A SIGKILL leaves its .part file; the next fetch removes it once no download could still
+    be writing it, and leaves a younger one (another fetch's) alone."""
+    use_cache(monkeypatch, cache, mirror.url)
+    dataset = register(monkeypatch, FILENAME, sha256_of(mirror.root / FILENAME))
+    cache.mkdir(parents=True)
+    stale, young = cache / f".{FILENAME}.dead1.part", cache / f".{FILENAME}.live2.part"
+    stale.write_bytes(b"half a download")
+    young.write_bytes(b"a download going on")
+    old = time.time() - datasets.DOWNLOAD_DEADLINE_S - 60
+    os.utime(stale, (old, old))
+    path = datasets.fetch(dataset, progress=False)
+    assert files_under(cache) == sorted([path, young])
+
+
 def test_wrong_checksum_keeps_nothing(monkeypatch, mirror, cache):
     use_cache(monkeypatch, cache, mirror.url)
     dataset = register(monkeypatch, FILENAME, "0" * 64)
