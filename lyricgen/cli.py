@@ -64,7 +64,9 @@ class LyricgenGroup(TyperGroup):
 
 
 def fail(message: str, code: int) -> int:
-    typer.echo(f"error: {message}", err=True)
+    # One line whatever a name in it holds: control characters as their escapes
+    typer.echo("error: " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in message),
+               err=True)
     return code
 
 

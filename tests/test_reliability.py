@@ -117,6 +117,8 @@ TRAIN_CASES = [
                  id="out under a file"),
     pytest.param({"afile": b"x"}, ["--out", "{tmp}/afile"], 1, ["not a writable folder"],
                  id="out is a file"),
+    pytest.param({"afile": b"x"}, ["--out", "{tmp}/afile/new\nline"], 1,
+                 ["not a writable folder", "new\\nline"], id="out with a newline in its name"),
     # bad option values, the error naming the option typed: exit 2 ("valid int": Typer
     # versions word it "valid int." or "valid integer")
     pytest.param({}, ["--epochs", "0"], 2, ["--epochs must be at least 1"], id="epochs 0"),

@@ -521,5 +521,17 @@ def test_init_from_a_model_of_other_shapes_is_one_line_and_writes_nothing(traine
                  "--init-from", trained / "best.pt", "--hidden-size", 64, "--batch-size", 8,
                  "--num-steps", 16)
     assert_one_line_error(result, 2, "--init-from", "rnn.weight_ih_l0 is 128x16",
-                          "this run's is 256x16", "--hidden-size 32")
+                          "this run's is 256x16",
+                          "this run gives --hidden-size 64 (it was made with --hidden-size 32)")
+    assert not (tmp_path / "run").exists()
+
+
+def test_init_from_a_model_without_a_weight_of_this_run_names_the_setting(trained, tmp_path):
+    """A hidden size other than the embedding's adds a projection the source has none of."""
+    (tmp_path / "x.txt").write_text(lyrics(), encoding="utf-8")
+    result = cli("train", "--data", tmp_path / "x.txt", "--out", tmp_path / "run",
+                 "--init-from", trained / "best.pt", "--tie-weights", "--batch-size", 8,
+                 "--num-steps", 16)
+    assert_one_line_error(result, 2, "--init-from", "its model has no proj.weight",
+                          "this run gives --tie-weights (it was made with --no-tie-weights)")
     assert not (tmp_path / "run").exists()
