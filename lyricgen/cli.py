@@ -26,7 +26,7 @@ from lyricgen.cli_options import (CHECKPOINT, Acrostic, Candidates, Checkpoint, 
                                   Rarity, RepetitionPenalty, Rhyme, RhymeWith, SampleBackend,
                                   SampleConfigFile, SampleDevice, SampleSeed, StartTemperature,
                                   Temperature, TopK, TopP, Unknown, UseCounts, Words)
-from lyricgen.errors import LyricgenError
+from lyricgen.errors import LyricgenError, one_line
 
 try:  # typer >= 0.20 carries its own copy of click
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
@@ -64,9 +64,7 @@ class LyricgenGroup(TyperGroup):
 
 
 def fail(message: str, code: int) -> int:
-    # One line whatever a name in it holds: control characters as their escapes
-    typer.echo("error: " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in message),
-               err=True)
+    typer.echo(f"error: {one_line(message)}", err=True)
     return code
 
 

@@ -53,3 +53,8 @@ def first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     line = text[0] if text else type(e).__name__
     return line if len(line) <= 160 else line[:157] + "..."
+
+
+def one_line(message: str) -> str:
+    """`message` on one line whatever a name in it holds: control characters as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
