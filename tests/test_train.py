@@ -535,3 +535,19 @@ def test_init_from_a_model_without_a_weight_of_this_run_names_the_setting(traine
     assert_one_line_error(result, 2, "--init-from", "its model has no proj.weight",
                           "this run gives --tie-weights (it was made with --no-tie-weights)")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("extra, notes", [
+    ({"val_fraction": 1e-9}, ["--val-fraction 1e-09 holds out no character",
+                              "the counts (--ngram-order 5)"]),
+    ({"val_fraction": 0.0}, ["the counts (--ngram-order 5) learn their weights on held-out"]),
+    ({"val_fraction": 0.0, "ngram_order": 0}, []),
+    ({"val_fraction": 0.1}, []),
+])
+def test_validation_or_counts_dropped_by_the_settings_is_said(lyrics_file, tmp_path, extra,
+                                                              notes):
+    lines: list[str] = []
+    train(None, tiny_options(lyrics_file, tmp_path / "run", epochs=1, **extra),
+          log=lines.append, progress_bar=False)
+    said = [line for line in lines if line.startswith("note:")]
+    assert len(said) == len(notes) and all(any(n in line for line in said) for n in notes), said

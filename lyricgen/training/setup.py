@@ -113,8 +113,14 @@ def set_up(cfg: Config, corpus: Corpus, log: Log = print, world: World = World()
         step = GraphedStep(step, CudaGraphs(device), log)
     # The counts need held-out text to learn their weights; without it the LSTM is alone.
     counts = None
+    if not len(corpus.val_ids) and cfg.data.val_fraction:
+        log(f"note: --val-fraction {cfg.data.val_fraction:g} holds out no character of this "
+            "text: the run has no validation (raise it, or set 0 to say so)")
     if cfg.model.ngram_order and len(corpus.val_ids):
         counts = NGram.count(corpus.train_ids, len(corpus.vocab), cfg.model.ngram_order)
+    elif cfg.model.ngram_order and world.main:
+        log(f"note: the counts (--ngram-order {cfg.model.ngram_order}) learn their weights on "
+            "held-out text, and there is none: the LSTM is alone (--ngram-order 0 says so)")
     return Setup(cfg, corpus, device, model, optimizer, step, world,
                  counts.to(device) if counts is not None else None)
 
