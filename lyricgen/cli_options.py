@@ -64,10 +64,11 @@ HiddenSize = Annotated[Optional[int], typer.Option(
     help="Hidden units per LSTM layer." + default(M.hidden_size))]
 NumLayers = Annotated[Optional[int], typer.Option(
     help="Number of stacked LSTM layers." + default(M.num_layers))]
+SIZED = default("sized to the corpus and the time given, unless a preset sets it")
 Dropout = Annotated[Optional[float], typer.Option(
-    help="Dropout between layers and before the output layer." + default(M.dropout))]
+    help="Dropout between layers and before the output layer." + SIZED)]
 EmbeddingDropout = Annotated[Optional[float], typer.Option(
-    help="Dropout on the embedded characters." + default(M.embedding_dropout))]
+    help="Dropout on the embedded characters." + SIZED)]
 TieWeights = Annotated[Optional[bool], typer.Option(
     "--tie-weights/--no-tie-weights",
     help="Let the output layer share the embedding matrix (with --input embedding; when "
@@ -90,8 +91,7 @@ Sampling = Annotated[Optional[Literal["adjacent", "random"]], typer.Option(
 Optimizer = Annotated[Optional[Literal["sgd", "adam", "adamw"]], typer.Option(
     help="The optimizer." + default(T.optimizer))]
 Lr = Annotated[Optional[float], typer.Option(help="Learning rate." + default(T.lr))]
-WeightDecay = Annotated[Optional[float], typer.Option(
-    help="Weight decay." + default(T.weight_decay))]
+WeightDecay = Annotated[Optional[float], typer.Option(help="Weight decay." + SIZED)]
 Clip = Annotated[Optional[float], typer.Option(
     help="Clip the global gradient norm to this value; 0 does not clip." + default(T.clip))]
 Epochs = Annotated[Optional[int], typer.Option(help="Epochs to train." + default(T.epochs))]

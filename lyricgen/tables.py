@@ -17,7 +17,7 @@ def print_training_summary(result: TrainResult, console: Console | None = None) 
         console.print(f"no epoch completed; {result.out / 'last.pt'} holds the run so far")
         return
     cache, lstm = "val_ppl_plain" in rows[0], "val_ppl_lstm" in rows[0]
-    table = Table(title=f"training {result.stop}: {len(rows)} epochs, best at epoch "
+    table = Table(title=f"training {result.stop}: {plural(len(rows), 'epoch')}, best at epoch "
                         f"{result.best_epoch}")
     keys = ["val_ppl", *(["val_ppl_plain"] if cache else []), *(["val_ppl_lstm"] if lstm else [])]
     columns = ["epoch", "train ppl", "val ppl (cache)" if cache else "val ppl",
@@ -92,3 +92,8 @@ def print_data_info(info: dict[str, Any], console: Console | None = None) -> Non
     common = "  ".join(f"{c!r} {n:,}" for c, n in info["most_common"])
     table.add_row("most common", common)
     console.print(table)
+
+
+def plural(n: int, noun: str) -> str:
+    """'1 epoch', '2 epochs'."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")

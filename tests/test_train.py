@@ -243,7 +243,7 @@ def test_a_signal_is_a_normal_stop_with_the_summary(lyrics_file, tmp_path, monke
     name = signal.Signals(sig).name
     assert f"\ninterrupted by {name} at epoch 2, batch 3; {out / 'last.pt'} holds it " \
            "(continue with --resume)\n" in result.stdout
-    assert f"training interrupted by {name}: 1 epochs, best at epoch 1" in result.stdout
+    assert f"training interrupted by {name}: 1 epoch, best at epoch 1" in result.stdout
     progress = checkpoint.load(out / "last.pt", training_state=True).progress
     assert (progress.epoch, progress.batch) == (1, 3)
     assert not (out / ".lock").exists()
@@ -551,3 +551,18 @@ def test_validation_or_counts_dropped_by_the_settings_is_said(lyrics_file, tmp_p
           log=lines.append, progress_bar=False)
     said = [line for line in lines if line.startswith("note:")]
     assert len(said) == len(notes) and all(any(n in line for line in said) for n in notes), said
+
+
+def test_help_says_that_the_regularisation_is_sized_unless_set():
+    text = " ".join(cli("train", "--help").stdout.split())
+    for option in ("--dropout", "--embedding-dropout", "--weight-decay"):
+        after = text[text.index(option + " "):]
+        assert "sized to the corpus and the time given" in after[:300], option
+    assert "[default: 0.65]" not in text and "[default: 0.3]" not in text
+
+
+def test_a_one_epoch_summary_says_1_epoch(lyrics_file, tmp_path):
+    result = cli("train", *cli_args(tiny_options(lyrics_file, tmp_path / "run", epochs=1)))
+    assert result.exit_code == 0, result.output
+    title = " ".join(result.stdout.split())
+    assert "training finished: 1 epoch, best at epoch 1" in title, result.stdout

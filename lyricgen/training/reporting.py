@@ -47,8 +47,9 @@ class Reporter:
         self.log(f"lr halved to {lr:.3g}" + (last if floor else ""))
 
     def early_stop(self, bad_epochs: int, best: float, best_epoch: int) -> None:
-        self.log(f"early stop: no improvement for {bad_epochs} epochs "
-                 f"(best {best:.2f} at epoch {best_epoch})")
+        epochs = f"{bad_epochs} epoch" + ("" if bad_epochs == 1 else "s")
+        self.log(f"early stop: no improvement for {epochs} (best {best:.2f} at epoch "
+                 f"{best_epoch})")
 
     def preview(self, model: CharLM, corpus: Corpus, prefixes: list[str],
                 counts: Counts | None = None) -> None:
