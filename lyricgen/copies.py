@@ -76,7 +76,6 @@ class CopyIndex:
         self.runs = self.runs.to(device)
         return self
 
-
     def longest(self, line: str) -> int:
         """The length of the longest run of `line`'s characters that the corpus holds (a line
         holds no newline, so runs across the corpus's line ends do not count)."""
@@ -95,14 +94,12 @@ class GuardedStepper:
     `columns` adds the streams' recent characters, so rewinding a stream rewinds them too."""
 
     def __init__(self, stepper, index: CopyIndex, prefix: list[int]):
-        self.stepper, self.index, newline = stepper, index, index.newline
-        N = stepper.logits.shape[0]
-        recent = [-1] * index.n + [i for i in prefix if not index.space[i]]
-        if newline is not None and newline in recent:  # runs start after the last line end
-            last = len(recent) - 1 - recent[::-1].index(newline)
-            recent = [-1] * index.n + recent[last + 1:]
-        self.history = torch.tensor(recent[-(index.n - 1):],
-                                    device=stepper.logits.device)[:, None].repeat(1, N)
+        self.stepper, self.index = stepper, index
+        if index.newline in prefix:  # runs start after the prefix's last line end
+            prefix = prefix[len(prefix) - prefix[::-1].index(index.newline):]
+        recent = [-1] * (index.n - 1) + [i for i in prefix if not index.space[i]]
+        self.history = torch.tensor(recent[-(index.n - 1):], device=stepper.logits.device)[
+            :, None].repeat(1, stepper.logits.shape[0])  # (n - 1, N)
         self.forbidden = index.forbidden(self.history.t())
 
     @property
@@ -128,8 +125,8 @@ def guarded(stepper, index: CopyIndex | None, prefix: list[int]):
     return stepper if index is None or not index.n else GuardedStepper(stepper, index, prefix)
 
 
-def mask(logits: torch.Tensor, forbidden: torch.Tensor) -> torch.Tensor:
-    """`logits` with the forbidden characters at -inf, except in a row where that would leave
-    nothing to draw (every character would copy: the copy is let through, and reported)."""
-    stuck = forbidden.all(1, keepdim=True)
-    return logits.masked_fill(forbidden & ~stuck, float("-inf"))
+def without_copies(allowed: torch.Tensor, forbidden: torch.Tensor) -> torch.Tensor:
+    """`allowed` (N, V) less the `forbidden` characters, except in a row where that would leave
+    nothing to draw (every character left would copy: the copy is let through, and reported)."""
+    clean = allowed & ~forbidden
+    return torch.where(clean.any(1, keepdim=True), clean, allowed)

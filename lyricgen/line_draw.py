@@ -17,7 +17,7 @@ import torch
 
 from lyricgen import rhyme
 from lyricgen.config import SampleConfig
-from lyricgen.copies import GuardedStepper
+from lyricgen.copies import GuardedStepper, without_copies
 from lyricgen.sampler import pick_next
 from lyricgen.vocab import Vocab
 
@@ -91,9 +91,8 @@ def draw_line(stepper, masks: VocabMasks, rules: Rules, partial: str, used: torc
                                     adjusted * cfg.repetition_penalty)
             adjusted = torch.where(used, penalised, adjusted)
         allowed = _allowed(masks, rules, n, after_space, last_group)
-        if guard:  # where every character left would copy, one may
-            clean = allowed & ~stepper.forbidden
-            allowed = torch.where(clean.any(1, keepdim=True), clean, allowed)
+        if guard:
+            allowed = without_copies(allowed, stepper.forbidden)
         ids = pick_next(adjusted.masked_fill(~allowed, float("-inf")), cfg, generator, n == 0)
         live = ~ended
         if guard:

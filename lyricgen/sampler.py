@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 
 from lyricgen.config import SampleConfig
-from lyricgen.copies import CopyIndex, GuardedStepper, guarded, mask
+from lyricgen.copies import CopyIndex, GuardedStepper, guarded, without_copies
 from lyricgen.mixing import Counts, make_stepper
 from lyricgen.models.charlm import CharLM
 from lyricgen.vocab import UnknownPolicy, Vocab
@@ -72,9 +72,12 @@ def generate(model: CharLM, prefix: list[int], cfg: SampleConfig,
                                    counts), guard, prefix)
     model.train(was_training)
     logits, out = stepper.logits, []
+    guarding = isinstance(stepper, GuardedStepper)
     for t in range(cfg.length):
-        if isinstance(stepper, GuardedStepper):
-            logits = mask(logits, stepper.forbidden)
+        if guarding:
+            forbidden = stepper.forbidden  # (N, V)
+            logits = logits.masked_fill(~without_copies(torch.ones_like(forbidden), forbidden),
+                                        float("-inf"))
         ids = pick_next(logits, cfg, generator)  # (N,)
         if keep:
             out.append(ids)

@@ -118,7 +118,7 @@ def set_up(cfg: Config, corpus: Corpus, log: Log = print, world: World = World()
             "text: the run has no validation (raise it, or set 0 to say so)")
     if cfg.model.ngram_order and len(corpus.val_ids):
         counts = NGram.count(corpus.train_ids, len(corpus.vocab), cfg.model.ngram_order)
-    elif cfg.model.ngram_order and world.main:
+    elif cfg.model.ngram_order:
         log(f"note: the counts (--ngram-order {cfg.model.ngram_order}) learn their weights on "
             "held-out text, and there is none: the LSTM is alone (--ngram-order 0 says so)")
     return Setup(cfg, corpus, device, model, optimizer, step, world,
