@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from lyricgen.config import Config
-from lyricgen.corpus import load_corpus
+from lyricgen.data.corpus import load_corpus
 from lyricgen.training.loop import Trainer
 from lyricgen.training.setup import set_up
 

@@ -88,7 +88,7 @@ def flops_per_char(vocab: int, hidden: int = 512, embedding: int = 512) -> float
 
 def vocab_size(path: Path) -> int:
     from lyricgen.config import DataConfig
-    from lyricgen.corpus import load_corpus
+    from lyricgen.data.corpus import load_corpus
     return len(load_corpus(DataConfig(data=str(path)), progress=False).vocab)
 
 

@@ -26,16 +26,16 @@ from common import DEFAULT_CORPUS, ROOT, alternate_epochs, quiet_trainer, record
 from lyricgen.commands.compare import agreement
 from lyricgen.config import Config, SampleConfig
 from lyricgen.evaluate import evaluate
-from lyricgen.form import make_form
+from lyricgen.songs.form import make_form
 from lyricgen.presets import load_config
-from lyricgen.corpus import load_corpus
+from lyricgen.data.corpus import load_corpus
 from lyricgen.models import fast
 from lyricgen.models.charlm import CharLM
 from lyricgen.models.scratch import ScratchLSTM
-from lyricgen.ngram import NGram
+from lyricgen.counts.ngram import NGram
 from lyricgen.sampler import generate
 from lyricgen.copies import DEFAULT_RUN, CopyIndex
-from lyricgen.songwriter import write_songs
+from lyricgen.songs.songwriter import write_songs
 from lyricgen.training.setup import training_batches
 
 BACKENDS = ("scratch", "builtin")

@@ -31,9 +31,9 @@ from judge import Judge
 from lyricgen import checkpoint
 from lyricgen.config import SampleConfig
 from lyricgen.copies import DEFAULT_RUN, CopyIndex
-from lyricgen.form import check_vocab, free_form, make_form
+from lyricgen.songs.form import check_vocab, free_form, make_form
 from lyricgen.sampler import generate, start_ids
-from lyricgen.songwriter import write_songs
+from lyricgen.songs.songwriter import write_songs
 
 FREE = dict(length=200)
 SONG = dict(lines=8, line_length="7-9", rhyme="AABB")

@@ -25,9 +25,9 @@ from lyricgen.config import Config
 from lyricgen.errors import LyricgenError, first_line
 from lyricgen.files import disk_full, fsync_dir
 from lyricgen.models.charlm import CharLM
-from lyricgen.ngram import NGram
+from lyricgen.counts.ngram import NGram
 from lyricgen.training.progress import Progress
-from lyricgen.vocab import Vocab
+from lyricgen.data.vocab import Vocab
 
 FORMAT = "lyricgen-checkpoint"
 VERSION = 2  # 2: corpus ids instead of line hashes; the corpus's cleaning settings

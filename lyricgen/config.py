@@ -15,7 +15,7 @@ import types
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from lyricgen.cleaning import check_pattern
+from lyricgen.data.cleaning import check_pattern
 from lyricgen.errors import SettingError, UsageError, check, check_int
 from lyricgen.models.charlm import ModelConfig
 

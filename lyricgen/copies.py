@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from lyricgen.vocab import Vocab
+from lyricgen.data.vocab import Vocab
 
 MAX_GUARDED = 20_000_000  # corpus characters a checkpoint keeps for the guard, at most
 DEFAULT_RUN = 6  # the writer's own rate: new songs share a run of 6 with old ones in 3% of lines

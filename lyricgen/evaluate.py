@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from lyricgen.mixing import CountMixture
+from lyricgen.counts.mixing import CountMixture
 from lyricgen.models.charlm import CharLM
-from lyricgen.ngram import NGram, histories, longest_in
+from lyricgen.counts.ngram import NGram, histories, longest_in
 
 CACHE_WINDOW = 4096
 ROW_CHARS = 1024  # about the targets each row scores (lstm_rows)

@@ -9,9 +9,9 @@ import torch
 
 from lyricgen.config import SampleConfig
 from lyricgen.copies import CopyIndex, GuardedStepper, guarded, without_copies
-from lyricgen.mixing import Counts, make_stepper
+from lyricgen.counts.mixing import Counts, make_stepper
 from lyricgen.models.charlm import CharLM
-from lyricgen.vocab import UnknownPolicy, Vocab
+from lyricgen.data.vocab import UnknownPolicy, Vocab
 
 
 def pick_next(logits: torch.Tensor, cfg: SampleConfig, generator: torch.Generator | None,

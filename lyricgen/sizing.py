@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from lyricgen.config import Config
-from lyricgen.corpus import Corpus
+from lyricgen.data.corpus import Corpus
 from lyricgen.training.setup import parameter_count, set_up
 
 TEXT_LOW, TEXT_HIGH = 0.02, 0.1  # characters per weight: the most regularisation, the least

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from lyricgen import datasets
+from lyricgen.data import datasets
 
 HAN = "春夏秋冬日月星山川河海风花雪雨云天地人心梦光影歌声远近你我他的是不了"
 ASCII = "abcdefghijklmnopqrstuvwxyzXYZ0123456789 ,.!?'"

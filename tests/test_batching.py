@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lyricgen.batching import AdjacentBatches, RandomBatches
+from lyricgen.data.batching import AdjacentBatches, RandomBatches
 from lyricgen.errors import LyricgenError
 
 PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, database=None)

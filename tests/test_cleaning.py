@@ -13,11 +13,12 @@ import torch
 
 from conftest import QUIET, assert_one_line_error, cli, lyrics, tiny_options
 from helpers_data import register, sha256_of
-from lyricgen import checkpoint, datasets
-from lyricgen.cleaning import Cleaning
+from lyricgen import checkpoint
+from lyricgen.data import datasets
+from lyricgen.data.cleaning import Cleaning
 from lyricgen.commands.train import train
 from lyricgen.config import DataConfig
-from lyricgen.corpus import load_corpus
+from lyricgen.data.corpus import load_corpus
 
 # Traditional characters and their simplified forms, read off a dictionary by hand.
 TRADITIONAL, SIMPLIFIED = "頭輕嘆誰讓雲夢風", "头轻叹谁让云梦风"

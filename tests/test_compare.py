@@ -14,7 +14,7 @@ import sys
 from conftest import TINY, assert_one_line_error, cli, cli_args
 from lyricgen.commands import compare
 from lyricgen.presets import load_config
-from lyricgen.corpus import load_corpus
+from lyricgen.data.corpus import load_corpus
 from lyricgen.models.charlm import CharLM
 
 

@@ -16,7 +16,7 @@ from lyricgen import checkpoint
 from lyricgen.commands.sample import sample
 from lyricgen.config import SampleConfig
 from lyricgen.copies import CopyIndex
-from lyricgen.vocab import build_vocab
+from lyricgen.data.vocab import build_vocab
 
 CORPUS = lyrics()  # the text of the `trained` run (no cleaning: it is no registered dataset)
 

@@ -14,9 +14,9 @@ import pytest
 
 from conftest import assert_one_line_error, cli
 from helpers_data import claim_size, make_text, write_zip
-from lyricgen import text_files
+from lyricgen.data import text_files
 from lyricgen.config import DataConfig
-from lyricgen.corpus import load_corpus, read_text
+from lyricgen.data.corpus import load_corpus, read_text
 from lyricgen.errors import LyricgenError
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from helpers_data import (Mirror, dead_url, files_under, full_disk, make_text, redirect,
                           register, sha256_of, stream, trickle, use_cache, write_zip)
-from lyricgen import corpus, datasets
+from lyricgen.data import corpus, datasets
 from lyricgen.config import DataConfig
 from lyricgen.errors import LyricgenError
 

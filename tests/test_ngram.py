@@ -14,10 +14,10 @@ import torch
 from conftest import assert_one_line_error, cli
 from lyricgen import checkpoint
 from lyricgen.evaluate import evaluate
-from lyricgen.mixing import WEIGHTS, CountMixture, MixedStepper
+from lyricgen.counts.mixing import WEIGHTS, CountMixture, MixedStepper
 from lyricgen.models.charlm import CharLM, ModelConfig
 from lyricgen.models.fast.stepper import Stepper
-from lyricgen.ngram import NGram, histories
+from lyricgen.counts.ngram import NGram, histories
 
 
 def reference_kn(ids: list[int], V: int, n: int):

@@ -15,7 +15,7 @@ from lyricgen import checkpoint, sampler
 from lyricgen.commands.train import train
 from lyricgen.config import SampleConfig
 from lyricgen.sampler import generate, pick_next, start_ids, top_p_filter
-from lyricgen.vocab import Vocab
+from lyricgen.data.vocab import Vocab
 
 
 def sample_cli(*args):

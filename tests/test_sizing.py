@@ -13,7 +13,7 @@ from conftest import QUIET, TINY, cli, lyrics
 from lyricgen import checkpoint, sizing
 from lyricgen.commands.train import train
 from lyricgen.config import Config, DataConfig, TrainConfig
-from lyricgen.corpus import load_corpus
+from lyricgen.data.corpus import load_corpus
 from lyricgen.models.charlm import ModelConfig
 from lyricgen.training.setup import set_up
 

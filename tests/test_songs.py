@@ -12,11 +12,12 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, cli, lyrics
-from lyricgen import checkpoint, line_draw, rhyme, songwriter, words
+from lyricgen import checkpoint
+from lyricgen.songs import line_draw, rhyme, songwriter, words
 from lyricgen.errors import UsageError
-from lyricgen.form import check_vocab, make_form, parse_lengths
+from lyricgen.songs.form import check_vocab, make_form, parse_lengths
 from lyricgen.sampler import pick_next
-from lyricgen.vocab import Vocab
+from lyricgen.data.vocab import Vocab
 
 ROOT = Path(__file__).parent.parent
 REFRAINS = [line for line in lyrics().splitlines() if len(line) >= 6]

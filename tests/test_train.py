@@ -21,7 +21,7 @@ from lyricgen.commands import train as train_command
 from lyricgen.commands.train import train
 from lyricgen.config import Config
 from lyricgen.presets import load_config
-from lyricgen.corpus import load_corpus
+from lyricgen.data.corpus import load_corpus
 from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.evaluate import Evaluation
 from lyricgen.models.charlm import CharLM, ModelConfig

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from helpers_data import make_text
 from lyricgen.errors import LyricgenError, UsageError
-from lyricgen.vocab import UnknownCharsError, Vocab, build_vocab
+from lyricgen.data.vocab import UnknownCharsError, Vocab, build_vocab
 
 # build_vocab has a fixed cost (~50 ms, tables over all code points): few examples suffice
 PROPERTY = settings(max_examples=40, deadline=None, derandomize=True, database=None)

@@ -17,7 +17,7 @@ from lyricgen import checkpoint, models
 from lyricgen.commands.train import check_out_dir, clear_outputs, make_out_dir, model_line
 from lyricgen.files import remove_stale_temporaries
 from lyricgen.config import Config
-from lyricgen.corpus import Corpus, load_corpus
+from lyricgen.data.corpus import Corpus, load_corpus
 from lyricgen.device import resolve_device
 from lyricgen.errors import Interrupted, UsageError
 from lyricgen.models.charlm import CharLM

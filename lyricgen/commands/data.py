@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lyricgen import corpus, datasets
+from lyricgen.data import corpus, datasets
 from lyricgen.config import Config
 from lyricgen.presets import naming_sources
 from lyricgen.errors import UsageError

@@ -17,12 +17,12 @@ from lyricgen.presets import load_config, naming_sources, option_name, read_toml
 from lyricgen.device import resolve_device
 from lyricgen.errors import UsageError
 from lyricgen.models import BACKENDS
-from lyricgen.form import Form, check_vocab, free_form, make_form
+from lyricgen.songs.form import Form, check_vocab, free_form, make_form
 from lyricgen.memory import available_memory, human_bytes
 from lyricgen.models.charlm import ModelConfig
 from lyricgen.sampler import generate, start_ids
-from lyricgen.songwriter import Line, line_of, write_songs
-from lyricgen.vocab import UnknownCharsError, UnknownPolicy, Vocab
+from lyricgen.songs.songwriter import Line, line_of, write_songs
+from lyricgen.data.vocab import UnknownCharsError, UnknownPolicy, Vocab
 
 Stream = Callable[..., None]
 SETTINGS = {f.name for f in fields(SampleConfig)}  # the options that make a SampleConfig

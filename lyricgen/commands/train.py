@@ -11,7 +11,7 @@ from typing import Any
 
 from lyricgen import checkpoint, sizing
 from lyricgen.config import Config, TrainConfig, check_out_name
-from lyricgen.corpus import load_corpus
+from lyricgen.data.corpus import load_corpus
 from lyricgen.device import resolve_device
 from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.files import remove_stale_temporaries

@@ -11,7 +11,7 @@ import torch
 from lyricgen.checkpoint import Checkpoint
 from lyricgen.errors import UsageError
 from lyricgen.models.charlm import CharLM
-from lyricgen.vocab import Vocab
+from lyricgen.data.vocab import Vocab
 
 
 def transplant(model: CharLM, source: Checkpoint, vocab: Vocab) -> tuple[int, int]:

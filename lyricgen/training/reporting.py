@@ -10,11 +10,11 @@ from typing import Any
 
 from lyricgen.config import SampleConfig, TrainConfig
 from lyricgen.copies import CopyIndex
-from lyricgen.corpus import Corpus
-from lyricgen.mixing import Counts
+from lyricgen.data.corpus import Corpus
+from lyricgen.counts.mixing import Counts
 from lyricgen.models.charlm import CharLM
 from lyricgen.sampler import generate
-from lyricgen.vocab import Vocab
+from lyricgen.data.vocab import Vocab
 
 Log = Callable[[str], None]
 PREVIEW = SampleConfig(length=50, greedy=True)  # the book previews 50 greedy characters

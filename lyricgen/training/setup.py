@@ -7,17 +7,17 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from lyricgen.batching import Batches, RowShard, make_batches
+from lyricgen.data.batching import Batches, RowShard, make_batches
 from lyricgen.config import Config, TrainConfig
-from lyricgen.corpus import Corpus
+from lyricgen.data.corpus import Corpus
 from lyricgen.device import resolve_device
 from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.memory import available_memory, human_bytes
 from lyricgen.presets import option_name
 from lyricgen.models import fast
-from lyricgen.mixing import Counts
+from lyricgen.counts.mixing import Counts
 from lyricgen.models.charlm import CharLM
-from lyricgen.ngram import NGram
+from lyricgen.counts.ngram import NGram
 from lyricgen.training import precision
 from lyricgen.training.distributed import World
 from lyricgen.training.step import CudaGraphs, GraphedStep, Log, TrainStep

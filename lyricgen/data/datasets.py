@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from lyricgen.cleaning import CREDITS, Cleaning
+from lyricgen.data.cleaning import CREDITS, Cleaning
 from lyricgen.errors import LyricgenError
-from lyricgen.text_files import CHUNK_BYTES, open_regular
+from lyricgen.data.text_files import CHUNK_BYTES, open_regular
 
 # A download's whole time, connecting included, and the longest wait for any one read.
 DOWNLOAD_DEADLINE_S = 120.0

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lyricgen import rhyme, words
+from lyricgen.songs import rhyme, words
 from lyricgen.config import SampleConfig
-from lyricgen.line_draw import Draw
+from lyricgen.songs.line_draw import Draw
 
 NOVELTY = 2.0  # a candidate's score loses this times the share of its bigrams seen before
 

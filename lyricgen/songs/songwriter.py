@@ -10,17 +10,17 @@ from dataclasses import dataclass
 
 import torch
 
-from lyricgen import rhyme
+from lyricgen.songs import rhyme
 from lyricgen.config import SampleConfig
 from lyricgen.copies import CopyIndex, guarded
 from lyricgen.errors import LyricgenError
-from lyricgen.form import FREE, Form
-from lyricgen.keywords import Plan
-from lyricgen.line_draw import Draw, Rules, VocabMasks, draw_line
-from lyricgen.mixing import Counts, make_stepper
+from lyricgen.songs.form import FREE, Form
+from lyricgen.songs.keywords import Plan
+from lyricgen.songs.line_draw import Draw, Rules, VocabMasks, draw_line
+from lyricgen.counts.mixing import Counts, make_stepper
 from lyricgen.models.charlm import CharLM
-from lyricgen.ranking import Verdict, best_candidate
-from lyricgen.vocab import Vocab
+from lyricgen.songs.ranking import Verdict, best_candidate
+from lyricgen.data.vocab import Vocab
 
 ROUNDS = 4  # drawings of a line before a candidate that misses a soft rule is taken
 

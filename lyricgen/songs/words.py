@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from lyricgen.rhyme import is_han
+from lyricgen.songs.rhyme import is_han
 
 LONGEST = 8  # characters: longer entries are idioms and names, rare in a line of lyrics
 

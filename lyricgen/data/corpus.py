@@ -10,13 +10,13 @@ from pathlib import Path
 
 import torch
 
-from lyricgen.cleaning import Cleaning
+from lyricgen.data.cleaning import Cleaning
 from lyricgen.config import DataConfig
 from lyricgen.copies import DEFAULT_RUN, MAX_GUARDED, CopyIndex
-from lyricgen.datasets import DATASETS, fetch, registered
+from lyricgen.data.datasets import DATASETS, fetch, registered
 from lyricgen.errors import LyricgenError
-from lyricgen.text_files import read_text
-from lyricgen.vocab import Vocab, build_vocab
+from lyricgen.data.text_files import read_text
+from lyricgen.data.vocab import Vocab, build_vocab
 
 
 @dataclass

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
-from lyricgen import rhyme
+from lyricgen.songs import rhyme
 from lyricgen.config import SampleConfig
 from lyricgen.copies import GuardedStepper, without_copies
 from lyricgen.sampler import pick_next
-from lyricgen.vocab import Vocab
+from lyricgen.data.vocab import Vocab
 
 
 class VocabMasks:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lyricgen import rhyme
+from lyricgen.songs import rhyme
 from lyricgen.errors import UsageError
-from lyricgen.keywords import parse as parse_keywords
-from lyricgen.vocab import Vocab
+from lyricgen.songs.keywords import parse as parse_keywords
+from lyricgen.data.vocab import Vocab
 
 # Without --line-length the model ends its lines, from 5 characters (a tenth of the Jay Chou
 # corpus's lines are shorter; ranked by words, one-word lines would win) to 30.

@@ -1,0 +1,1 @@
+"""Corpora: files on disk, the registered datasets, cleaning, the vocabulary and batches."""
