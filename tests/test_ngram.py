@@ -16,7 +16,7 @@ from lyricgen import checkpoint
 from lyricgen.evaluate import evaluate
 from lyricgen.counts.mixing import WEIGHTS, CountMixture, MixedStepper
 from lyricgen.models.charlm import CharLM, ModelConfig
-from lyricgen.models.fast.stepper import Stepper
+from lyricgen.models.stepper import Stepper
 from lyricgen.counts.ngram import NGram, histories
 
 

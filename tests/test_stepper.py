@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lyricgen.models.charlm import CharLM, ModelConfig
-from lyricgen.models.fast.stepper import Stepper
+from lyricgen.models.stepper import Stepper
 
 SHAPES = {  # name: model settings (vocab 23, hidden 8)
     "onehot": dict(input="onehot"),

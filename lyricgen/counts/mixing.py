@@ -17,7 +17,7 @@ import torch
 
 from lyricgen.models.base import State
 from lyricgen.models.charlm import CharLM
-from lyricgen.models.fast.stepper import Stepper
+from lyricgen.models.stepper import Stepper
 from lyricgen.counts.ngram import NGram, longest_in
 
 WEIGHTS = tuple(k / 10 for k in range(10))  # 0: the LSTM alone
