@@ -16,7 +16,8 @@ from lyricgen.models import fast
 from lyricgen.models.fast import c_kernels, triton_kernels
 from lyricgen.models.fast.bptt import KernelUnavailable
 from lyricgen.models.fast.c_kernels import CStepKernels
-from lyricgen.models.scratch import ScratchLSTM, lstm_layer
+from lyricgen.models.cell import lstm_layer
+from lyricgen.models.scratch import ScratchLSTM
 
 needs_compiler = pytest.mark.skipif(
     not any(shutil.which(c) for c in ("cc", "gcc", "clang")),
@@ -112,7 +113,7 @@ def test_the_check_passes_the_kernels_and_catches_a_wrong_forward_or_backward(ke
     fast.check(kernels, torch.device("cpu"))
     for wrong in ("forward", "backward"):
         with pytest.raises(KernelUnavailable, match="sabotaged step kernels disagreed with "
-                                                    "scratch.lstm_cell"):
+                                                    "cell.lstm_cell"):
             fast.check(Sabotaged(kernels, wrong), torch.device("cpu"))
 
 

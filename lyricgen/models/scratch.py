@@ -7,7 +7,7 @@ Parameters have the names, shapes, registration order and initialisation of `tor
 
 with the 4H rows in the order input gate i, forget gate f, cell candidate g, output gate o.
 
-`lstm_cell` below is the gate maths, and `lstm_layer` runs it over a sequence under autograd.
+`lstm_cell` (cell.py) is the gate maths, and `lstm_layer` runs it over a sequence under autograd.
 That is what runs unless `fast.choose` finds a faster path for the weights' device and dtype
 (models/fast/: the same cell with a hand-written backward pass, its elementwise work compiled).
 For speed the cell is written again in exactly three places, each checked against this one by
@@ -16,7 +16,7 @@ made there too:
 
     fast/lstm_step.c          C loops, forward and backward (float32 on the CPU)
     fast/triton_kernels.py    Triton kernels, forward and backward (float32 on CUDA)
-    fast/stepper.py           in-place PyTorch ops, forward only (sampling)
+    stepper.py                in-place PyTorch ops, forward only (sampling)
 """
 
 from __future__ import annotations
@@ -29,31 +29,8 @@ from torch import nn
 
 from lyricgen.models import fast
 from lyricgen.models.base import State, is_ids
+from lyricgen.models.cell import lstm_layer
 from lyricgen.models.lookup import column_lookup
-
-
-def lstm_cell(x_proj: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
-              weight_hh: torch.Tensor) -> State:
-    """One time step. x_proj (B, 4H) is W_ih x + b_ih + b_hh; h, c (B, H); weight_hh (4H, H)."""
-    gates = x_proj + h @ weight_hh.t()  # all four gates' pre-activations: (B, 4H)
-    i, f, g, o = gates.chunk(4, dim=1)
-    i = torch.sigmoid(i)  # input gate: how much of the candidate enters the cell
-    f = torch.sigmoid(f)  # forget gate: how much of the old cell is kept
-    g = torch.tanh(g)  # cell candidate
-    o = torch.sigmoid(o)  # output gate: how much of the cell is shown as h
-    c = f * c + i * g
-    h = o * torch.tanh(c)
-    return h, c
-
-
-def lstm_layer(x_proj: torch.Tensor, weight_hh: torch.Tensor, h: torch.Tensor, c: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The cell over every step of x_proj (T, B, 4H): the outputs (T, B, H) and the last c."""
-    outputs = []
-    for x_t in x_proj:
-        h, c = lstm_cell(x_t, h, c, weight_hh)
-        outputs.append(h)
-    return torch.stack(outputs), c
 
 
 class ScratchLSTM(nn.Module):

@@ -13,7 +13,7 @@ dispatching small operations, not multiplying. The weights are rearranged once i
 - every step writes into buffers made once, through views made once.
 
 Both backends hold nn.LSTM's parameters (names, shapes, gate order i, f, g, o), so one stepper
-serves both. Its step is scratch.lstm_cell's maths (the reference; change both together).
+serves both. Its step is cell.lstm_cell's maths (the reference; change both together).
 """
 
 from __future__ import annotations

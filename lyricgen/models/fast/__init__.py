@@ -1,13 +1,13 @@
 """The scratch LSTM's fast paths, and the one decision of which path runs.
 
-- `readable`: scratch.lstm_layer under autograd; always there.
+- `readable`: cell.lstm_layer under autograd; always there.
 - `c`: the hand-written BPTT (bptt.py) with each step's elementwise work as one C loop each
   way (lstm_step.c, built by c_kernels.py): float32 on the CPU, where a C compiler works.
 - `triton`: the same BPTT with that work as one Triton kernel each way (triton_kernels.py):
   float32 on CUDA, where Triton is installed.
 
 Compiled kernels are loaded once per process and, before first use, run one small step on
-fixed values, forward and backward, checked against scratch.lstm_cell and autograd; kernels
+fixed values, forward and backward, checked against cell.lstm_cell and autograd; kernels
 that cannot be had or fail the check are not used, and `choose` says why.
 """
 
@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from lyricgen.errors import first_line
+from lyricgen.models.cell import lstm_cell
 from lyricgen.models.fast import bptt, c_kernels, triton_kernels
 from lyricgen.models.fast.bptt import KernelUnavailable, StepKernels
 
@@ -76,9 +78,7 @@ def _load(kind: str, device: torch.device) -> StepKernels | str:
 
 def check(kernels: StepKernels, device: torch.device) -> None:
     """One step of B 3, H 5 on fixed values (no random draws: the check must not move the
-    device's random stream), forward and backward, against scratch.lstm_cell and autograd."""
-    from lyricgen.models.scratch import lstm_cell  # here: scratch.py imports this package
-
+    device's random stream), forward and backward, against cell.lstm_cell and autograd."""
     B, H = 3, 5
     grid = lambda n, lo, hi: torch.linspace(lo, hi, B * n).view(B, n)  # noqa: E731
     pre, c_prev, dh, dc_next = grid(4 * H, -6, 6), grid(H, -2, 2), grid(H, -1, 1), grid(H, 1, -1)
@@ -104,8 +104,5 @@ def check(kernels: StepKernels, device: torch.device) -> None:
     for ours, theirs in zip(outputs, (h64, c64, d_pre64, dc64)):
         if not torch.allclose(ours, theirs.detach(), atol=1e-5, rtol=1e-5):
             raise KernelUnavailable(f"the {kernels.name} step kernels disagreed with "
-                                    "scratch.lstm_cell")
+                                    "cell.lstm_cell")
 
-
-def first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]

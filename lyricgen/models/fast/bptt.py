@@ -2,7 +2,7 @@
 written by hand instead of recorded step by step, and each step's elementwise work done by
 compiled step kernels (C on the CPU, Triton on CUDA).
 
-It computes what scratch.lstm_cell computes, step after step; the tests hold it to that cell,
+It computes what cell.lstm_cell computes, step after step; the tests hold it to that cell,
 to torch.nn.LSTM and to `torch.autograd.gradcheck`. What makes it fast:
 
 - the input projection of all T steps arrives precomputed (`x_proj`) and is copied once into

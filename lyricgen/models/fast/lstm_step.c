@@ -1,6 +1,6 @@
 /* The elementwise part of one LSTM time step, forward and backward, as one loop each.
  *
- * The maths of scratch.lstm_cell (the reference; change both together) and of its gradient.
+ * The maths of cell.lstm_cell (the reference; change both together) and of its gradient.
  * Built and loaded by c_kernels.py; bptt.py calls these between the steps' matmuls. Every
  * array is float32, row-major and contiguous: B rows of H cells, or of 4H gate values in
  * nn.LSTM's order input i, forget f, candidate g, output o. */

@@ -1,5 +1,5 @@
 """The scratch LSTM's per-step elementwise work on CUDA as two Triton kernels: what
-`lstm_step.c` does on the CPU, the maths of scratch.lstm_cell (the reference; change both
+`lstm_step.c` does on the CPU, the maths of cell.lstm_cell (the reference; change both
 together). Each time step's work becomes one kernel each way, which matters most when the
 training step is replayed from a CUDA graph: launches are then nearly free, and what is left
 is the number of kernels, each a few microseconds.
