@@ -10,6 +10,7 @@ pickle that would import or call something.
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import shutil
@@ -26,7 +27,6 @@ from lyricgen.errors import LyricgenError, first_line
 from lyricgen.files import disk_full, fsync_dir
 from lyricgen.models.charlm import CharLM
 from lyricgen.counts.ngram import NGram
-from lyricgen.training.progress import Progress
 from lyricgen.data.vocab import Vocab
 
 FORMAT = "lyricgen-checkpoint"
@@ -35,6 +35,27 @@ VERSION = 2  # 2: corpus ids instead of line hashes; the corpus's cleaning setti
 
 class CheckpointError(LyricgenError):
     pass
+
+
+@dataclass
+class Progress:
+    """Where a training run stands, so that a run stopped at any batch boundary resumes to
+    exactly what an unbroken run gives."""
+
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches done in epoch `epoch + 1` (non-zero only after a mid-epoch stop)
+    batch_losses: list[float] = field(default_factory=list)  # of those batches
+    hidden: list[torch.Tensor] | None = None  # the carried (h, c) at a mid-epoch stop
+    seconds: float = 0.0  # spent on that epoch so far
+    best: float = math.inf  # best monitored perplexity (validation, else training)
+    best_epoch: int = 0
+    bad_epochs: int = 0  # epochs since `best` improved (early stopping)
+    plateau_epochs: int = 0  # likewise, for the plateau schedule
+    prev_train_loss: float | None = None  # for the halve-on-increase schedule
+
+    def start_next_epoch(self, finished: int, train_loss: float) -> None:
+        self.epoch, self.batch, self.batch_losses, self.seconds = finished, 0, [], 0.0
+        self.hidden, self.prev_train_loss = None, train_loss
 
 
 @dataclass

@@ -4,9 +4,12 @@ and sizes written for people."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from lyricgen.errors import UsageError
 
 
 def available_memory(device: torch.device) -> int | None:
@@ -23,6 +26,15 @@ def available_memory(device: torch.device) -> int | None:
         except (AttributeError, ValueError, OSError):  # not POSIX
             return None
     return min(sizes)
+
+
+def require(need: int, device: torch.device, refusal: Callable[[int], str],
+            available: int | None = None) -> None:
+    """Refuse (UsageError `refusal(bytes free)`) a run needing `need` bytes more than the
+    memory available (`available`, else measured); unknown memory refuses nothing."""
+    have = available if available is not None else available_memory(device)
+    if have is not None and need > have:
+        raise UsageError(refusal(have))
 
 
 def meminfo_available() -> int | None:

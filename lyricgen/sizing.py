@@ -23,21 +23,16 @@ is barely held back whatever its size.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-import torch
-
 from lyricgen.config import Config
 from lyricgen.data.corpus import Corpus
-from lyricgen.training.setup import parameter_count, set_up
 
 TEXT_LOW, TEXT_HIGH = 0.02, 0.1  # characters per weight: the most regularisation, the least
 PASSES_LOW, PASSES_HIGH = 2.0, 20.0  # passes: the least regularisation, the most
 SIZED = ("dropout", "embedding_dropout", "weight_decay")
 SHOWN = {"dropout": ".2f", "embedding_dropout": ".2f", "weight_decay": ".3g"}  # formats
-WARM_UP_STEPS, PROBE_SECONDS = 2, 1.0
 
 
 @dataclass(frozen=True)
@@ -71,10 +66,10 @@ def _between(ratio: float, full: float) -> float:
 
 
 def size(cfg: Config, corpus: Corpus, pinned: set[str],
-         speed: Callable[[Config, Corpus], float] | None = None) -> tuple[Config, str | None]:
+         speed: Callable[[Config, Corpus], float]) -> tuple[Config, str | None]:
     """`cfg` with the settings not in `pinned` chosen by the rule, and the line that says so
     (None when everything was pinned). `speed(cfg, corpus)`: characters per second of a
-    training step (measured by default)."""
+    training step, asked for with --time-limit only (training.probe.measure_speed)."""
     free = [key for key in SIZED if key not in pinned]
     if not free:
         return cfg, None
@@ -82,9 +77,9 @@ def size(cfg: Config, corpus: Corpus, pinned: set[str],
     chars_per_s = None
     passes = float(t.epochs)
     if t.time_limit is not None:
-        chars_per_s = (speed or measure_speed)(cfg, corpus)
+        chars_per_s = speed(cfg, corpus)
         passes = min(passes, t.time_limit * 60 * chars_per_s / len(corpus.train_ids))
-    weights = parameter_count(cfg, len(corpus.vocab))
+    weights = cfg.model.parameter_count(len(corpus.vocab))
     choice = choose(passes, len(corpus.train_ids) / weights)
     model = replace(cfg.model, **{k: getattr(choice, k) for k in free if k in
                                   ("dropout", "embedding_dropout")})
@@ -93,26 +88,3 @@ def size(cfg: Config, corpus: Corpus, pinned: set[str],
     line = choice.describe(free, chars_per_s) + (f" ({', '.join(kept)} as given)" if kept
                                                  else "")
     return replace(cfg, model=model, train=train), line
-
-
-def measure_speed(cfg: Config, corpus: Corpus) -> float:
-    """Training characters per second of `cfg`'s model here, timed on a throwaway copy: after
-    WARM_UP_STEPS (kernels loaded, memory allocated and first touched), steps until about
-    PROBE_SECONDS have passed (at least two, at most ten)."""
-    probe = replace(cfg, model=replace(cfg.model, ngram_order=0))
-    setup = set_up(probe, corpus, log=lambda message: None)
-    X, Y = setup.batches(1).batch(0)
-    for _ in range(WARM_UP_STEPS):
-        setup.step(X, Y, None)
-    _sync(setup.device)
-    began, steps = time.perf_counter(), 0
-    while steps < 2 or (steps < 10 and time.perf_counter() - began < PROBE_SECONDS):
-        setup.step(X, Y, None)
-        _sync(setup.device)
-        steps += 1
-    return steps * X.numel() / (time.perf_counter() - began)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.table import Table
 
-from lyricgen.training.loop import TrainResult
+
+class Run(Protocol):
+    """What the summary reads of a run (training.loop.TrainResult has it)."""
+    history: list[dict[str, Any]]  # metrics.jsonl's rows
+    stop: str  # why it stopped
+    out: Path
+    best_epoch: int
 
 
-def print_training_summary(result: TrainResult, console: Console | None = None) -> None:
+def print_training_summary(result: Run, console: Console | None = None) -> None:
     console = console or Console()
     rows = result.history
     if not rows:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 from conftest import TINY, assert_one_line_error, cli, cli_args
+from lyricgen import memory
 from lyricgen.commands import compare
 from lyricgen.presets import load_config
 from lyricgen.data.corpus import load_corpus
@@ -137,7 +138,7 @@ def test_a_comparison_too_big_for_the_memory_is_refused_before_any_model(lyrics_
         raise AssertionError("a model was built")
 
     monkeypatch.setattr(compare, "CharLM", no_model)  # the agreement check's models
-    monkeypatch.setattr(setup, "available_memory", lambda device: 1_000_000)
+    monkeypatch.setattr(memory, "available_memory", lambda device: 1_000_000)
     result = compare_cli(lyrics_file, tmp_path / "cmp", "--hidden-size", 2048)
     assert_one_line_error(result, 2, "--hidden-size 2048 needs about", "lower --hidden-size")
     assert not (tmp_path / "cmp").exists()

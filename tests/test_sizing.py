@@ -15,6 +15,7 @@ from lyricgen.commands.train import train
 from lyricgen.config import Config, DataConfig, TrainConfig
 from lyricgen.data.corpus import load_corpus
 from lyricgen.models.charlm import ModelConfig
+from lyricgen.training import probe as speed_probe
 from lyricgen.training.setup import set_up
 
 SIZED = {"dropout", "embedding_dropout", "weight_decay"}
@@ -91,14 +92,14 @@ def test_the_speed_is_that_of_the_runs_own_steps_after_the_warm_up(corpus, monke
         def step(X, Y, hidden):
             shapes.append(tuple(X.shape))
             setup.step(X, Y, hidden)  # the real step runs too
-            time.sleep(0.3 if len(shapes) <= sizing.WARM_UP_STEPS else 0.05)
+            time.sleep(0.3 if len(shapes) <= speed_probe.WARM_UP_STEPS else 0.05)
         return replace(setup, step=step)
 
-    monkeypatch.setattr(sizing, "set_up", timed_set_up)
-    speed = sizing.measure_speed(cfg, corpus)
+    monkeypatch.setattr(speed_probe, "set_up", timed_set_up)
+    speed = speed_probe.measure_speed(cfg, corpus)
     assert [p.model.ngram_order for p in probed] == [0]
     assert probed[0].model.hidden_size == 16 and set(shapes) == {(4, 8)}
-    assert 2 <= len(shapes) - sizing.WARM_UP_STEPS <= 10
+    assert 2 <= len(shapes) - speed_probe.WARM_UP_STEPS <= 10
     assert 32 / 0.05 * 0.8 < speed <= 32 / 0.05
 
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from conftest import (QUIET, TINY, assert_one_line_error, cli, cli_args, lyrics, tiny_options,
                       without_timings)
-from lyricgen import checkpoint
+from lyricgen import checkpoint, memory
 from lyricgen.cli import app
 from lyricgen.commands import train as train_command
 from lyricgen.commands.train import train
@@ -26,7 +26,7 @@ from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.evaluate import Evaluation
 from lyricgen.models.charlm import CharLM, ModelConfig
 from lyricgen.training import loop, setup, step
-from lyricgen.training.progress import Progress
+from lyricgen.checkpoint import Progress
 from lyricgen.training.schedule import Schedule
 from lyricgen.training.step import TrainStep
 
@@ -386,7 +386,7 @@ def test_preview_prints_samples_of_each_prefix(lyrics_file, tmp_path):
 def test_the_memory_estimate_counts_the_parameters_as_the_model_has_them(model):
     cfg = Config().with_overrides({**TINY, **model})
     real = sum(p.numel() for p in CharLM(50, cfg.model).parameters())
-    assert setup.parameter_count(cfg, 50) == real
+    assert cfg.model.parameter_count(50) == real
     m = cfg.model
     width = m.embedding_size if m.input == "embedding" else 50
     activations = 8 * 16 * (m.num_layers * 10 * m.hidden_size + width + 3 * 50)  # B T (...)
@@ -399,7 +399,7 @@ def test_settings_beyond_the_memory_are_refused_before_anything_is_allocated(
         raise AssertionError("the model was built")
 
     monkeypatch.setattr(setup, "CharLM", no_model)
-    monkeypatch.setattr(setup, "available_memory", lambda device: 1_000_000)
+    monkeypatch.setattr(memory, "available_memory", lambda device: 1_000_000)
     out = tmp_path / "run"
     result = cli("train", *cli_args(tiny_options(lyrics_file, out, hidden_size=2048)))
     assert_one_line_error(result, 2, "--hidden-size 2048 needs about", "MB of memory",

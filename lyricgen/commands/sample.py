@@ -18,7 +18,7 @@ from lyricgen.device import resolve_device
 from lyricgen.errors import UsageError
 from lyricgen.models import BACKENDS
 from lyricgen.songs.form import Form, check_vocab, free_form, make_form
-from lyricgen.memory import available_memory, human_bytes
+from lyricgen.memory import human_bytes, require
 from lyricgen.models.charlm import ModelConfig
 from lyricgen.sampler import generate, start_ids
 from lyricgen.songs.songwriter import Line, line_of, write_songs
@@ -53,7 +53,7 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
     form = song_form(cfg)
     dev = resolve_device(device)
     saved = checkpoint.load(path)
-    check_memory(saved.config.model, len(saved.vocab), cfg, form is None and stream is None,
+    check_sampling_memory(saved.config.model, len(saved.vocab), cfg, form is None and stream is None,
                  dev)
     model, vocab = saved.build_model(backend).to(dev), saved.vocab
     if form is not None:
@@ -109,7 +109,7 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
     return results
 
 
-def check_memory(m: ModelConfig, vocab_size: int, cfg: SampleConfig, keeps_text: bool,
+def check_sampling_memory(m: ModelConfig, vocab_size: int, cfg: SampleConfig, keeps_text: bool,
                  device: torch.device) -> None:
     """Refuse settings whose sampling would not fit in memory, before drawing. Roughly, in
     bytes, for N = num_samples x candidates streams (V vocabulary, H hidden, L layers): per
@@ -119,15 +119,12 @@ def check_memory(m: ModelConfig, vocab_size: int, cfg: SampleConfig, keeps_text:
     streams = cfg.num_samples * cfg.candidates
     per_text = 8 * cfg.length if keeps_text else 0
     need = streams * (4 * 12 * m.num_layers * m.hidden_size + 40 * vocab_size + per_text)
-    have = available_memory(device)
-    if have is None or need <= have:
-        return
     key = "length" if per_text > 40 * vocab_size else "num_samples"
     option = option_name(key)
-    raise UsageError(f"{option} {getattr(cfg, key)}: sampling would "
-                     f"need about {human_bytes(need)} of memory, but {human_bytes(have)} is "
-                     f"free; lower {option}" + (" or --candidates" if cfg.candidates > 1
-                                                 else ""))
+    require(need, device, lambda have: (
+        f"{option} {getattr(cfg, key)}: sampling would need about {human_bytes(need)} of "
+        f"memory, but {human_bytes(have)} is free; lower {option}"
+        + (" or --candidates" if cfg.candidates > 1 else "")))
 
 
 def start(vocab: Vocab, prefix: str, unknown: UnknownPolicy, generator: torch.Generator,

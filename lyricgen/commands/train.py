@@ -20,6 +20,7 @@ from lyricgen.run_lock import RunLock
 from lyricgen.training.distributed import World, join, leave, world_from_env
 from lyricgen.training.init_from import transplant
 from lyricgen.training.loop import Trainer, TrainResult
+from lyricgen.training.probe import measure_speed
 from lyricgen.training.reporting import Log
 from lyricgen.training.setup import set_up
 
@@ -86,7 +87,7 @@ def start(config_file: str | None, overrides: dict[str, Any], resume: bool, over
                             "trained on (its fingerprint differs); resume needs the same text")
     if saved is None:  # (a resumed run keeps its settings)
         pinned = given_keys(config_file, overrides)
-        cfg, line = world.from_main(lambda: sizing.size(cfg, corpus, pinned))
+        cfg, line = world.from_main(lambda: sizing.size(cfg, corpus, pinned, measure_speed))
         if line:
             log(line)
     setup = set_up(cfg, corpus, log, world)

@@ -40,6 +40,21 @@ class ModelConfig:
         for name in ("dropout", "embedding_dropout"):
             check(0.0 <= getattr(self, name) < 1.0, name, "must be in [0, 1)")
 
+    def parameter_count(self, vocab_size: int) -> int:
+        """CharLM's parameters, counted as it makes them (V vocabulary, E embedding, H hidden):
+        the embedding V E; per layer nn.LSTM's W_ih 4H x in, W_hh 4H x H and two biases 4H,
+        `in` being E (V for one-hot input) for the first layer and H above; with tied weights
+        and E != H the projection H E; the head V x (E if tied, else H) plus V, shared with the
+        embedding when tied."""
+        V, E, H = vocab_size, self.embedding_size, self.hidden_size
+        embedding = self.input == "embedding"
+        tied = self.tie_weights and embedding
+        first_in = E if embedding else V
+        lstm = 4 * H * (first_in + H + 2) + (self.num_layers - 1) * 4 * H * (2 * H + 2)
+        proj = H * E if tied and E != H else 0
+        head = (0 if tied else V * H) + V
+        return (V * E if embedding else 0) + lstm + proj + head
+
 
 class CharLM(nn.Module):
     def __init__(self, vocab_size: int, cfg: ModelConfig):

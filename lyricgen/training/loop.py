@@ -21,7 +21,7 @@ from lyricgen.checkpoint import Checkpoint, CheckpointError
 from lyricgen.errors import LyricgenError, first_line
 from lyricgen.evaluate import evaluate, perplexity
 from lyricgen.training.distributed import contact
-from lyricgen.training.progress import Progress
+from lyricgen.checkpoint import Progress
 from lyricgen.training.reporting import Log, Reporter
 from lyricgen.training.schedule import Schedule
 from lyricgen.training.signals import StopFlag, stop_signals

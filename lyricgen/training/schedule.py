@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from lyricgen.config import TrainConfig
-from lyricgen.training.progress import Progress
+from lyricgen.checkpoint import Progress
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from lyricgen.config import Config, TrainConfig
 from lyricgen.data.corpus import Corpus
 from lyricgen.device import resolve_device
 from lyricgen.errors import LyricgenError, UsageError
-from lyricgen.memory import available_memory, human_bytes
+from lyricgen.memory import human_bytes, require
 from lyricgen.presets import option_name
 from lyricgen.models import fast
 from lyricgen.counts.mixing import Counts
@@ -173,22 +173,6 @@ SIZES = ("hidden_size", "embedding_size", "num_layers", "batch_size", "num_steps
 FLOAT32 = 4  # bytes
 
 
-def parameter_count(cfg: Config, vocab_size: int) -> int:
-    """CharLM's parameters, counted as it makes them (V vocabulary, E embedding, H hidden):
-    the embedding V E; per layer nn.LSTM's W_ih 4H x in, W_hh 4H x H and two biases 4H, `in`
-    being E (V for one-hot input) for the first layer and H above; with tied weights and E != H
-    the projection H E; the head V x (E if tied, else H) plus V, shared with the embedding
-    when tied."""
-    m, V = cfg.model, vocab_size
-    embedding = m.input == "embedding"
-    tied = m.tie_weights and embedding
-    H, first_in = m.hidden_size, (m.embedding_size if embedding else V)
-    lstm = 4 * H * (first_in + H + 2) + (m.num_layers - 1) * 4 * H * (2 * H + 2)
-    proj = m.hidden_size * m.embedding_size if tied and m.embedding_size != m.hidden_size else 0
-    head = (0 if tied else V * m.hidden_size) + V
-    return (V * m.embedding_size if embedding else 0) + lstm + proj + head
-
-
 def memory_estimate(cfg: Config, vocab_size: int) -> int:
     """Bytes a run needs, roughly, in float32 (P parameters; B batch, T steps, L layers):
         P for the weights, P for their gradients, 2 P for Adam(W)'s two moments (SGD: none);
@@ -196,7 +180,7 @@ def memory_estimate(cfg: Config, vocab_size: int) -> int:
         gates before and after their nonlinearity, the cell and the output (10 H), the input
         (E, or V one-hot) and the logits with their softmax and its gradient (3 V)."""
     m, t = cfg.model, cfg.train
-    P = parameter_count(cfg, vocab_size)
+    P = cfg.model.parameter_count(vocab_size)
     states = 2 if t.optimizer in ("adam", "adamw") else 0
     width = m.embedding_size if m.input == "embedding" else vocab_size
     per_position = m.num_layers * 10 * m.hidden_size + width + 3 * vocab_size
@@ -208,15 +192,16 @@ def check_memory(cfg: Config, vocab_size: int, device: torch.device,
     """Refuse settings whose memory_estimate exceeds the memory available, naming the size
     whose halving would save the most, before any of it is allocated."""
     need = memory_estimate(cfg, vocab_size)
-    have = available if available is not None else available_memory(device)
-    if have is None or need <= have:
-        return
-    key = max(SIZES, key=lambda k: need - memory_estimate(halved(cfg, k), vocab_size))
-    option = option_name(key)
-    where = "this machine has" if device.type == "cpu" else f"{device} has"
-    raise UsageError(f"{option} {cfg.value(key)} needs about {human_bytes(need)} of memory "
-                     f"(weights, gradients, optimizer state and one batch's activations), but "
-                     f"{where} {human_bytes(have)} free; lower {option}")
+
+    def refusal(have: int) -> str:
+        key = max(SIZES, key=lambda k: need - memory_estimate(halved(cfg, k), vocab_size))
+        option = option_name(key)
+        where = "this machine has" if device.type == "cpu" else f"{device} has"
+        return (f"{option} {cfg.value(key)} needs about {human_bytes(need)} of memory (weights, "
+                f"gradients, optimizer state and one batch's activations), but {where} "
+                f"{human_bytes(have)} free; lower {option}")
+
+    require(need, device, refusal, available)
 
 
 def halved(cfg: Config, key: str) -> Config:
