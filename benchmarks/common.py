@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from lyricgen.config import Config
 from lyricgen.data.corpus import load_corpus
 from lyricgen.training.loop import Trainer
 from lyricgen.training.setup import set_up
+from results_page import section, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -88,10 +90,15 @@ def machine() -> str:
             f"torch {torch.__version__}, Python {platform.python_version()}")
 
 
-def record(title: str, command: str, lines: list[str]) -> None:
-    """Print `lines` and append them, dated, to benchmarks/RESULTS.md."""
+def record(title: str, command: str, lines: list[str], key: str | None = None) -> None:
+    """Print `lines` and write them, dated, as section `key` of benchmarks/RESULTS.md, in place
+    of that section's previous run (results_page.py). `key` defaults to the script's name
+    (speed.py: "speed"); a script measuring variants apart passes its own."""
     text = "\n".join(lines)
     print(text)
+    if key is None:
+        script = Path(sys.argv[0])
+        key = (script.stem if script.suffix == ".py"
+               else re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-"))
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    with RESULTS.open("a", encoding="utf-8") as f:
-        f.write(f"\n## {title} ({stamp})\n\n`{command}` on {machine()}\n\n{text}\n")
+    write_section(RESULTS, key, section(key, title, stamp, command, machine(), text))

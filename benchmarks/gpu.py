@@ -261,9 +261,9 @@ def main() -> None:
     lines += curve_lines(args.corpus, args.epochs, "cuda")
     lines += default_preset_lines(args.corpus, args.default_epochs, "cuda")
     lines += speed_lines(args.corpus, args.rounds, "cuda")
-    record("CUDA", f"python benchmarks/gpu.py --epochs {args.epochs} --rounds {args.rounds} "
-           f"--default-epochs {args.default_epochs}",
-           lines)
+    record("CUDA: parity with the CPU, training curves, speed (gpu.py)",
+           f"python benchmarks/gpu.py --epochs {args.epochs} --rounds {args.rounds} "
+           f"--default-epochs {args.default_epochs}", lines)
 
 
 if __name__ == "__main__":

@@ -54,8 +54,8 @@ def main() -> None:
              "| command | peak resident memory |", "|---|---|",
              f"| lyricgen data info | {info:,.0f} MB |",
              f"| lyricgen train (30 s, small model) | {train:,.0f} MB |"]
-    record("Large corpus memory", f"python benchmarks/large_corpus.py --megabytes "
-           f"{args.megabytes}", lines)
+    record("Peak memory on a large corpus (large_corpus.py)",
+           f"python benchmarks/large_corpus.py --megabytes {args.megabytes}", lines)
 
 
 if __name__ == "__main__":

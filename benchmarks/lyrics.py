@@ -182,12 +182,16 @@ def main() -> None:
         lines += ["", f"A 16-line song with the song preset's settings, model loaded: median "
                       f"**{statistics.median(times):.2f} s** over {len(times)} (range "
                       f"{min(times):.2f}-{max(times):.2f})"]
+    if shown:  # folded on the page of current figures (RESULTS.md), which they would fill
+        lines += ["", "<details><summary>Texts as they came out</summary>"]
     for name, seed, texts in shown:
         lines += ["", f"The first three texts of \"{name}\", seed {seed}, as they came out "
                       "(good lines marked +):", ""]
         for text in texts:
             lines += ["```"] + [("+ " if judge.good(x) else "  ") + x
                                 for x in text.split("\n") if x.strip()] + ["```"]
+    if shown:
+        lines += ["", "</details>"]
     record("Songs worth keeping (lyrics.py)", "python benchmarks/lyrics.py "
            + " ".join(sys.argv[1:]), lines)
 

@@ -47,10 +47,12 @@ def main() -> None:
         lines.append(f"| plain 2 x 512 nn.LSTM (issue's baseline) | {len(rows)} | - | "
                      f"{plain:.1f} at epoch {plain_at} |")
     other = args.corpus != DEFAULT_CORPUS
-    record("Quality of the default preset" + (f" on {args.corpus.name}" if other else ""),
+    record("Quality of the default preset" + (f" on {args.corpus.name}" if other else "")
+           + " (quality.py)",
            f"python benchmarks/quality.py --minutes {args.minutes:g}"
            + (" --baseline" if args.baseline else "")
-           + (f" --corpus {args.corpus}" if other else ""), lines)
+           + (f" --corpus {args.corpus}" if other else ""), lines,
+           key="quality" + (f"-{args.corpus.stem}" if other else ""))
 
 
 if __name__ == "__main__":

@@ -84,7 +84,8 @@ def main() -> None:
         floors = [rate / flops_per_char(vocab, cfg, folded) for folded in (False, True)]
         lines.append(f"| {name} | {one:,.0f} | {many:,.0f} | "
                      + " | ".join(f"{100 * many / f:.0f}% of {f:,.0f}" for f in floors) + " |")
-    record("Sampling speed", f"python benchmarks/sample_speed.py --length {args.length} "
+    record("Sampling speed (sample_speed.py)",
+           f"python benchmarks/sample_speed.py --length {args.length} "
            f"--rounds {args.rounds}", lines)
 
 

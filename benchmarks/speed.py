@@ -71,7 +71,8 @@ def main() -> None:
         per_round = [a / b for a, b in zip(speeds[top], speeds[bottom])]
         lines.append(f"- {what}: **{statistics.median(per_round):.2f}x** (each round: "
                      + ", ".join(f"{x:.2f}" for x in per_round) + ")")
-    record("Training speed", f"python benchmarks/speed.py --epochs {args.epochs} --rounds "
+    record("Training speed against the book's code (speed.py)",
+           f"python benchmarks/speed.py --epochs {args.epochs} --rounds "
            f"{args.rounds} --embedding-rounds {args.embedding_rounds}", lines)
 
 

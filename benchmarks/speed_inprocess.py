@@ -46,8 +46,8 @@ def main() -> None:
         per_round = sorted(a / b for a, b in zip(speeds[top], speeds[bottom]))
         lines.append(f"- {what}: **{statistics.median(per_round):.2f}x** (rounds from "
                      f"{per_round[0]:.2f} to {per_round[-1]:.2f})")
-    record("Training speed in one process", f"python benchmarks/speed_inprocess.py --rounds "
-           f"{args.rounds}", lines)
+    record("Training speed in one process (speed_inprocess.py)",
+           f"python benchmarks/speed_inprocess.py --rounds {args.rounds}", lines)
 
 
 if __name__ == "__main__":

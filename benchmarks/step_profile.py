@@ -87,8 +87,10 @@ def main() -> None:
               f"**{flops / (per_step['recurrent'] + per_step['large']) / rate:.0%}**; with the "
               f"recurrent products as fast as the large ones too: "
               f"**{large_rate / rate:.0%}**."]
-    record("Where a training step goes (step_profile.py)", "python benchmarks/step_profile.py "
-           + " ".join(sys.argv[1:]), lines)
+    float32 = args.matmul == "float32"
+    record("Where a training step goes" + (", float32 products" if float32 else "")
+           + " (step_profile.py)", "python benchmarks/step_profile.py " + " ".join(sys.argv[1:]),
+           lines, key="step_profile" + ("-float32" if float32 else ""))
 
 
 if __name__ == "__main__":
