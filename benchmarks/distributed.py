@@ -20,7 +20,6 @@ from pathlib import Path
 
 from common import DEFAULT_CORPUS, record
 from lyricgen.config import Config
-from lyricgen.training.setup import parameter_count
 
 VOCAB = 2583  # the Jay Chou corpus's characters
 
@@ -46,7 +45,7 @@ def on_paper(step_seconds: float) -> list[str]:
     default = Config()
     large = Config()
     large.model.hidden_size, large.model.embedding_size, large.model.num_layers = 2048, 2048, 2
-    sizes = {name: parameter_count(cfg, VOCAB)
+    sizes = {name: cfg.model.parameter_count(VOCAB)
              for name, cfg in (("default preset (1 x 512)", default), ("2 x 2048", large))}
     lines = ["| model | parameters | MB sent per step and process (N = 8) | 10 Gb/s Ethernet | "
              "100 Gb/s InfiniBand | NVLink (~300 GB/s) |", "|---|---|---|---|---|---|"]

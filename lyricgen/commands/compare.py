@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 
 from lyricgen import checkpoint, models
-from lyricgen.commands.train import check_out_dir, clear_outputs, make_out_dir, model_line
 from lyricgen.files import remove_stale_temporaries
 from lyricgen.config import Config
 from lyricgen.data.corpus import Corpus, load_corpus
@@ -22,10 +21,11 @@ from lyricgen.device import resolve_device
 from lyricgen.errors import Interrupted, UsageError
 from lyricgen.models.charlm import CharLM
 from lyricgen.presets import load_config
+from lyricgen.run_folder import check_out_dir, clear_outputs, make_out_dir
 from lyricgen.run_lock import RunLock
 from lyricgen.training.distributed import world_from_env
 from lyricgen.training.loop import Trainer
-from lyricgen.training.reporting import Log
+from lyricgen.training.reporting import Log, model_line
 from lyricgen.training.setup import check_memory, set_up, training_batches
 
 BACKENDS = tuple(models.BACKENDS)  # scratch, builtin

@@ -3,31 +3,29 @@ and corpus; then set-up and the loop."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from lyricgen import checkpoint, sizing
 from lyricgen.config import Config, TrainConfig, check_out_name
-from lyricgen.data.corpus import load_corpus
+from lyricgen.data.corpus import Corpus, load_corpus
 from lyricgen.device import resolve_device
 from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.files import remove_stale_temporaries
 from lyricgen.presets import flat_keys, load_config, naming_sources, option_name, read_toml
+from lyricgen.run_folder import check_out_dir, clear_outputs, make_out_dir
 from lyricgen.run_lock import RunLock
 from lyricgen.training.distributed import World, join, leave, world_from_env
 from lyricgen.training.init_from import transplant
 from lyricgen.training.loop import Trainer, TrainResult
 from lyricgen.training.probe import measure_speed
-from lyricgen.training.reporting import Log
+from lyricgen.training.reporting import Log, model_line
 from lyricgen.training.setup import set_up
 
 # What a resumed run may change; everything else must equal what the checkpoint has.
 RESUMABLE = {"epochs", "time_limit", "device", "cuda_graphs", "matmul", "preview_every",
              "prefix", "patience", "out", "data"}
-OUTPUTS = ("last.pt", "best.pt", "metrics.jsonl")
 
 
 def train(config_file: str | None, overrides: dict[str, Any], *, resume: bool = False,
@@ -50,61 +48,99 @@ def train(config_file: str | None, overrides: dict[str, Any], *, resume: bool = 
         leave(world)
 
 
+@dataclass
+class Run:
+    """The run about to start: its settings and folder; `saved` its last.pt when resumed,
+    `source` the checkpoint --init-from names."""
+    cfg: Config
+    out: Path
+    saved: checkpoint.Checkpoint | None = None
+    source: checkpoint.Checkpoint | None = None
+
+
 def start(config_file: str | None, overrides: dict[str, Any], resume: bool, overwrite: bool,
           log: Log, progress_bar: bool, lock: RunLock, world: World) -> Trainer:
     """The Trainer of the run, with its folder made and locked."""
-    saved = None
-    if resume and overrides.get("init_from") is not None:
+    run = (resumed_run(config_file, overrides, lock, world) if resume
+           else new_run(config_file, overrides))
+    if world.main:
+        lock.hold_if_there(run.out)
+    check_out_dir(run.out, fresh=not resume, overwrite=overwrite)
+    join(world, cuda=resolve_device(run.cfg.train.device).type == "cuda")
+    # The slow parts (corpus, model, compiled kernels) follow: say at once what is starting.
+    log(starting_line(run.cfg, run.saved))
+    corpus = read_corpus(run)
+    if run.saved is None:  # (a resumed run keeps its settings)
+        run.cfg = sized(run.cfg, corpus, given_keys(config_file, overrides), log, world)
+    trainer = make_trainer(run, corpus, log, progress_bar, world)
+    if world.main:
+        if run.saved is None:
+            make_out_dir(run.out)
+            lock.hold(run.out)
+            if overwrite:
+                clear_outputs(run.out)
+        remove_stale_temporaries(run.out)  # left by a run killed while writing a checkpoint
+    return trainer
+
+
+def resumed_run(config_file: str | None, overrides: dict[str, Any], lock: RunLock,
+                world: World) -> Run:
+    """The run in --out, read from its last.pt (locked first), with its own settings."""
+    if overrides.get("init_from") is not None:
         raise UsageError("--init-from starts a new run from another's weights; --resume "
                          "continues this one: give one of them")
-    if resume:
-        with naming_sources(None, {}, overrides):
-            out = Path(check_out_name(overrides.get("out", TrainConfig.out)))
-        if world.main:
-            lock.hold_if_there(out)
-        last = out / "last.pt"
-        if not last.exists():
-            raise LyricgenError(f"nothing to resume: {last} does not exist")
-        saved = checkpoint.load(last, training_state=True)
-        saved.build_model()  # damaged weights: stop now
-        cfg = resumed_config(saved.config, config_file, overrides)
-        source = None
-    else:
-        source = init_source(config_file, overrides)
-        base = None if source is None else Config(model=replace(source.config.model))
-        cfg = load_config(config_file, overrides, base)  # the source's model settings first
-    out = Path(cfg.train.out)
+    with naming_sources(None, {}, overrides):
+        out = Path(check_out_name(overrides.get("out", TrainConfig.out)))
     if world.main:
         lock.hold_if_there(out)
-    check_out_dir(out, fresh=not resume, overwrite=overwrite)
-    join(world, cuda=resolve_device(cfg.train.device).type == "cuda")
-    # The slow parts (corpus, model, compiled kernels) follow: say at once what is starting.
-    log(starting_line(cfg, saved))
+    last = out / "last.pt"
+    if not last.exists():
+        raise LyricgenError(f"nothing to resume: {last} does not exist")
+    saved = checkpoint.load(last, training_state=True)
+    saved.build_model()  # damaged weights: stop now
+    cfg = resumed_config(saved.config, config_file, overrides)
+    return Run(cfg, Path(cfg.train.out), saved=saved)
 
-    corpus = load_corpus(cfg.data)
-    if saved is not None and saved.corpus_sha256 != corpus.sha256:
-        raise LyricgenError(f"the corpus {cfg.data.data} is not the text this checkpoint was "
-                            "trained on (its fingerprint differs); resume needs the same text")
-    if saved is None:  # (a resumed run keeps its settings)
-        pinned = given_keys(config_file, overrides)
-        cfg, line = world.from_main(lambda: sizing.size(cfg, corpus, pinned, measure_speed))
-        if line:
-            log(line)
-    setup = set_up(cfg, corpus, log, world)
-    if source is not None:
-        carried, new = transplant(setup.model, source, corpus.vocab)
-        log(f"starting from the weights of {source.source}: {carried} characters carried "
+
+def new_run(config_file: str | None, overrides: dict[str, Any]) -> Run:
+    """A new run's settings: options over the preset over the --init-from model's over the
+    defaults."""
+    source = init_source(config_file, overrides)
+    base = None if source is None else Config(model=replace(source.config.model))
+    cfg = load_config(config_file, overrides, base)
+    return Run(cfg, Path(cfg.train.out), source=source)
+
+
+def read_corpus(run: Run) -> Corpus:
+    """The run's corpus; a resumed run's must be the text it was trained on."""
+    corpus = load_corpus(run.cfg.data)
+    if run.saved is not None and run.saved.corpus_sha256 != corpus.sha256:
+        raise LyricgenError(f"the corpus {run.cfg.data.data} is not the text this checkpoint "
+                            "was trained on (its fingerprint differs); resume needs the same "
+                            "text")
+    return corpus
+
+
+def sized(cfg: Config, corpus: Corpus, pinned: set[str], log: Log, world: World) -> Config:
+    """`cfg` with the regularisation not given chosen for the corpus (sizing.py), said."""
+    cfg, line = world.from_main(lambda: sizing.size(cfg, corpus, pinned, measure_speed))
+    if line:
+        log(line)
+    return cfg
+
+
+def make_trainer(run: Run, corpus: Corpus, log: Log, progress_bar: bool, world: World
+                 ) -> Trainer:
+    """Model, optimizer and batches set up; --init-from's weights carried over, or a resumed
+    run's state restored."""
+    setup = set_up(run.cfg, corpus, log, world)
+    if run.source is not None:
+        carried, new = transplant(setup.model, run.source, corpus.vocab)
+        log(f"starting from the weights of {run.source.source}: {carried} characters carried "
             f"over, {new} new")
-    trainer = Trainer(setup, out, log=log, progress_bar=progress_bar)
-    if saved is not None:
-        trainer.restore(saved)
-    elif world.main:
-        make_out_dir(out)
-        lock.hold(out)
-        if overwrite:
-            clear_outputs(out)
-    if world.main:  # left by a run killed while writing a checkpoint
-        remove_stale_temporaries(out)
+    trainer = Trainer(setup, run.out, log=log, progress_bar=progress_bar)
+    if run.saved is not None:
+        trainer.restore(run.saved)
     return trainer
 
 
@@ -144,15 +180,6 @@ def starting_line(cfg: Config, saved: checkpoint.Checkpoint | None) -> str:
     return f"{what}: {model_line(cfg)}"
 
 
-def model_line(cfg: Config) -> str:
-    """Model size, corpus and device, in words."""
-    m = cfg.model
-    layers = f"{m.num_layers} layer{'s' if m.num_layers > 1 else ''} of {m.hidden_size} units"
-    given = f"{m.embedding_size}-wide embedding" if m.input == "embedding" else "one-hot input"
-    device = resolve_device(cfg.train.device)
-    return f"{layers}, {given}; corpus {cfg.data.data}; on {device}"
-
-
 def resumed_config(stored: Config, config_file: str | None, overrides: dict[str, Any]
                    ) -> Config:
     """The stored settings with what a resumed run may change applied. Settings given again
@@ -174,34 +201,3 @@ def resumed_config(stored: Config, config_file: str | None, overrides: dict[str,
     with naming_sources(config_file, preset, overrides):
         return stored.with_overrides({k: v for k, v in given.items()
                                       if k in RESUMABLE}).validate()
-
-
-def clear_outputs(out: Path) -> None:
-    """Remove an earlier run's files (only once the new run's settings proved valid)."""
-    for name in OUTPUTS:
-        (out / name).unlink(missing_ok=True)
-
-
-def check_out_dir(out: Path, fresh: bool, overwrite: bool) -> None:
-    """`out` is a writable folder, or one that can be made (it is made only once training can
-    start, so a failed start leaves nothing behind); a new run does not write over an old
-    run's checkpoint unless told to."""
-    existing = next(p for p in (out, *out.parents) if p.exists() or p == Path(p.anchor))
-    if existing == out:
-        try:
-            with tempfile.TemporaryFile(dir=out):
-                pass
-        except OSError as e:
-            raise LyricgenError(f"--out {out} is not a writable folder ({e.strerror})") from None
-    elif not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise LyricgenError(f"--out {out} is not a writable folder ({existing} is not one)")
-    if fresh and not overwrite and (out / "last.pt").exists():
-        raise UsageError(f"{out} already holds a training run (last.pt); continue it with "
-                         "--resume, start over with --overwrite, or choose another --out")
-
-
-def make_out_dir(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise LyricgenError(f"--out {out} is not a writable folder ({e.strerror})") from None

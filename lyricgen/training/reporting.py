@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lyricgen.config import SampleConfig, TrainConfig
+from lyricgen.config import Config, SampleConfig, TrainConfig
 from lyricgen.copies import CopyIndex
 from lyricgen.data.corpus import Corpus
+from lyricgen.device import resolve_device
 from lyricgen.counts.mixing import Counts
 from lyricgen.models.charlm import CharLM
 from lyricgen.sampler import generate
@@ -81,3 +82,12 @@ def format_row(row: dict[str, Any], epochs: int) -> str:
         val += f" (LSTM alone {row['val_ppl_lstm']:.2f})"
     return (f"epoch {row['epoch']:>4}/{epochs}  train ppl {row['train_ppl']:9.2f}  val ppl {val}"
             f"  {row['seconds']:6.1f}s  {row['tokens_per_s']:8,.0f} tok/s  lr {row['lr']:.3g}")
+
+
+def model_line(cfg: Config) -> str:
+    """Model size, corpus and device, in words."""
+    m = cfg.model
+    layers = f"{m.num_layers} layer{'s' if m.num_layers > 1 else ''} of {m.hidden_size} units"
+    given = f"{m.embedding_size}-wide embedding" if m.input == "embedding" else "one-hot input"
+    device = resolve_device(cfg.train.device)
+    return f"{layers}, {given}; corpus {cfg.data.data}; on {device}"
