@@ -7,25 +7,21 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from typer.core import TyperGroup
 
 from lyricgen import __version__
-from lyricgen.cli_options import (ConfigFile, Data, Newlines, MaxChars, ValFraction, Script,
-                                  TidySpaces, DropLines, Backend, Input, EmbeddingSize,
-                                  HiddenSize, NumLayers, Dropout,
-                                  EmbeddingDropout, TieWeights, Init, NgramOrder, NumSteps,
-                                  BatchSize, Sampling, Optimizer, Lr, WeightDecay, Clip, Epochs,
-                                  TimeLimit, LrSchedule, PlateauPatience, Patience, CacheEval,
-                                  Seed, Device, CudaGraphs, Matmul, Out, PreviewEvery, Prefixes,
-                                  JsonFlag, Overwrite, Resume, TrainPrefixes, InitFrom, default)
+from lyricgen.cli_options import (COMPARE_OUT, Data, DropLines, JsonFlag, MaxChars, Newlines,
+                                  Prefixes, Script, TidySpaces, ValFraction)
 from lyricgen.cli_options import (CHECKPOINT, Acrostic, Candidates, Checkpoint, Ending, Greedy,
                                   Keywords, Length, LineLength, Lines, MaxCopy, NumSamples,
                                   Rarity, RepetitionPenalty, Rhyme, RhymeWith, SampleBackend,
                                   SampleConfigFile, SampleDevice, SampleSeed, StartTemperature,
                                   Temperature, TopK, TopP, Unknown, UseCounts, Words)
+from lyricgen.cli_shared import COMPARE, TRAIN, options
 from lyricgen.errors import LyricgenError, one_line
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -107,31 +103,14 @@ def _progress_bars() -> bool:
 
 
 @app.command()
-def train(
-    config: ConfigFile = None, data: Data = None, newlines: Newlines = None,
-    max_chars: MaxChars = None, val_fraction: ValFraction = None, script: Script = None,
-    tidy_spaces: TidySpaces = None, drop_lines: DropLines = None, backend: Backend = None,
-    input: Input = None, embedding_size: EmbeddingSize = None, hidden_size: HiddenSize = None,
-    num_layers: NumLayers = None, dropout: Dropout = None,
-    embedding_dropout: EmbeddingDropout = None, tie_weights: TieWeights = None, init: Init = None,
-    ngram_order: NgramOrder = None, num_steps: NumSteps = None, batch_size: BatchSize = None,
-    sampling: Sampling = None, optimizer: Optimizer = None, lr: Lr = None,
-    weight_decay: WeightDecay = None, clip: Clip = None, epochs: Epochs = None,
-    time_limit: TimeLimit = None, lr_schedule: LrSchedule = None,
-    plateau_patience: PlateauPatience = None, patience: Patience = None,
-    cache_eval: CacheEval = None, seed: Seed = None, device: Device = None,
-    cuda_graphs: CudaGraphs = None, matmul: Matmul = None, out: Out = None,
-    preview_every: PreviewEvery = None, prefix: TrainPrefixes = None,
-    init_from: InitFrom = None, resume: Resume = False, overwrite: Overwrite = False,
-) -> None:
+@options(TRAIN)
+def train(config: Optional[Path], resume: bool, overwrite: bool, **given: Any) -> None:
     """Train a model; checkpoints and metrics.jsonl go to --out. Ctrl-C (or SIGTERM) stops
     at the next batch with last.pt saved, as --time-limit does (exit code 130, or 143)."""
-    options = _given({k: v for k, v in locals().items()
-                      if k not in ("config", "resume", "overwrite")})
     from lyricgen import tables
     from lyricgen.commands import train as command
 
-    result = command.train(str(config) if config else None, options, resume=resume,
+    result = command.train(str(config) if config else None, _given(given), resume=resume,
                            overwrite=overwrite, log=typer.echo,
                            progress_bar=_progress_bars())
     if result.reported:  # (not in the other processes of a run under torchrun)
@@ -141,36 +120,17 @@ def train(
 
 
 @app.command()
-def compare(
-    config: ConfigFile = None, data: Data = None, newlines: Newlines = None,
-    max_chars: MaxChars = None, val_fraction: ValFraction = None, script: Script = None,
-    tidy_spaces: TidySpaces = None, drop_lines: DropLines = None,
-    input: Input = None, embedding_size: EmbeddingSize = None, hidden_size: HiddenSize = None,
-    num_layers: NumLayers = None, dropout: Dropout = None,
-    embedding_dropout: EmbeddingDropout = None, tie_weights: TieWeights = None, init: Init = None,
-    ngram_order: NgramOrder = None, num_steps: NumSteps = None, batch_size: BatchSize = None,
-    sampling: Sampling = None, optimizer: Optimizer = None, lr: Lr = None,
-    weight_decay: WeightDecay = None,
-    clip: Clip = None, epochs: Epochs = None, time_limit: TimeLimit = None,
-    lr_schedule: LrSchedule = None, plateau_patience: PlateauPatience = None,
-    patience: Patience = None, cache_eval: CacheEval = None, seed: Seed = None,
-    device: Device = None, cuda_graphs: CudaGraphs = None, matmul: Matmul = None,
-    out: Annotated[Optional[str], typer.Option(
-        metavar="<folder>", help="Folder for the comparison; each backend's run goes into a "
-                                 "subfolder." + default("checkpoints/compare"))] = None,
-    preview_every: PreviewEvery = None, prefix: TrainPrefixes = None,
-    overwrite: Overwrite = False,
-) -> None:
+@options(COMPARE)
+def compare(config: Optional[Path], overwrite: bool, **given: Any) -> None:
     """Train both backends (scratch and builtin) on the same data, seed, initial weights and
     batches, and report speed, perplexity curves and numerical agreement side by side in a
     table and in OUT/compare.json, compare.csv and compare.png (--time-limit is shared, half
     per backend)."""
-    options = {"out": "checkpoints/compare",
-               **_given({k: v for k, v in locals().items() if k not in ("config", "overwrite")})}
     from lyricgen import tables
     from lyricgen.commands import compare as command
 
-    result = command.compare(str(config) if config else None, options, overwrite=overwrite,
+    result = command.compare(str(config) if config else None,
+                             {"out": COMPARE_OUT, **_given(given)}, overwrite=overwrite,
                              log=typer.echo, progress_bar=_progress_bars())
     tables.print_comparison(result)
 

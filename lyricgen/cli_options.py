@@ -28,6 +28,9 @@ def flag_default(name: str, on: bool) -> str:
     return default(name if on else f"no-{name}")
 
 
+BACKEND, DEVICE = f"<{'|'.join(BACKENDS)}>", "<auto|cpu|cuda[:N]>"  # training's and sampling's
+
+
 ConfigFile = Annotated[Optional[Path], typer.Option(
     "--config", help="A TOML preset (see configs/); options given on the command line win.")]
 Data = Annotated[Optional[str], typer.Option(
@@ -53,8 +56,7 @@ DropLines = Annotated[Optional[str], typer.Option(
          "lines (作词, 作曲, 歌词提供...) and '' none."
          + default("credits and the artist's name for the jaychou dataset, else none"))]
 Backend = Annotated[Optional[str], typer.Option(
-    metavar=f"<{'|'.join(BACKENDS)}>",
-    help="LSTM implementation: scratch (hand-written) or builtin (torch.nn.LSTM)."
+    metavar=BACKEND, help="LSTM implementation: scratch (hand-written) or builtin (torch.nn.LSTM)."
          + default(M.backend))]
 Input = Annotated[Optional[Literal["onehot", "embedding"]], typer.Option(
     "--input", help="How characters enter the LSTM." + default(M.input))]
@@ -116,8 +118,7 @@ Seed = Annotated[Optional[int], typer.Option(
     help="Random seed for weights, batches and dropout, from 0 to 2**63 - 1."
          + default(T.seed))]
 Device = Annotated[Optional[str], typer.Option(
-    metavar="<auto|cpu|cuda[:N]>",
-    help="auto: CUDA when present, else the CPU." + default(T.device))]
+    metavar=DEVICE, help="auto: CUDA when present, else the CPU." + default(T.device))]
 CudaGraphs = Annotated[Optional[bool], typer.Option(
     "--cuda-graphs/--no-cuda-graphs",
     help="On CUDA, record the training step once as a CUDA graph and replay it for every "
@@ -131,6 +132,10 @@ Matmul = Annotated[Optional[Literal["auto", "float32", "bfloat16"]], typer.Optio
          + default(T.matmul))]
 Out = Annotated[Optional[str], typer.Option(
     metavar="<folder>", help="Folder for checkpoints and metrics." + default(T.out))]
+COMPARE_OUT = "checkpoints/compare"
+CompareOut = Annotated[Optional[str], typer.Option(
+    metavar="<folder>", help="Folder for the comparison; each backend's run goes into a "
+                             "subfolder." + default(COMPARE_OUT))]
 PreviewEvery = Annotated[Optional[int], typer.Option(
     help="Print greedy samples of each --prefix every N epochs; 0 never."
          + default(T.preview_every))]
@@ -152,8 +157,6 @@ Overwrite = Annotated[bool, typer.Option(
 Resume = Annotated[bool, typer.Option(
     "--resume", help="Continue the run in --out from its last.pt up to --epochs; settings "
                      "given again must equal the run's.")]
-
-
 
 
 # --- sample -------------------------------------------------------------------------------------
@@ -230,8 +233,8 @@ UseCounts = Annotated[Optional[bool], typer.Option(
     help="Mix the training text's n-gram counts with the LSTM as validation did, when the "
          "checkpoint holds them." + flag_default("counts", S.counts))]
 SampleBackend = Annotated[Optional[str], typer.Option(
-    metavar="<" + "|".join(BACKENDS) + ">",
+    metavar=BACKEND,
     help="Run the checkpoint on this backend instead of the one it was trained with.")]
-SampleDevice = Annotated[str, typer.Option(metavar="<auto|cpu|cuda[:N]>", help="Where to run.")]
+SampleDevice = Annotated[str, typer.Option(metavar=DEVICE, help="Where to run.")]
 Unknown = Annotated[Literal["error", "skip"], typer.Option(
     help="Prefix characters outside the vocabulary: stop with an error, or skip them.")]
