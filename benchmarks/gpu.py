@@ -35,7 +35,7 @@ from lyricgen.models.scratch import ScratchLSTM
 from lyricgen.counts.ngram import NGram
 from lyricgen.sampler import generate
 from lyricgen.copies import DEFAULT_RUN, CopyIndex
-from lyricgen.songs.songwriter import write_songs
+from lyricgen.songs.songwriter import Songwriter, SongRequest
 from lyricgen.training.setup import training_batches
 
 BACKENDS = ("scratch", "builtin")
@@ -155,12 +155,12 @@ def songs_on(model: CharLM, vocab, counts: NGram, copies: CopyIndex
     form = make_form(8, "7-9", "AABB", None, None)
     ids = [vocab.index["\n"]]
     mixed = (counts, [0.5] * 5)
-    greedy = write_songs(model, vocab, ids, "", form, SampleConfig(lines=8, greedy=True),
-                         None, copies, mixed)
+    writer = Songwriter(model, vocab, copies, mixed)
+    greedy = writer.write(SongRequest(ids, "", form, SampleConfig(lines=8, greedy=True)))
     generator = torch.Generator(device).manual_seed(0)
     began = time.perf_counter()
-    songs = write_songs(model, vocab, ids, "", form, SampleConfig(
-        lines=8, candidates=16, num_samples=10), generator, copies, mixed)
+    songs = writer.write(SongRequest(ids, "", form, SampleConfig(
+        lines=8, candidates=16, num_samples=10), generator))
     seconds = time.perf_counter() - began
     held = all(len(song) == 8  # AABB repeated: line i rhymes with line 0 (A) or 2 (B)
                and all(7 <= sum(not c.isspace() for c in x.text) <= 9 for x in song)

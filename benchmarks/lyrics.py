@@ -33,7 +33,7 @@ from lyricgen.config import SampleConfig
 from lyricgen.copies import DEFAULT_RUN, CopyIndex
 from lyricgen.songs.form import check_vocab, free_form, make_form
 from lyricgen.sampler import generate, start_ids
-from lyricgen.songs.songwriter import write_songs
+from lyricgen.songs.songwriter import Songwriter, SongRequest
 
 FREE = dict(length=200)
 SONG = dict(lines=8, line_length="7-9", rhyme="AABB")
@@ -115,8 +115,8 @@ def write(saved, cfg: SampleConfig, count: int, seed: int) -> tuple[list[str], f
                                                                 counts=counts, guard=copies)]
         else:
             texts += ["\n".join(x.text for x in s)[:len(used) + (form.chars or 10**9)]
-                      for s in write_songs(model, vocab, ids, used, form, batch, generator,
-                                           copies, counts)]
+                      for s in Songwriter(model, vocab, copies, counts).write(
+                          SongRequest(ids, used, form, batch, generator))]
     return texts, (time.perf_counter() - began) / count
 
 

@@ -21,7 +21,7 @@ from lyricgen.songs.form import Form, check_vocab, free_form, make_form
 from lyricgen.memory import human_bytes, require
 from lyricgen.models.charlm import ModelConfig
 from lyricgen.sampler import generate, start_ids
-from lyricgen.songs.songwriter import Line, line_of, write_songs
+from lyricgen.songs.songwriter import Line, Songwriter, SongRequest, line_of
 from lyricgen.data.vocab import UnknownCharsError, UnknownPolicy, Vocab
 
 Stream = Callable[..., None]
@@ -80,12 +80,13 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
     counts = saved.count_model() if cfg.counts else None
     if counts is not None:
         counts[0].to(dev)
+    writer = Songwriter(model, vocab, copies, counts)
     results = []
     for prefix, (ids, used) in zip(prefixes, starts):
         if form is not None:
             lines = LineStream(stream, marker, used, form.chars) if stream else None
-            songs = write_songs(model, vocab, ids, used, form, cfg, generator, copies, counts,
-                                lines.line if lines else None)
+            songs = writer.write(SongRequest(ids, used, form, cfg, generator),
+                                 lines.line if lines else None)
             if lines is not None:
                 lines.end()
                 continue
@@ -104,7 +105,7 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
             songs = [[line_of(line, copies) for line in (used + text).split("\n")]
                      for text in texts]
         results += [{"prefix": prefix, "prefix_used": used, "sample": k, "text": text,
-                     "lines": [asdict(line) for line in song], "settings": used_settings}
+                     "lines": [line.to_dict() for line in song], "settings": used_settings}
                     for k, (text, song) in enumerate(zip(texts, songs))]
     return results
 

@@ -24,26 +24,28 @@ NOVELTY = 2.0  # a candidate's score loses this times the share of its bigrams s
 
 
 @dataclass(order=True)
-class Verdict:
-    """A candidate judged; the least is the best."""
+class Candidate:
+    """A drawn line judged: its faults by name, then its score; the least is the best."""
 
     copied: bool  # the guard let a copy through
     missed_rhyme: bool
     repeated: bool  # a line the text already has
-    minus_score: float
+    cost: float  # minus the score above
     index: int  # its stream among the song's K
+    text: str  # the whole line (the prefix's part of it included)
+    logp: float | None  # the model's mean log-probability of it (None: not drawn)
 
     @property
     def faulty(self) -> bool:
         return self.copied or self.missed_rhyme or self.repeated
 
 
-def best_candidate(draw: Draw, s: int, K: int, partial: str, earlier: list[str],
-                   key: str | None, cfg: SampleConfig, surprisal: dict[str, float]) -> Verdict:
-    """The best of sample s's K candidates (continuing `partial`), after `earlier` lines, whose
+def ranked(draw: Draw, s: int, K: int, partial: str, earlier: list[str], key: str | None,
+           cfg: SampleConfig, surprisal: dict[str, float]) -> list[Candidate]:
+    """Sample s's K candidates (continuing `partial`), best first, after `earlier` lines, whose
     rhyme key must be `key` (None: any)."""
     song_bigrams = {b for line in earlier for b in zip(line, line[1:])}
-    verdicts = []
+    candidates = []
     for j in range(K):
         text = (partial + draw.texts[s * K + j]).rstrip()
         bigrams = list(zip(text, text[1:]))
@@ -55,7 +57,8 @@ def best_candidate(draw: Draw, s: int, K: int, partial: str, earlier: list[str],
         if cfg.words:
             score += cfg.words * words.coverage(text)
         score += cfg.ending * float(draw.ends[s * K + j])
-        verdicts.append(Verdict(bool(draw.copied[s * K + j]),
-                                key is not None and rhyme.line_key(text) != key,
-                                text in earlier, -score, j))
-    return min(verdicts)
+        candidates.append(Candidate(bool(draw.copied[s * K + j]),
+                                    key is not None and rhyme.line_key(text) != key,
+                                    text in earlier, -score, j, text,
+                                    float(draw.scores[s * K + j])))
+    return sorted(candidates)
