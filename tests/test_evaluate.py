@@ -1,5 +1,5 @@
-"""Evaluation: the plain loss, and the continuous cache against a naive implementation of its
-definition; weight tying."""
+"""Evaluation: the plain loss, and the continuous cache (counts/cache.py) against a naive
+implementation of its definition; weight tying."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from lyricgen import evaluate as evaluation
+from lyricgen.counts import cache as continuous_cache
 from lyricgen.models.charlm import CharacterDropout, CharLM, LockedDropout, ModelConfig
 
 V = 11
@@ -24,9 +25,10 @@ def model(**cfg) -> CharLM:
 
 def naive_cache_loss(h, logp_y, y, num_steps, window):
     """Position by position: every expert's probability of the target, the mixture weighted
-    by each expert's likelihood of the targets before, and the memory evaluate.py keeps (the
+    by each expert's likelihood of the targets before, and the memory the cache keeps (the
     last `window` positions before the current window, plus the window so far)."""
-    experts = [(None, 0.0)] + [(t, lam) for t in evaluation.THETAS for lam in evaluation.LAMBDAS]
+    experts = [(None, 0.0)] + [(t, lam) for t in continuous_cache.THETAS
+                               for lam in continuous_cache.LAMBDAS]
     log_evidence = [-math.log(len(experts))] * len(experts)
     total = 0.0
     for t in range(len(y)):
@@ -88,8 +90,8 @@ def test_rows_read_side_by_side_score_what_each_row_read_alone_scores(monkeypatc
 
 @pytest.mark.parametrize("block", [1, 10, 256])  # 1 window at a time, 2, all 8 at once
 def test_cache_loss_matches_its_definition(monkeypatch, block):
-    monkeypatch.setattr(evaluation, "CACHE_WINDOW", 9)
-    monkeypatch.setattr(evaluation, "CACHE_BLOCK", block)
+    monkeypatch.setattr(continuous_cache, "CACHE_WINDOW", 9)
+    monkeypatch.setattr(continuous_cache, "CACHE_BLOCK", block)
     lm = model()
     gen = torch.Generator().manual_seed(2)
     ids = torch.cat([torch.randint(0, V, (20,), generator=gen)] * 2)[:37]
@@ -110,7 +112,7 @@ def test_rows_are_put_back_in_order_and_scored_as_one_stream(monkeypatch):
     monkeypatch.setattr(evaluation, "ROW_CHARS", 12)
     monkeypatch.setattr(evaluation, "WARM", 4)
     monkeypatch.setattr(evaluation, "GROUP_ROWS", 2)
-    monkeypatch.setattr(evaluation, "CACHE_WINDOW", 9)
+    monkeypatch.setattr(continuous_cache, "CACHE_WINDOW", 9)
     lm = model()
     gen = torch.Generator().manual_seed(5)
     ids = torch.cat([torch.randint(0, V, (20,), generator=gen)] * 3)[:50]

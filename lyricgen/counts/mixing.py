@@ -4,14 +4,13 @@
 
 so the counts weigh more where they know the context well. In validation the weights are not
 set but learned as the text is read: each w on a grid is an expert in a Bayesian mixture, one
-mixture per b, weighted by how well it predicted the characters of that b already seen (as
-the continuous cache learns its settings, evaluate.py). The posterior mean of w for each b at
-the end of validation is what sampling uses (`weights`), and what a checkpoint keeps.
+mixture per b, weighted by how well it predicted the characters of that b already seen
+(prequential.py; the continuous cache learns its settings the same way, cache.py). The
+posterior mean of w for each b at the end of validation is what sampling uses (`weights`), and
+what a checkpoint keeps.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -19,38 +18,30 @@ from lyricgen.models.base import State
 from lyricgen.models.charlm import CharLM
 from lyricgen.models.stepper import Stepper
 from lyricgen.counts.ngram import NGram, longest_in
+from lyricgen.counts.prequential import Prequential
 
 WEIGHTS = tuple(k / 10 for k in range(10))  # 0: the LSTM alone
 
 
 class CountMixture:
-    """The online mixture over a stream cut into `rows` rows; `read` a window at a time."""
+    """The online mixture over a stream cut into `rows` rows; `read` a window at a time. The
+    experts are the weights w of the grid, one mixture (prequential.py) per row and level."""
 
     def __init__(self, rows: int, levels: int, device: torch.device):
         self.grid = torch.tensor(WEIGHTS, dtype=torch.float64, device=device)[:, None, None]
-        K = len(WEIGHTS)
-        self.log_evidence = torch.full((K, rows, levels), -math.log(K), dtype=torch.float64,
-                                       device=device)  # each row's own posterior, per level
+        self.mixture = Prequential(len(WEIGHTS), rows, levels, device)
 
     def read(self, logp_lstm: torch.Tensor, p_counts: torch.Tensor, level: torch.Tensor,
-             scored: torch.Tensor) -> torch.Tensor:
+             scored: torch.Tensor | None = None) -> torch.Tensor:
         """The mixture's log p(y) for a window (R, T), given the LSTM's log p(y), the counts'
-        p(y) and the level b of each position; then the window's `scored` positions join the
-        evidence."""
+        p(y) and the level b of each position; then the window's `scored` positions (all, if
+        not given) join the evidence."""
         log_p = torch.log((1 - self.grid) * logp_lstm.double().exp() + self.grid * p_counts)
-        mine = torch.nn.functional.one_hot(level, self.log_evidence.shape[2]).bool() \
-            & scored.unsqueeze(-1)
-        by_level = torch.where(mine, log_p.unsqueeze(-1), 0.0)  # (K, R, T, levels)
-        # An expert's weight at t: prior times its likelihood of the earlier positions of t's b.
-        seen = self.log_evidence.unsqueeze(2) + by_level.cumsum(2) - by_level  # (K, R, T, lv)
-        before = torch.where(mine, seen, 0.0).sum(-1)  # (K, R, T)
-        self.log_evidence += by_level.sum(2)
-        return torch.logsumexp(before + log_p, 0) - torch.logsumexp(before, 0)
+        return self.mixture.read(log_p, level, scored)  # log_p: (K, R, T)
 
     def weights(self) -> list[float]:
         """The posterior mean of w per level, the rows' evidence pooled."""
-        posterior = torch.softmax(self.log_evidence.sum(1), 0)  # (K, levels)
-        return (posterior * self.grid[:, :, 0]).sum(0).tolist()
+        return (self.mixture.posterior() * self.grid[:, :, 0]).sum(0).tolist()
 
 
 Counts = tuple[NGram, list[float]]  # the counts and their weights per level
