@@ -330,3 +330,67 @@ def test_a_line_s_words_are_its_han_characters_inside_dictionary_words():
     assert words.coverage("h态度") == pytest.approx(2 / 3)  # a letter glued to Han characters
     assert words.coverage("月光〗态") == pytest.approx(2 / 4)
     assert words.coverage("baby") == 0.0
+
+
+# --- locked lines and the other candidates (the page's redraw) ----------------------------------
+
+def writer_for(run: Path) -> tuple[songwriter.Songwriter, Vocab]:
+    saved = checkpoint.load(run / "best.pt")
+    return songwriter.Songwriter(saved.build_model(), saved.vocab), saved.vocab
+
+
+def request(vocab: Vocab, seed: int, **given) -> songwriter.SongRequest:
+    from lyricgen.config import SampleConfig
+    form = make_form(6, "5-7", "AABBCC", None, None)
+    return songwriter.SongRequest([vocab.index["\n"]], "", form, SampleConfig(
+        lines=6, line_length="5-7", rhyme="AABBCC", candidates=6, seed=seed),
+        torch.Generator().manual_seed(seed), **given)
+
+
+def test_locked_lines_stay_as_given_and_bind_the_rhyme_of_their_letter(trained):
+    """Lines 2 and 4 (0-based 1 and 3) locked, hand-written: they stand as written, line 1 (A)
+    rhymes with locked line 2 though it comes before it, line 3 (B) with locked line 4, and the
+    lines after them keep the form."""
+    writer, vocab = writer_for(trained)
+    locked = {1: "我在窗外的花", 3: "风吹过来的光"}
+    for seed in range(3):
+        (song,) = writer.write(request(vocab, seed, locked=locked))
+        texts = [line.text for line in song]
+        assert texts[1] == locked[1] and texts[3] == locked[3]
+        assert song[0].rhyme == rhyme.line_key(locked[1]) == "发花"
+        assert song[2].rhyme == rhyme.line_key(locked[3]) == "江阳"
+        assert song[4].rhyme == song[5].rhyme is not None
+        assert all(5 <= chars(t) <= 7 for i, t in enumerate(texts) if i not in locked)
+
+
+def test_a_locked_line_conditions_the_lines_after_it_like_a_prefix_would(trained):
+    """Locking the first line draws the rest exactly as a prefix of that line does: the same
+    state, the same random stream."""
+    writer, vocab = writer_for(trained)
+    first = "我在窗外的花"
+    (locked,) = writer.write(request(vocab, 7, locked={0: first}))
+    prefixed = request(vocab, 7)
+    prefixed.prefix_ids = [vocab.index["\n"]] + vocab.encode(first + "\n", "skip")
+    prefixed.prefix_text = first + "\n"
+    (song,) = writer.write(prefixed)
+    assert [line.text for line in locked] == [line.text for line in song]
+
+
+def test_each_line_keeps_its_other_candidates_best_first_when_asked(trained):
+    writer, vocab = writer_for(trained)
+    (plain,) = writer.write(request(vocab, 4))
+    (song,) = writer.write(request(vocab, 4, others=True))
+    assert [line.text for line in song] == [line.text for line in plain]  # asking changes nothing
+    assert all(not line.others for line in plain)
+    assert any(line.others for line in song)
+    for line in song:
+        assert line.text not in line.others and len(set(line.others)) == len(line.others) <= 5
+    assert "others" not in plain[0].to_dict() and song[0].to_dict()["others"] == song[0].others
+
+
+@pytest.mark.parametrize("locked, phrase", [({6: "我在窗外的花"}, "not one of the lines"),
+                                            ({2: "a\nb"}, "one line of text")])
+def test_a_locked_line_outside_the_song_or_of_two_lines_is_refused(trained, locked, phrase):
+    writer, vocab = writer_for(trained)
+    with pytest.raises(songwriter.LyricgenError, match=phrase):
+        writer.write(request(vocab, 0, locked=locked))
