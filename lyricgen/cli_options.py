@@ -212,7 +212,7 @@ StartTemperature = Annotated[Optional[float], typer.Option(
     help="Songs: the temperature of each line's first character (above --temperature: songs "
          "that differ more, their lines as fluent)." + default("the --temperature"))]
 Rarity = Annotated[Optional[float], typer.Option(
-    help="Songs: add this times a candidate line's mean surprisal in the training text "
+    help="Songs: add this times a candidate line's mean surprisal in the corpus "
          "(-log of each character's frequency) to its score, so that less common, less generic "
          "lines win (MMI reranking; 0: off)." + default(S.rarity))]
 Keywords = Annotated[Optional[str], typer.Option(

@@ -28,7 +28,7 @@ def print_training_summary(result: Run, console: Console | None = None) -> None:
                         f"{result.best_epoch}")
     keys = ["val_ppl", *(["val_ppl_plain"] if cache else []), *(["val_ppl_lstm"] if lstm else [])]
     columns = ["epoch", "train ppl", "val ppl (cache)" if cache else "val ppl",
-               *(["val ppl (plain)"] if cache else []), *(["LSTM alone"] if lstm else []),
+               *(["val ppl (no cache)"] if cache else []), *(["LSTM alone"] if lstm else []),
                "seconds", "tokens/s", "lr"]
     for name in columns:
         table.add_column(name, justify="right")
@@ -46,7 +46,7 @@ def print_training_summary(result: Run, console: Console | None = None) -> None:
     console.print(table)
     if cache:
         console.print("val ppl (cache) is with the continuous cache over the held-out text "
-                      "already read (it picks best.pt); val ppl (plain) is the model alone")
+                      "already read (it picks best.pt); val ppl (no cache) is the model without it")
     if lstm:
         console.print("the model is the LSTM mixed with n-gram counts of the training text "
                       "(--ngram-order); LSTM alone is the network by itself")

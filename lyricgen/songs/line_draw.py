@@ -34,10 +34,10 @@ class VocabMasks:
         self.group_of = torch.tensor(group_ids, device=device)  # (V,), -1: no group
         self.in_group = torch.stack([self.group_of == g for g in range(len(self.groups))]) \
             if self.groups else torch.zeros(0, len(vocab), dtype=torch.bool, device=device)
-        total = sum(vocab.counts)  # each character's surprisal in the training text
+        total = sum(vocab.counts)  # each character's surprisal in the corpus
         self.surprisal = {c: math.log(total / max(n, 1)) for c, n in zip(vocab.chars, vocab.counts)}
-        self.plain = ~self.space  # characters the repetition penalty may count
-        self.plain[self.newline] = False
+        self.countable = ~self.space  # characters the repetition penalty may count
+        self.countable[self.newline] = False
 
     def group(self, char: str) -> int:
         key = rhyme.char_key(char)

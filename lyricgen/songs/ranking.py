@@ -8,7 +8,7 @@ already has (fluency not bought by repeating: "哈哈哈哈哈" is all words), p
 of a general dictionary (words.py: lines made of words, which a corpus of lyrics is too small
 to teach), `ending` times the log-probability of its newline where it ended (lines that end
 where the model would end them, not cut to fit a form), and `rarity` times its characters'
-mean surprisal in the training text, -log(count / total) (less generic lines: MMI reranking,
+mean surprisal in the corpus, -log(count / total) (less generic lines: MMI reranking,
 Li et al. 2016).
 """
 

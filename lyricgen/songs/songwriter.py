@@ -83,7 +83,7 @@ class Songwriter:
         plan = Plan(form.keywords, form.lines, S)
         used = torch.zeros(S * K, len(vocab), dtype=torch.bool, device=device)
         used[:, r.prefix_ids] = True
-        used &= masks.plain
+        used &= masks.countable
         for i in range(len(done), form.lines):
             if form.chars is not None and all(
                     len("\n".join(x.text for x in song)) >= len(r.prefix_text) + form.chars
@@ -110,7 +110,7 @@ class Songwriter:
                 used = used[source]
             for s in range(S):
                 used[s * K:(s + 1) * K, vocab.encode(songs[s][-1].text, "skip")] = True
-            used &= masks.plain
+            used &= masks.countable
             partial = ""
         if any(placed < len(form.keywords) for placed in plan.placed):
             raise LyricgenError(f"--keywords: could not place {', '.join(form.keywords)} in "

@@ -17,7 +17,7 @@ from lyricgen.models.charlm import CharLM
 from lyricgen.sampler import generate
 from lyricgen.data.vocab import Vocab
 
-Log = Callable[[str], None]
+Log = Callable[[str], None]  # where a run's lines go: print, typer.echo, or nowhere
 PREVIEW = SampleConfig(length=50, greedy=True)  # the book previews 50 greedy characters
 
 
@@ -77,7 +77,7 @@ def preview(model: CharLM, vocab: Vocab, prefixes: list[str], counts: Counts | N
 def format_row(row: dict[str, Any], epochs: int) -> str:
     val = f"{row['val_ppl']:9.2f}" if row["val_ppl"] is not None else "        -"
     if "val_ppl_plain" in row:
-        val += f" (cache; plain {row['val_ppl_plain']:.2f})"
+        val += f" (cache; no cache {row['val_ppl_plain']:.2f})"
     if "val_ppl_lstm" in row:
         val += f" (LSTM alone {row['val_ppl_lstm']:.2f})"
     return (f"epoch {row['epoch']:>4}/{epochs}  train ppl {row['train_ppl']:9.2f}  val ppl {val}"

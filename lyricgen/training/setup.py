@@ -20,7 +20,8 @@ from lyricgen.models.charlm import CharLM
 from lyricgen.counts.ngram import NGram
 from lyricgen.training import precision
 from lyricgen.training.distributed import World
-from lyricgen.training.step import CudaGraphs, GraphedStep, Log, TrainStep
+from lyricgen.training.reporting import Log
+from lyricgen.training.step import CudaGraphs, GraphedStep, TrainStep
 
 
 @dataclass

@@ -17,8 +17,7 @@ from torch.autograd.function import once_differentiable
 
 from lyricgen.models.base import State
 from lyricgen.training.precision import bfloat16_matmuls
-
-Log = Callable[[str], None]
+from lyricgen.training.reporting import Log
 
 
 class TrainStep:
