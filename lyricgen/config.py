@@ -59,7 +59,7 @@ class TrainConfig:
     lr_schedule: Literal["none", "halve", "plateau"] = "plateau"
     plateau_patience: int = 1
     patience: int = 5  # early stopping after this many epochs without improvement; 0 = off
-    cache_eval: bool = True  # val_ppl with the continuous cache (counts/cache.py); the one without kept too
+    cache_eval: bool = True  # val_ppl with the continuous cache (counts/cache.py)
     seed: int = 0
     device: str = "auto"
     cuda_graphs: bool = True  # on CUDA, record the training step once and replay it per batch

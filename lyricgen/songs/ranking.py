@@ -3,13 +3,13 @@
 (text without Han characters rhymes by word) is kept only if no candidate does better in a few
 rounds of drawing. Of the rest the best score wins: the mean log-probability per character
 under the model itself (temperature 1, no masks; with a start temperature, of the characters
-after the first), less NOVELTY times the share of its bigrams that the text, or the line itself,
-already has (fluency not bought by repeating: "哈哈哈哈哈" is all words), plus `words` times the share of its Han characters inside words
-of a general dictionary (words.py: lines made of words, which a corpus of lyrics is too small
-to teach), `ending` times the log-probability of its newline where it ended (lines that end
-where the model would end them, not cut to fit a form), and `rarity` times its characters'
-mean surprisal in the corpus, -log(count / total) (less generic lines: MMI reranking,
-Li et al. 2016).
+after the first), less NOVELTY times the share of its bigrams that the text, or the line
+itself, already has (fluency not bought by repeating: "哈哈哈哈哈" is all words), plus `words`
+times the share of its Han characters inside words of a general dictionary (words.py: lines
+made of words, which a corpus of lyrics is too small to teach), `ending` times the
+log-probability of its newline where it ended (lines that end where the model would end them,
+not cut to fit a form), and `rarity` times its characters' mean surprisal in the corpus,
+-log(count / total) (less generic lines: MMI reranking, Li et al. 2016).
 """
 
 from __future__ import annotations
