@@ -217,9 +217,9 @@ class Trainer:
         p.start_next_epoch(epoch, train_loss)
         self.save(best=decision.improved)
         self.close_bar()  # before any line is written, which would land in the bar's line
+        self.report.epoch(row, decision.improved)  # with the lr it trained at; the halving after
         if decision.halve_lr:
             self.report.lr_halved(lr / 2, floor=not self.schedule.can_halve(lr / 2))
-        self.report.epoch(row, decision.improved)
         if t.preview_every and epoch % t.preview_every == 0:
             self.report.preview(s.model, s.corpus, t.prefix, s.mixed_counts(self.history))
         if decision.stop:
