@@ -64,19 +64,10 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
     if copies is not None:
         copies.to(dev)
     marker = copy_marker(cfg, copies, mark_copies)
-    generator = torch.Generator(dev)
-    if cfg.seed is not None:
-        generator.manual_seed(cfg.seed)
-    else:
-        generator.seed()
-    used_settings = {**asdict(cfg), "seed": generator.initial_seed(), "checkpoint": str(path),
-                     "backend": backend or saved.config.model.backend}
+    generator = seeded(cfg, dev)
+    used_settings = settings_used(cfg, generator, path, backend or saved.config.model.backend)
     starts = [start(vocab, prefix, unknown, generator, warn) for prefix in prefixes]
-    if form is not None and form.acrostic is not None and any(used for _, used in starts):
-        raise UsageError("--acrostic sets how every line starts; drop --prefix")
-    if form is not None and form.chars is None and any(
-            used.count("\n") + bool(used.split("\n")[-1]) > form.lines for _, used in starts):
-        raise UsageError(f"--prefix holds more lines than the song's {form.lines} (--lines)")
+    check_starts(form, [used for _, used in starts])
     counts = saved.count_model() if cfg.counts else None
     if counts is not None:
         counts[0].to(dev)
@@ -91,7 +82,6 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
                 lines.end()
                 continue
             songs = [cut(song, used, form.chars, copies) for song in songs]
-            texts = ["\n".join(line.text for line in song)[len(used):] for song in songs]
         else:
             if stream is not None:
                 lines = LineStream(stream, marker, used)
@@ -101,13 +91,38 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
             if stream is not None:
                 lines.end()
                 continue
-            texts = [vocab.decode(s) for s in drawn]
-            songs = [[line_of(line, copies) for line in (used + text).split("\n")]
-                     for text in texts]
-        results += [{"prefix": prefix, "prefix_used": used, "sample": k, "text": text,
-                     "lines": [line.to_dict() for line in song], "settings": used_settings}
-                    for k, (text, song) in enumerate(zip(texts, songs))]
+            songs = [[line_of(line, copies) for line in (used + vocab.decode(s)).split("\n")]
+                     for s in drawn]
+        results += [result(prefix, used, k, song, used_settings) for k, song in enumerate(songs)]
     return results
+
+
+def seeded(cfg: SampleConfig, device: torch.device | str = "cpu") -> torch.Generator:
+    """A random stream of the request's own: `cfg.seed`'s, or a fresh seed (reported)."""
+    generator = torch.Generator(device)
+    generator.manual_seed(cfg.seed) if cfg.seed is not None else generator.seed()
+    return generator
+
+
+def settings_used(cfg: SampleConfig, gen: torch.Generator, path: Path, backend: str) -> dict:
+    """The settings a result reports: `cfg` with the seed `gen` drew from, and what ran it."""
+    return {**asdict(cfg), "seed": gen.initial_seed(), "checkpoint": str(path), "backend": backend}
+
+
+def check_starts(form: Form | None, starts: list[str]) -> None:
+    """Prefixes (as used) that the form leaves room for."""
+    if form is not None and form.acrostic is not None and any(starts):
+        raise UsageError("--acrostic sets how every line starts; drop --prefix")
+    if form and form.chars is None and any(u.count("\n") + bool(u.split("\n")[-1]) > form.lines
+                                           for u in starts):
+        raise UsageError(f"--prefix holds more lines than the song's {form.lines} (--lines)")
+
+
+def result(prefix: str, used: str, k: int, song: list[Line], settings: dict) -> dict[str, Any]:
+    """One text of `sample --json`: the prefix, the text after it, its lines, the settings."""
+    return {"prefix": prefix, "prefix_used": used, "sample": k,
+            "text": "\n".join(line.text for line in song)[len(used):],
+            "lines": [line.to_dict() for line in song], "settings": settings}
 
 
 def check_sampling_memory(m: ModelConfig, vocab_size: int, cfg: SampleConfig, keeps_text: bool,
