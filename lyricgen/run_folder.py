@@ -23,14 +23,17 @@ def check_out_dir(out: Path, fresh: bool, overwrite: bool) -> None:
     start, so a failed start leaves nothing behind); a new run does not write over an old
     run's checkpoint unless told to."""
     existing = next(p for p in (out, *out.parents) if p.exists() or p == Path(p.anchor))
+    if not existing.is_dir():
+        raise LyricgenError(f"--out {out} is not a writable folder ({existing} is a file)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise LyricgenError(f"--out {out} is not a writable folder ({existing} is not "
+                            "writable)")
     if existing == out:
         try:
             with tempfile.TemporaryFile(dir=out):
                 pass
         except OSError as e:
             raise LyricgenError(f"--out {out} is not a writable folder ({e.strerror})") from None
-    elif not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise LyricgenError(f"--out {out} is not a writable folder ({existing} is not one)")
     if fresh and not overwrite and (out / "last.pt").exists():
         raise UsageError(f"{out} already holds a training run (last.pt); continue it with "
                          "--resume, start over with --overwrite, or choose another --out")

@@ -113,8 +113,10 @@ TRAIN_CASES = [
     pytest.param({"c.txt": "月光 窗外 雨下 风吹\n".encode() * 3}, ["--data", "{tmp}/c.txt"], 1,
                  ["too short for one batch"], id="corpus shorter than one batch"),
     # --out that is not a writable folder: exit 1
-    pytest.param({"afile": b"x"}, ["--out", "{tmp}/afile/run"], 1, ["not a writable folder"],
-                 id="out under a file"),
+    pytest.param({"afile": b"x"}, ["--out", "{tmp}/afile/run"], 1,
+                 ["not a writable folder", "afile is a file"], id="out under a file"),
+    pytest.param({}, ["--out", "/proc/1"], 1, ["not a writable folder", "/proc/1 is not writable"],
+                 id="out a folder of the system's"),
     pytest.param({"afile": b"x"}, ["--out", "{tmp}/afile"], 1, ["not a writable folder"],
                  id="out is a file"),
     pytest.param({"afile": b"x"}, ["--out", "{tmp}/afile/new\nline"], 1,
