@@ -6,7 +6,8 @@ much text there is for each of its weights (`chars_per_weight`: training charact
 model's parameters, which grow with the vocabulary), and how often it will read each character
 (`passes`: with --time-limit, the characters a training step gets through per second here,
 measured on a few steps of the model itself, times the seconds given, over the training
-characters, at most --epochs; without one, --epochs). The rule:
+characters, rounded to a power of sqrt(2) so that the same seed and settings choose alike
+however busy the machine, at most --epochs; without one, --epochs). The rule:
 
     by the text:    s_text   = clamp(log(TEXT_HIGH / chars_per_weight) / log(TEXT_HIGH / TEXT_LOW))
     by the budget:  s_passes = clamp(log(passes / PASSES_LOW) / log(PASSES_HIGH / PASSES_LOW))
@@ -45,11 +46,13 @@ class Choice:
 
     def describe(self, chosen: list[str], chars_per_s: float | None) -> str:
         """The line `train` prints: what the choice rests on, and the `chosen` settings."""
-        speed = f" at {chars_per_s:,.0f} characters/s" if chars_per_s else ""
+        speed = f" at {chars_per_s:,.0f} characters/s, to the nearest sqrt(2)" if chars_per_s \
+            else ""
         settings = ", ".join(f"{key.replace('_', ' ')} {getattr(self, key):{SHOWN[key]}}"
                              for key in chosen)
         return (f"sized for {self.chars_per_weight:.3f} training characters per weight and "
-                f"about {self.passes:.1f} passes over them{speed}: {settings}")
+                f"about {self.passes:.1f} passes over them{speed}: {settings} (an option or "
+                "a preset key pins each)")
 
 
 def choose(passes: float, chars_per_weight: float) -> Choice:
@@ -58,6 +61,13 @@ def choose(passes: float, chars_per_weight: float) -> Choice:
             _between(passes / PASSES_LOW, PASSES_HIGH / PASSES_LOW))
     return Choice(passes, chars_per_weight, round(0.1 + 0.55 * s, 3), round(0.25 * s, 3),
                   round(0.01 * 30 ** s, 4))
+
+
+def snapped(passes: float) -> float:
+    """`passes` to the nearest power of sqrt(2): a measured speed varies from run to run (a
+    busier machine, a warmer cache), and the choice must not, so that a seed repeats a run.
+    Speeds within about 19% of each other choose alike unless they straddle a step."""
+    return 2 ** (round(2 * math.log2(passes)) / 2) if passes > 0 else passes
 
 
 def _between(ratio: float, full: float) -> float:
@@ -78,7 +88,7 @@ def size(cfg: Config, corpus: Corpus, pinned: set[str],
     passes = float(t.epochs)
     if t.time_limit is not None:
         chars_per_s = speed(cfg, corpus)
-        passes = min(passes, t.time_limit * 60 * chars_per_s / len(corpus.train_ids))
+        passes = min(passes, snapped(t.time_limit * 60 * chars_per_s / len(corpus.train_ids)))
     weights = cfg.model.parameter_count(len(corpus.vocab))
     choice = choose(passes, len(corpus.train_ids) / weights)
     model = replace(cfg.model, **{k: getattr(choice, k) for k in free if k in
