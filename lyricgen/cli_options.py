@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from lyricgen.config import DataConfig, SampleConfig, TrainConfig
+from lyricgen.config import REPETITION_PENALTY, DataConfig, SampleConfig, TrainConfig
 from lyricgen.copies import DEFAULT_RUN
 from lyricgen.models import BACKENDS
 from lyricgen.models.charlm import ModelConfig
@@ -207,7 +207,7 @@ Candidates = Annotated[Optional[int], typer.Option(
 RepetitionPenalty = Annotated[Optional[float], typer.Option(
     help="Above 1, characters already in the text become less likely (CTRL's penalty; text "
          "drawn a line at a time, not with --candidates 1)."
-    + default(S.repetition_penalty))]
+    + default(f"{REPETITION_PENALTY}; none with --candidates 1"))]
 StartTemperature = Annotated[Optional[float], typer.Option(
     help="Songs: the temperature of each line's first character (above --temperature: songs "
          "that differ more, their lines as fluent)." + default("the --temperature"))]

@@ -87,6 +87,7 @@ class TrainConfig:
 
 
 MAX_SAMPLES = 10_000  # texts a `sample` writes per prefix: more would run silent for minutes
+REPETITION_PENALTY = 1.5  # for text drawn a line at a time (CTRL's)
 SEED_MAX = 2**63 - 1  # torch.manual_seed takes up to 2**64 - 1; batching's seeds are mod 2**63
 
 
@@ -110,8 +111,9 @@ class SampleConfig:
     keywords: str | None = None  # words parted by commas, each once in the song
     candidates: int = 8  # lines drawn per line written; the best is kept (1: free text drawn
     # a character at a time, as it comes)
-    # > 1 makes characters already in the text less likely (text drawn a line at a time)
-    repetition_penalty: float = 1.5
+    # > 1 makes characters already in the text less likely (text drawn a line at a time);
+    # None: REPETITION_PENALTY there, none (1) a character at a time
+    repetition_penalty: float | None = None
     start_temperature: float | None = None  # the temperature of each line's first draw
     rarity: float = 0.0  # songs: the weight of a candidate's mean surprisal in its score
     words: float = 4.0  # the weight of the share of a candidate that is words (words.py)
@@ -125,8 +127,11 @@ class SampleConfig:
         check_int(self, "length", 0)
         check_int(self, "num_samples", 1, MAX_SAMPLES)
         check_int(self, "candidates", 1, 1024)
-        check(self.repetition_penalty >= 1.0 and math.isfinite(self.repetition_penalty),
+        check(self.repetition_penalty is None or 1.0 <= self.repetition_penalty < math.inf,
               "repetition_penalty", "must be a number >= 1")
+        check(self.repetition_penalty in (None, 1.0) or self.by_lines(), "repetition_penalty",
+              "is for text drawn a line at a time: give --lines, --acrostic or --candidates "
+              "above 1")
         check(self.greedy or 0 < self.temperature < math.inf, "temperature",
               "must be a finite number > 0 (or use --greedy)")
         check(self.start_temperature is None or 0 < self.start_temperature < math.inf,
@@ -145,6 +150,12 @@ class SampleConfig:
             check_int(self, "max_copy", 2, 1000)
         check(self.max_copy is None or self.max_copy >= 0, "max_copy",
               "must be 0 (copies allowed) or at least 2")
+
+    def penalty(self) -> float:
+        """The repetition penalty in force."""
+        if self.repetition_penalty is not None:
+            return self.repetition_penalty
+        return REPETITION_PENALTY if self.by_lines() else 1.0
 
     def by_lines(self) -> bool:
         """Whether text is drawn a line at a time (songwriter.py): a song, or free text with

@@ -99,6 +99,9 @@ def test_line_lengths_are_a_number_a_range_or_a_pattern():
     pytest.param(["--lines", 2, "--start-temperature", 0],
                  ["--start-temperature must be a finite number > 0"],
                  id="start temperature 0"),
+    pytest.param(["--repetition-penalty", 2, "--candidates", 1],
+                 ["--repetition-penalty", "give --lines", "--candidates above 1"],
+                 id="repetition penalty for text drawn a character at a time"),
     pytest.param(["--lines", 2, "--rarity", -1], ["--rarity must be a number >= 0"],
                  id="negative rarity"),
 ])

@@ -80,15 +80,15 @@ def draw_line(stepper, masks: VocabMasks, rules: Rules, partial: str, used: torc
     copied = torch.zeros(N, dtype=torch.bool, device=device)
     ends = torch.zeros(N, dtype=torch.float64, device=device)
     guard = isinstance(stepper, GuardedStepper)
+    penalty = cfg.penalty()
     saved = [t.clone() for t in stepper.columns()]
     drawn: list[torch.Tensor] = []
     logits = stepper.logits  # (N, V)
     while not ended.all():
         logp = torch.log_softmax(logits.float(), -1)  # the score: the model's own, unmasked
         adjusted = logits.float()
-        if cfg.repetition_penalty != 1.0:  # CTRL's: divide positive logits, multiply negative
-            penalised = torch.where(adjusted > 0, adjusted / cfg.repetition_penalty,
-                                    adjusted * cfg.repetition_penalty)
+        if penalty != 1.0:  # CTRL's: divide positive logits, multiply negative
+            penalised = torch.where(adjusted > 0, adjusted / penalty, adjusted * penalty)
             adjusted = torch.where(used, penalised, adjusted)
         allowed = _allowed(masks, rules, n, after_space, last_group)
         if guard:
