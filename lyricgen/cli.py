@@ -21,6 +21,7 @@ from lyricgen.cli_options import (CHECKPOINT, Acrostic, Candidates, Checkpoint, 
                                   Rarity, RepetitionPenalty, Rhyme, RhymeWith, SampleBackend,
                                   SampleConfigFile, SampleDevice, SampleSeed, StartTemperature,
                                   Temperature, TopK, TopP, Unknown, UseCounts, Words)
+from lyricgen.cli_options import Host, Port
 from lyricgen.cli_shared import COMPARE, TRAIN, options
 from lyricgen.errors import LyricgenError, one_line
 
@@ -174,6 +175,18 @@ def sample(
 def _stream_to_stdout(text: str, end: bool = False) -> None:
     sys.stdout.write(text + ("\n" if end else ""))
     sys.stdout.flush()
+
+
+@app.command()
+def serve(checkpoint: Checkpoint = CHECKPOINT, host: Host = "127.0.0.1", port: Port = 8000
+          ) -> None:
+    """Start a local web page to write songs with: write a song in a form, lock the lines to
+    keep, redraw the others, pick among each line's candidates (needs the [serve] extra).
+    Ctrl-C stops it."""
+    from lyricgen.commands import serve as command
+
+    command.serve(checkpoint, host, port, log=typer.echo,
+                  warn=lambda m: typer.echo(f"warning: {m}", err=True))
 
 
 @data_app.command("fetch")

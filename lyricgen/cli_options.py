@@ -238,3 +238,11 @@ SampleBackend = Annotated[Optional[str], typer.Option(
 SampleDevice = Annotated[str, typer.Option(metavar=DEVICE, help="Where to run.")]
 Unknown = Annotated[Literal["error", "skip"], typer.Option(
     help="Prefix characters outside the vocabulary: stop with an error, or skip them.")]
+
+
+# --- serve --------------------------------------------------------------------------------------
+
+Host = Annotated[str, typer.Option(
+    metavar="<address>", help="The address to listen on; 127.0.0.1 keeps the page on this "
+                              "machine, 0.0.0.0 opens it to the network.")]
+Port = Annotated[int, typer.Option(min=1, max=65535, help="The port to listen on.")]

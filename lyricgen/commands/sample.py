@@ -3,6 +3,7 @@ or, with `lines` (or `acrostic`), songs in a form."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import asdict, fields, replace
 from pathlib import Path
@@ -98,10 +99,10 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
 
 
 def seeded(cfg: SampleConfig, device: torch.device | str = "cpu") -> torch.Generator:
-    """A random stream of the request's own: `cfg.seed`'s, or a fresh seed (reported)."""
-    generator = torch.Generator(device)
-    generator.manual_seed(cfg.seed) if cfg.seed is not None else generator.seed()
-    return generator
+    """A random stream of the request's own: `cfg.seed`'s, or a fresh seed that --seed takes
+    (torch's own fresh seeds reach 2**64, past what --seed accepts)."""
+    seed = cfg.seed if cfg.seed is not None else secrets.randbelow(2**63)
+    return torch.Generator(device).manual_seed(seed)
 
 
 def settings_used(cfg: SampleConfig, gen: torch.Generator, path: Path, backend: str) -> dict:
