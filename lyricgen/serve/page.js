@@ -100,6 +100,7 @@ async function write(event) {
 
 async function redraw() {
   const body = formBody(), keep = new Set();
+  delete body.seed;  // the seed repeats Write; each redraw draws afresh (its seed is shown)
   body.locked = {};
   lines.forEach((line, i) => { if (line.locked) { body.locked[i] = line.text; keep.add(i); } });
   undo.push(structuredClone(lines));
