@@ -102,6 +102,7 @@ def test_a_seed_repeats_a_song_and_a_song_without_one_says_its_seed(client):
     assert texts(write(client, seed=11)) == texts(write(client, seed=11))
     assert texts(write(client, seed=11)) != texts(write(client, seed=12))
     unseeded = write(client)
+    assert 0 <= unseeded["settings"]["seed"] < 2**53  # the page's numbers hold it exactly
     assert texts(write(client, seed=unseeded["settings"]["seed"])) == texts(unseeded)
 
 

@@ -4,10 +4,11 @@ SongRequest with its own generator, written by a Songwriter."""
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,8 @@ class Engine:
                                  + (", ".join(self.presets) or "none"))
             preset = str(self.presets[body.preset][0])
         cfg = settings(preset, {**given, "num_samples": 1})
+        if cfg.seed is None:  # a seed that the page's JavaScript numbers hold exactly
+            cfg = replace(cfg, seed=secrets.randbelow(2**53))
         if cfg.lines is None and cfg.acrostic is None:  # (sample would write free text)
             raise UsageError("a song needs --lines N (or --acrostic)")
         form = song_form(cfg)

@@ -4,7 +4,8 @@
 const $ = (id) => document.getElementById(id);
 const FIELDS = ["preset", "prefix", "lines", "line_length", "rhyme", "rhyme_with", "acrostic",
                 "temperature", "candidates", "max_copy", "seed"];
-const NUMBERS = new Set(["lines", "temperature", "candidates", "max_copy", "seed"]);
+// (the seed goes as its digits: a JavaScript number holds integers exactly only to 2**53)
+const NUMBERS = new Set(["lines", "temperature", "candidates", "max_copy"]);
 let info = {copy_run: 6, presets: {}};
 let lines = [];        // {text, rhyme, copied, score, others: [line], locked}
 let result = null;     // the last draw's result (sample --json's object)
