@@ -19,7 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from lyricgen.serve.app import create_app
-from lyricgen.serve.engine import Engine
+from lyricgen.commands.serve import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 

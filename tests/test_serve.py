@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from conftest import assert_one_line_error, cli  # noqa: E402
 from lyricgen.songs import rhyme  # noqa: E402
 from lyricgen.serve.app import create_app  # noqa: E402
-from lyricgen.serve.engine import Engine  # noqa: E402
+from lyricgen.commands.serve import Engine  # noqa: E402
 
 ROOT = Path(__file__).parent.parent
 FORM = {"lines": 6, "line_length": "5-7", "rhyme": "AABBCC", "candidates": 6}

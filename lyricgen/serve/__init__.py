@@ -1,3 +1,3 @@
-"""`lyricgen serve`: a local web page to write songs with (issue 26). api.py holds the requests
-and their bounds, engine.py turns one into a song through `sample`'s own path, app.py the
-routes, and page.html, page.css and page.js the page (no build step)."""
+"""`lyricgen serve`'s web side (issue 26): api.py holds the requests and their bounds, app.py
+the routes, and page.html, page.css and page.js the page (no build step). The checkpoint and
+the drawing, through `sample`'s own path, are commands/serve.py's Engine."""

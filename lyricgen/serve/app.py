@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,12 +18,24 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from lyricgen import __version__
 from lyricgen.config import SampleConfig
 from lyricgen.serve.api import CandidatesBody, DescribeBody, FieldError, Problem, SongBody
-from lyricgen.serve.engine import Engine, Job
 from lyricgen.songs.songwriter import Line
 
 REFUSED: dict[int | str, dict[str, Any]] = {422: {"model": Problem,
                                                   "description": "A field's value refused"}}
 ASSETS = {"page.css": "text/css", "page.js": "text/javascript"}
+
+
+class Engine(Protocol):
+    """What the routes ask of the loaded checkpoint: commands/serve.py's Engine (the commands
+    lie above this package, which does not import them)."""
+    def info(self) -> dict[str, Any]: ...
+    def prepare(self, body: SongBody) -> Any: ...  # a Job
+    def write(self, job: Any, on_line: Callable[[Line], None] | None = None
+              ) -> dict[str, Any]: ...
+    def candidates(self, body: CandidatesBody) -> dict[str, Any]: ...
+    def copies(self, cfg: SampleConfig) -> Any: ...
+    @staticmethod
+    def describe(text: str, copies: Any) -> dict[str, Any]: ...
 
 
 def create_app(engine: Engine) -> FastAPI:
@@ -96,7 +108,7 @@ class Gone(Exception):
     """The client left: the drawing stops at its next line."""
 
 
-def stream(engine: Engine, job: Job) -> Iterator[str]:
+def stream(engine: Engine, job: Any) -> Iterator[str]:
     """Server-sent events of a song drawn in a thread of its own, a line as it comes."""
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
     gone = threading.Event()
