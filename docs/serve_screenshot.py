@@ -49,14 +49,18 @@ def main() -> None:
         driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
         try:
             driver.get(f"http://127.0.0.1:{sock.getsockname()[1]}/")
-            WebDriverWait(driver, 10).until(lambda d: "corpus" in d.find_element(By.ID, "info").text)
+            WebDriverWait(driver, 10).until(
+                lambda d: "corpus" in d.find_element(By.ID, "info").text)
             page = driver.find_element
             for name, value in (("seed", args.seed), ("candidates", 8)):
                 page(By.ID, name).clear()
                 page(By.ID, name).send_keys(str(value))
             page(By.ID, "write").click()
-            idle = lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "idle"  # noqa: E731
-            WebDriverWait(driver, 30).until(lambda d: idle(d) and d.find_elements(By.CSS_SELECTOR, "#song > li"))
+            def idle(d) -> bool:
+                return d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "idle"
+
+            WebDriverWait(driver, 30).until(
+                lambda d: idle(d) and d.find_elements(By.CSS_SELECTOR, "#song > li"))
             for i in (0, 1):
                 page(By.CSS_SELECTOR, f'#song > li[data-index="{i}"] .lock').click()
             page(By.ID, "redraw").click()

@@ -177,3 +177,37 @@ def test_serve_on_a_port_in_use_is_a_one_line_error(trained):
         result = cli("serve", "--checkpoint", trained / "best.pt", "--port",
                      taken.getsockname()[1])
     assert_one_line_error(result, 1, "cannot listen on 127.0.0.1")
+
+
+def test_the_drawer_runs_each_drawing_on_its_own_thread_and_tells_errors():
+    """`serve` draws on the main thread (serve/drawer.py says why): functions sent from other
+    threads run on the thread that serves them, their results and errors come back, and once
+    it stops a drawing asked for is refused."""
+    import threading
+    from lyricgen.serve.drawer import Drawer, Stopping
+
+    drawer, answers = Drawer(), []
+
+    def ask() -> None:
+        answers.append(drawer(lambda: threading.current_thread().name))
+        try:
+            drawer(lambda: 1 / 0)
+        except ZeroDivisionError:
+            answers.append("raised")
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    drawer.serve_until(lambda: not asking.is_alive())
+    assert answers == [threading.current_thread().name, "raised"]
+    refused = []
+
+    def late() -> None:
+        try:
+            drawer(lambda: 1)
+        except Stopping:
+            refused.append(True)
+
+    asking = threading.Thread(target=late)
+    asking.start()
+    asking.join(5)
+    assert refused == [True]

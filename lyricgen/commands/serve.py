@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import signal
 import socket
 import threading
 import time
@@ -45,8 +46,10 @@ def serve(path: Path, host: str, port: int, *, presets: Path = Path("configs"),
     except ImportError:
         raise LyricgenError(INSTALL) from None
     from lyricgen.serve.app import create_app
+    from lyricgen.serve.drawer import Drawer
 
-    engine = Engine(path, presets, warn=warn)
+    drawer = Drawer()
+    engine = Engine(path, presets, warn=warn, drawer=drawer)
     engine.warm()
     sock = listen(host, port)  # bound here, so that a port in use is a one-line error
     address = sock.getsockname()
@@ -59,8 +62,21 @@ def serve(path: Path, host: str, port: int, *, presets: Path = Path("configs"),
         "(API at /docs); Ctrl-C stops it")
     server = uvicorn.Server(uvicorn.Config(create_app(engine), log_level="warning",
                                            timeout_graceful_shutdown=5))
-    server.run(sockets=[sock])  # uvicorn handles Ctrl-C: it stops taking requests and ends
+    web = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    for stop in (signal.SIGINT, signal.SIGTERM):  # a clean stop (SIGINT too: a shell may
+        signal.signal(stop, _interrupt)  # start a background job with it ignored)
+    web.start()
+    try:
+        drawer.serve_until(lambda: not web.is_alive())  # songs drawn here, on the main thread
+    except KeyboardInterrupt:
+        pass
+    server.should_exit = True  # no more requests; those under way end
+    web.join(10)
     log("stopped")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -88,8 +104,10 @@ class Job:
 
 class Engine:
     def __init__(self, path: Path, presets_dir: Path | None = Path("configs"),
-                 warn: Callable[[str], None] = print):
-        self.path, self.warn = Path(path), warn
+                 warn: Callable[[str], None] = print,
+                 drawer: Callable[[Callable[[], Any]], Any] = lambda draw: draw()):
+        # `drawer` runs each drawing: here, or on the main thread (serve/drawer.py says why)
+        self.path, self.warn, self.drawer = Path(path), warn, drawer
         try:  # the training state holds the history, for the page's val ppl
             self.saved = checkpoint.load(path, training_state=True)
         except checkpoint.CheckpointError:
@@ -168,15 +186,18 @@ class Engine:
             return self._copies[cfg.max_copy]
 
     def write(self, job: Job, on_line: Callable[[Line], None] | None = None) -> dict[str, Any]:
-        """The song, as one result of `sample --json` with the seconds it took."""
-        began = time.perf_counter()
-        try:
+        """The song, as one result of `sample --json` with the seconds its drawing took."""
+        def draw() -> tuple[list[Line], float]:
+            began = time.perf_counter()
             (song,) = job.writer.write(job.request, on_line)
+            return song, time.perf_counter() - began
+
+        try:
+            song, seconds = self.drawer(draw)
         except LyricgenError as e:
             message = one_line(str(e))
             raise FieldError(field_of(message), message) from None
-        return {**result(job.prefix, job.used, 0, song, job.settings),
-                "seconds": round(time.perf_counter() - began, 4)}
+        return {**result(job.prefix, job.used, 0, song, job.settings), "seconds": round(seconds, 4)}
 
     def candidates(self, body: CandidatesBody) -> dict[str, Any]:
         """Line `body.line` drawn again after the song above it, the others kept: its
