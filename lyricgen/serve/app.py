@@ -118,8 +118,7 @@ def stream(engine: Engine, job: Any) -> Iterator[str]:
         nonlocal index
         if gone.is_set():
             raise Gone
-        others = [engine.describe(text, job.writer.copies) for text in line.others]
-        events.put(("line", {"index": index, **line.to_dict(), "others": others}))
+        events.put(("line", (index, line)))  # described below, off the drawing thread
         index += 1
 
     def draw() -> None:
@@ -137,6 +136,11 @@ def stream(engine: Engine, job: Any) -> Iterator[str]:
     threading.Thread(target=draw, daemon=True).start()
     try:
         while (event := events.get())[0] != "end":
-            yield f"event: {event[0]}\ndata: {json.dumps(event[1], ensure_ascii=False)}\n\n"
+            kind, data = event
+            if kind == "line":
+                at, line = data
+                others = [engine.describe(text, job.writer.copies) for text in line.others]
+                data = {"index": at, **line.to_dict(), "others": others}
+            yield f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
     finally:
         gone.set()
