@@ -211,3 +211,37 @@ def test_the_drawer_runs_each_drawing_on_its_own_thread_and_tells_errors():
     asking.start()
     asking.join(5)
     assert refused == [True]
+
+
+def test_serve_prints_its_url_answers_and_stops_cleanly_on_ctrl_c(trained):
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "lyricgen", "serve", "--checkpoint",
+                               str(trained / "best.pt"), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in line, line + server.stderr.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info", timeout=10) as answer:
+            assert json.load(answer)["epochs"] >= 1
+        time.sleep(0.2)
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=30)
+    finally:
+        server.kill()
+    assert server.returncode == 0, err
+    assert out.strip() == "stopped" and "Traceback" not in err
+
+
+@pytest.mark.parametrize("song, line, field", [
+    (["我在窗外的花"] * 6, 6, "line"), (["我在窗外的花"] * 5, 1, "song"),
+    (["我在窗外的花"] * 5 + ["花" * 201], 1, "song"), (["我在窗外的花"] * 6, -1, "line")])
+def test_the_candidates_of_a_line_outside_the_song_are_refused(client, song, line, field):
+    response = client.post("/api/candidates", json={**FORM, "song": song, "line": line})
+    assert response.status_code == 422 and response.json()["field"] == field, response.text

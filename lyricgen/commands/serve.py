@@ -63,15 +63,18 @@ def serve(path: Path, host: str, port: int, *, presets: Path = Path("configs"),
     server = uvicorn.Server(uvicorn.Config(create_app(engine), log_level="warning",
                                            timeout_graceful_shutdown=5))
     web = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    for stop in (signal.SIGINT, signal.SIGTERM):  # a clean stop (SIGINT too: a shell may
-        signal.signal(stop, _interrupt)  # start a background job with it ignored)
+    # a clean stop on either (SIGINT too: a shell may start a background job with it ignored)
+    before = {stop: signal.signal(stop, _interrupt) for stop in (signal.SIGINT, signal.SIGTERM)}
     web.start()
     try:
         drawer.serve_until(lambda: not web.is_alive())  # songs drawn here, on the main thread
     except KeyboardInterrupt:
         pass
-    server.should_exit = True  # no more requests; those under way end
-    web.join(10)
+    finally:
+        server.should_exit = True  # no more requests; those under way end
+        web.join(10)
+        for stop, handler in before.items():
+            signal.signal(stop, handler)
     log("stopped")
 
 
@@ -86,6 +89,7 @@ def listen(host: str, port: int) -> socket.socket:
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        sock.listen(2048)  # connections wait from now on, while the server starts
     except OSError as e:
         raise LyricgenError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     sock.set_inheritable(True)

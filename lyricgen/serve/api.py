@@ -63,6 +63,13 @@ class CandidatesBody(SongBody):
                             "them, as they stand now.")
     line: int = Field(..., ge=0, lt=MAX_LINES, description="The line, by index from 0.")
 
+    @field_validator("song")
+    @classmethod
+    def _short_song(cls, song: list[str]) -> list[str]:
+        if any(len(text) > MAX_TEXT for text in song):
+            raise ValueError(f"a line is longer than {MAX_TEXT} characters")
+        return song
+
 
 class DescribeBody(BaseModel):
     """Lines to describe (written by hand): each one's rhyme key and copied run."""
