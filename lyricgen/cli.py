@@ -61,7 +61,13 @@ class LyricgenGroup(TyperGroup):
 
 
 def fail(message: str, code: int) -> int:
-    typer.echo(f"error: {one_line(message)}", err=True)
+    """The error line, on stderr. Under torchrun a usage error (exit code 2) is every
+    process's alike, so only rank 0 says it; any other error each process says, naming it."""
+    rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
+    if rank == "0":
+        typer.echo(f"error: {one_line(message)}", err=True)
+    elif code != 2:
+        typer.echo(f"error (rank {rank}): {one_line(message)}", err=True)
     return code
 
 

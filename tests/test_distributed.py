@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import lyrics
+from conftest import cli, lyrics
 from lyricgen import checkpoint
 
 FLOAT64 = str(Path(__file__).with_name("float64_lyricgen.py"))  # lyricgen in float64
@@ -161,3 +161,23 @@ def wait_for(condition, process: subprocess.Popen) -> None:
         assert process.poll() is None, "the run ended early"
         assert time.monotonic() < deadline, f"nothing after {TIMEOUT} s"
         time.sleep(0.02)
+
+
+@pytest.mark.parametrize("rank, args, code, said", [
+    ("0", ["--epochs", "0"], 2, "error: --epochs must be at least 1"),
+    ("1", ["--epochs", "0"], 2, ""),  # the same for every process: rank 0 says it
+    ("1", ["--out", "{tmp}/afile/run"], 1, "error (rank 1): --out "),
+])
+def test_under_torchrun_a_usage_error_is_said_once_and_others_name_their_process(
+        tmp_path, monkeypatch, rank, args, code, said):
+    (tmp_path / "afile").write_bytes(b"x")
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("LOCAL_RANK", rank)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    data = tmp_path / "lyrics.txt"
+    data.write_text(lyrics(), encoding="utf-8")
+    result = cli("train", "--data", data, "--out", tmp_path / "run",
+                 *[a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == code
+    lines = result.stderr.splitlines()
+    assert (len(lines) == 1 and lines[0].startswith(said)) if said else lines == []
