@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from lyricgen.config import SECTION_OF, Config
-from lyricgen.errors import SettingError, UsageError
+from lyricgen.data.text_files import open_regular
+from lyricgen.errors import LyricgenError, SettingError, UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -75,12 +76,12 @@ def flat_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
 def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        with path.open("rb") as f:
+        with open_regular(path, "give a TOML preset file") as f:  # a FIFO would wait forever
             return tomllib.load(f)
     except FileNotFoundError:
         raise UsageError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise UsageError(f"config file is a folder: {path}") from None
+    except LyricgenError as e:  # a folder, a FIFO, a device
+        raise UsageError(f"config file {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"{path} is not valid TOML: {e}") from None
     except UnicodeDecodeError:

@@ -222,7 +222,7 @@ TRAIN_CASES = [
     pytest.param({}, ["--config", "{tmp}/missing.toml"], 2,
                  ["config file not found", "missing.toml"], id="missing config file"),
     pytest.param({"configs/x": b""}, ["--config", "{tmp}/configs"], 2,
-                 ["config file is a folder"], id="config file is a folder"),
+                 ["config file", "configs is a folder"], id="config file is a folder"),
 ]
 
 
@@ -548,6 +548,16 @@ def no_hang():
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "compare"])
+@pytest.mark.parametrize("kind", ["a FIFO", "a device"])
+def test_a_preset_that_is_a_fifo_or_a_device_is_refused_not_waited_on(tmp_path, command, kind,
+                                                                      no_hang):
+    preset = tmp_path / "song.toml"
+    make_not_a_file(preset, kind)
+    assert_one_line_error(cli(command, "--config", preset), 2, "config file", "song.toml",
+                          "not a regular file", "TOML preset")
 
 
 @pytest.mark.parametrize("kind, expected", NOT_A_FILE, ids=[k for k, _ in NOT_A_FILE])

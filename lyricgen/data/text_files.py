@@ -67,15 +67,18 @@ def _read_text(path: Path, text: _Text) -> str:
     return text.result(path)
 
 
-def open_regular(path: Path) -> BinaryIO:
-    """`path` opened for binary reading, provided it is a regular file. Checked before opening,
-    since opening a FIFO waits for a writer; opened non-blocking and checked again, in case
-    something else took its place in between."""
-    _require_regular(path, os.stat(path))
+CORPUS = "give a .txt file, a .zip or a folder of .txt files"
+
+
+def open_regular(path: Path, advice: str = CORPUS) -> BinaryIO:
+    """`path` opened for binary reading, provided it is a regular file (else an error ending
+    in `advice`). Checked before opening, since opening a FIFO waits for a writer; opened
+    non-blocking and checked again, in case something else took its place in between."""
+    _require_regular(path, os.stat(path), advice)
     nonblock = getattr(os, "O_NONBLOCK", 0)
     fd = os.open(path, os.O_RDONLY | nonblock | getattr(os, "O_BINARY", 0))
     try:
-        _require_regular(path, os.fstat(fd))
+        _require_regular(path, os.fstat(fd), advice)
         if nonblock:
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
@@ -89,12 +92,11 @@ _KINDS = [(stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISSOCK, "a socket")]
 
 
-def _require_regular(path: Path, st: os.stat_result) -> None:
+def _require_regular(path: Path, st: os.stat_result, advice: str) -> None:
     if stat.S_ISREG(st.st_mode):
         return
     kind = next((name for test, name in _KINDS if test(st.st_mode)), "a special file")
-    raise LyricgenError(f"{path} is {kind}, not a regular file: give a .txt file, a .zip or a "
-                        "folder of .txt files")
+    raise LyricgenError(f"{path} is {kind}, not a regular file: {advice}")
 
 
 def _add_zip_members(path: Path, file: BinaryIO, text: _Text) -> None:
