@@ -20,6 +20,7 @@ uvicorn = pytest.importorskip("uvicorn")
 
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from lyricgen.serve.app import create_app  # noqa: E402
@@ -125,3 +126,28 @@ def test_write_lock_two_lines_and_redraw_the_others_in_form(page):
 
     driver.find_element(By.ID, "undo").click()  # the song before the redraw comes back
     assert [line["text"] for line in song(driver)] == [line["text"] for line in first]
+
+
+def test_a_line_takes_another_candidate_or_a_hand_written_text_and_is_then_locked(page):
+    driver, url = page
+    driver.get(url)
+    WebDriverWait(driver, 10).until(lambda d: "corpus" in d.find_element(By.ID, "info").text)
+    fill(driver, lines=4, line_length="5-7", rhyme="AABB", candidates=6, seed=3)
+    driver.find_element(By.ID, "write").send_keys(Keys.ENTER)  # the keyboard alone
+    first = drawn(driver, 4)
+
+    line = '#song > li[data-index="1"]'
+    driver.find_element(By.CSS_SELECTOR, f"{line} .show").click()
+    other = driver.find_element(By.CSS_SELECTOR, f"{line} .others button")
+    chosen = other.find_element(By.CLASS_NAME, "candidate").get_attribute("textContent")
+    other.click()
+    assert song(driver)[1]["text"] == chosen != first[1]["text"]
+
+    text = driver.find_element(By.CSS_SELECTOR, '#song > li[data-index="2"] .text')
+    text.send_keys(Keys.CONTROL, "a")  # as a person would (clear() would fire a change)
+    text.send_keys("我在窗外的花", Keys.TAB)  # written by hand: locked, described
+    WebDriverWait(driver, 10).until(lambda d: song(d)[2]["rhyme"] == "发花")
+    assert song(driver)[2]["locked"] and song(driver)[2]["text"] == "我在窗外的花"
+    driver.find_element(By.ID, "redraw").click()
+    again = drawn(driver, 4)
+    assert again[2]["text"] == "我在窗外的花" and again[3]["rhyme"] == "发花"  # B rhymes with it

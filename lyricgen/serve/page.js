@@ -173,9 +173,9 @@ function render() {
       toggle.setAttribute("aria-expanded", String(!!line.open));
       row.append(toggle);
       if (line.open) li.append(element("ol", {className: "others"}, ...line.others.map((o, k) =>
-        element("li", {}, element("button", {type: "button", textContent:
-          `${o.text}  · ${o.rhyme ?? "-"}${copyMark(o) ? " · " + copyMark(o) : ""}`,
-          onclick: () => choose(i, k)})))));
+        element("li", {}, element("button", {type: "button", onclick: () => choose(i, k)},
+          element("span", {className: "candidate", textContent: o.text}),
+          ` · ${o.rhyme ?? "-"}${copyMark(o) ? " · " + copyMark(o) : ""}`)))));
     }
     return li;
   }));
