@@ -25,7 +25,7 @@ from lyricgen.data.corpus import load_corpus
 from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.evaluate import Evaluation
 from lyricgen.models.charlm import CharLM, ModelConfig
-from lyricgen.training import loop, setup, step
+from lyricgen.training import loop, reporting, setup, step
 from lyricgen.checkpoint import Progress
 from lyricgen.training.schedule import Schedule
 from lyricgen.training.step import TrainStep
@@ -570,3 +570,22 @@ def test_a_one_epoch_summary_says_1_epoch(lyrics_file, tmp_path):
     assert result.exit_code == 0, result.output
     title = " ".join(result.stdout.split())
     assert "training finished: 1 epoch, best at epoch 1" in title, result.stdout
+
+
+@pytest.mark.parametrize("bar", [False, True])
+def test_without_a_progress_bar_a_line_says_how_far_each_epoch_is(lyrics_file, tmp_path,
+                                                                  monkeypatch, bar):
+    """Piped (no bar), a line every HEARTBEAT_S seconds (here every sync of the losses, every
+    16 batches of the 61 an epoch has), the epoch's end apart, which has its row: the epoch,
+    its batches done of all, the perplexity so far; with a bar, none."""
+    monkeypatch.setattr(reporting, "HEARTBEAT_S", 0.0)
+    lines = []
+    train(None, tiny_options(lyrics_file, tmp_path / "run", epochs=2, batch_size=2),
+          log=lines.append, progress_bar=bar)
+    beats = [line for line in lines if ": batch " in line]
+    if bar:
+        assert beats == []
+    else:
+        assert [line.split(",")[0] for line in beats] == [
+            f"epoch {e}/2: batch {b}/61" for e in (1, 2) for b in (16, 32, 48)]
+        assert all("train ppl" in line and "tok/s" in line for line in beats)

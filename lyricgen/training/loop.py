@@ -17,11 +17,10 @@ import torch
 from tqdm import tqdm
 
 from lyricgen import checkpoint
-from lyricgen.checkpoint import Checkpoint, CheckpointError
+from lyricgen.checkpoint import Checkpoint, CheckpointError, Progress
 from lyricgen.errors import LyricgenError, first_line
 from lyricgen.evaluate import evaluate, perplexity
 from lyricgen.training.distributed import contact
-from lyricgen.checkpoint import Progress
 from lyricgen.training.reporting import Log, Reporter
 from lyricgen.training.schedule import Schedule
 from lyricgen.training.signals import StopFlag, stop_signals
@@ -49,13 +48,11 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.schedule = Schedule.of(self.cfg.train)
         self.world = setup.world  # with several processes, rank 0 alone reports and writes
-        self.report = Reporter(out, log, self.cfg.train, writes=self.world.main)
-        self.log = log
+        self.report = Reporter(out, log, self.cfg.train, writes=self.world.main,
+                               heartbeat=not progress_bar)
         self.bar: tqdm | None = None  # the epoch's progress bar, and its title
         self.bar_title = ""
         self.saved: str | None = None  # where the run stood at the last checkpoint written
-
-    # --- checkpoints ---------------------------------------------------------------------------
 
     def checkpoint(self) -> Checkpoint:
         """What a checkpoint holds (every process calls it: the RNG states are gathered)."""
@@ -117,8 +114,6 @@ class Trainer:
             self.bar.close()
             self.bar = None
 
-    # --- the loop ------------------------------------------------------------------------------
-
     def run(self) -> TrainResult:
         epochs = self.cfg.train.epochs
         self.report.rewrite_metrics(self.history)
@@ -144,7 +139,7 @@ class Trainer:
                 # A signal is a normal stop, as the time limit is, with the shell's exit code.
                 stop = "time limit" if stopped == "time limit" else f"interrupted by {stopped}"
                 exit_code = EXIT_CODES.get(stopped, 0)
-                self.log(f"{'time limit reached' if stopped == 'time limit' else stop} at "
+                self.report.log(f"{'time limit reached' if stopped == 'time limit' else stop} at "
                          f"{where}; {self.out / 'last.pt'} holds it (continue with --resume)")
                 break
         return TrainResult(self.history, stop, self.out, self.progress.best_epoch, exit_code)
@@ -164,6 +159,7 @@ class Trainer:
         self.bar_title = f"epoch {epoch}/{self.cfg.train.epochs}"
         self.bar = bar = tqdm(total=len(batches), initial=done, desc=self.bar_title,
                               leave=False, disable=not self.progress_bar, dynamic_ncols=True)
+        self.report.epoch_started(done)
         while done < len(batches) and not stopped:
             X, Y = batches.batch(done)  # (B, T) each
             if not batches.carries_state:
@@ -182,7 +178,9 @@ class Trainer:
                 world.mean_(losses[p.batch:done])  # the global batches' losses
                 self.check_finite(losses, p.batch, done, epoch)
                 p.batch = done  # everything up to here is known to be finite
-                bar.set_postfix(ppl=f"{perplexity(losses[:done].mean().item()):.2f}")
+                ppl = perplexity(losses[:done].mean().item())
+                bar.set_postfix(ppl=f"{ppl:.2f}")
+                self.report.batches(self.bar_title, done, len(batches), ppl)
         p.seconds += time.perf_counter() - start
         p.batch_losses = losses[:done].tolist()
         complete = done == len(batches)

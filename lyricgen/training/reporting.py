@@ -4,6 +4,7 @@ greedy previews."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,33 @@ from lyricgen.data.vocab import Vocab
 
 Log = Callable[[str], None]  # where a run's lines go: print, typer.echo, or nowhere
 PREVIEW = SampleConfig(length=50, greedy=True)  # the book previews 50 greedy characters
+HEARTBEAT_S = 10.0  # without a progress bar, a line about this often while an epoch trains
 
 
 class Reporter:
     """`writes=False` (the other processes of a run on several) makes it tell nothing."""
 
-    def __init__(self, out: Path, log: Log, train: TrainConfig, writes: bool = True):
+    def __init__(self, out: Path, log: Log, train: TrainConfig, writes: bool = True,
+                 heartbeat: bool = False):
         self.metrics, self.train, self.writes = out / "metrics.jsonl", train, writes
         self.log = log if writes else (lambda message: None)
+        self.heartbeat = heartbeat  # lines while an epoch trains (piped: no progress bar)
+        self._beat = (0.0, 0, 0.0)  # the epoch's start: time, batches done; the last line's time
+
+    def epoch_started(self, done: int) -> None:
+        now = time.monotonic()
+        self._beat = (now, done, now)
+
+    def batches(self, title: str, done: int, total: int, ppl: float) -> None:
+        """With `heartbeat`, every HEARTBEAT_S seconds or so: how far the epoch is, and how
+        fast (a log or a pipe shows no bar, and an epoch can take minutes)."""
+        began, first, last = self._beat
+        now = time.monotonic()
+        if self.heartbeat and now - last >= HEARTBEAT_S and done < total:
+            tokens = (done - first) * self.train.batch_size * self.train.num_steps
+            self.log(f"{title}: batch {done}/{total}, train ppl {ppl:.2f}, "
+                     f"{tokens / max(now - began, 1e-9):,.0f} tok/s")
+            self._beat = (began, first, now)
 
     def rewrite_metrics(self, history: list[dict[str, Any]]) -> None:
         """metrics.jsonl as the history says (a resumed run drops rows of lost epochs)."""
