@@ -130,7 +130,7 @@ def test_the_stream_sends_each_line_as_drawn_then_the_song(client):
     ({"candidates": 0}, "candidates"), ({"line_length": "61"}, "line_length"),
     ({"line_length": "seven"}, "line_length"), ({"rhyme": "A1"}, "rhyme"),
     ({"rhyme_with": "xy"}, "rhyme_with"), ({"temperature": 0}, "temperature"),
-    ({"max_copy": 1}, "max_copy"), ({"seed": -1}, "seed"), ({"prefix": "分" * 201}, "prefix"),
+    ({"max_copy": 1}, "max_copy"), ({"max_copy": 33}, "max_copy"), ({"seed": -1}, "seed"), ({"prefix": "分" * 201}, "prefix"),
     ({"prefix": "😀"}, "prefix"), ({"prefix": "a\nb\nc\nd\ne\nf\ng"}, "prefix"),
     ({"acrostic": "分" * 65, "lines": None}, "acrostic"), ({"acrostic": "分开"}, "acrostic"),
     ({"locked": {"6": "我在窗外的花"}}, "locked"), ({"locked": {"1": "a\nb"}}, "locked"),

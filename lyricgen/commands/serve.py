@@ -64,7 +64,8 @@ def serve(path: Path, host: str, port: int, *, presets: Path = Path("configs"),
                                            timeout_graceful_shutdown=5))
     web = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     # a clean stop on either (SIGINT too: a shell may start a background job with it ignored)
-    before = {stop: signal.signal(stop, _interrupt) for stop in (signal.SIGINT, signal.SIGTERM)}
+    before = {stop: signal.signal(stop, signal.default_int_handler)  # (KeyboardInterrupt)
+              for stop in (signal.SIGINT, signal.SIGTERM)}
     web.start()
     try:
         drawer.serve_until(lambda: not web.is_alive())  # songs drawn here, on the main thread
@@ -76,10 +77,6 @@ def serve(path: Path, host: str, port: int, *, presets: Path = Path("configs"),
         for stop, handler in before.items():
             signal.signal(stop, handler)
     log("stopped")
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -186,6 +183,8 @@ class Engine:
         """The corpus's copy index for `cfg.max_copy`, built once for each value asked."""
         with self._lock:
             if cfg.max_copy not in self._copies:
+                if len(self._copies) >= 4:  # each holds about 8 bytes a corpus character
+                    del self._copies[next(iter(self._copies))]  # the oldest
                 self._copies[cfg.max_copy] = copy_index(self.saved, cfg, self.warn)
             return self._copies[cfg.max_copy]
 

@@ -13,6 +13,7 @@ MAX_CANDIDATES = 64  # candidates drawn for each line
 MAX_LINE_LENGTH = 60  # characters of a drawn line (--line-length's highest)
 MAX_PREFIX = 200  # characters of the prefix
 MAX_TEXT = 200  # characters of a line written by hand, and of the other text options
+MAX_COPY = 32  # --max-copy: each value asked builds a copy index of the corpus
 
 OPTIONAL_TEXT = ("preset", "line_length", "rhyme", "rhyme_with", "acrostic", "keywords")
 
@@ -35,7 +36,8 @@ class SongBody(BaseModel):
     keywords: Optional[str] = Field(None, max_length=MAX_TEXT)
     temperature: Optional[float] = Field(None, description="Above 0; below 1 is safer.")
     candidates: Optional[int] = Field(None, ge=1, le=MAX_CANDIDATES)
-    max_copy: Optional[int] = Field(None, description="0: copies allowed; else at least 2.")
+    max_copy: Optional[int] = Field(None, ge=0, le=MAX_COPY,
+                                    description="0: copies allowed; else at least 2.")
     seed: Optional[int] = Field(None, description="The same seed gives the same song.")
     locked: dict[int, str] = Field(default_factory=dict, max_length=MAX_LINES, description=(
         "Lines kept as written, by index from 0 (a locked line of the prefix replaces it)."))
