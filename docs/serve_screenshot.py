@@ -1,6 +1,9 @@
-"""docs/serve.png, the README's picture of `lyricgen serve`: the page in headless chromium at a
-phone-ish width, a song written with the song preset, two lines locked, one line's other
-candidates open. python docs/serve_screenshot.py --checkpoint benchmarks/out/jay10/best.pt"""
+"""docs/serve.png, the README's picture of `lyricgen serve`: the page in headless chromium, 640
+pixels wide (--width), a song of the page's default form (8 lines of 7-9, AABB) with 8
+candidates a line, two lines locked and the rest redrawn, one line's other candidates open.
+
+    python docs/serve_screenshot.py --checkpoint benchmarks/out/jay10/best.pt
+"""
 
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "serve.png")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--width", type=int, default=640)
     args = parser.parse_args()
     os.environ["SE_OFFLINE"] = "true"
     sock = socket.socket()
@@ -43,8 +47,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as profile:
         for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      "--no-first-run", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--window-size=480,1300",
-                     "--hide-scrollbars", f"--user-data-dir={profile}"]:
+                     "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                     f"--window-size={args.width},1300", f"--user-data-dir={profile}"]:
             options.add_argument(flag)
         driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
         try:
@@ -68,8 +72,9 @@ def main() -> None:
             WebDriverWait(driver, 30).until(idle)
             page(By.CSS_SELECTOR, '#song > li[data-index="4"] .show').click()
             height = driver.execute_script("return document.documentElement.scrollHeight")
-            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-                "width": 480, "height": min(height, 2400), "deviceScaleFactor": 1, "mobile": False})
+            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {  # the whole page
+                "width": args.width, "height": min(height, 2400), "deviceScaleFactor": 1,
+                "mobile": False})
             driver.save_screenshot(str(args.out))
         finally:
             driver.quit()
