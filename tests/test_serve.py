@@ -130,7 +130,8 @@ def test_the_stream_sends_each_line_as_drawn_then_the_song(client):
     ({"candidates": 0}, "candidates"), ({"line_length": "61"}, "line_length"),
     ({"line_length": "seven"}, "line_length"), ({"rhyme": "A1"}, "rhyme"),
     ({"rhyme_with": "xy"}, "rhyme_with"), ({"temperature": 0}, "temperature"),
-    ({"max_copy": 1}, "max_copy"), ({"max_copy": 33}, "max_copy"), ({"seed": -1}, "seed"), ({"prefix": "分" * 201}, "prefix"),
+    ({"max_copy": 1}, "max_copy"), ({"max_copy": 33}, "max_copy"), ({"seed": -1}, "seed"),
+    ({"prefix": "分" * 201}, "prefix"),
     ({"prefix": "😀"}, "prefix"), ({"prefix": "a\nb\nc\nd\ne\nf\ng"}, "prefix"),
     ({"acrostic": "分" * 65, "lines": None}, "acrostic"), ({"acrostic": "分开"}, "acrostic"),
     ({"locked": {"6": "我在窗外的花"}}, "locked"), ({"locked": {"1": "a\nb"}}, "locked"),
@@ -143,6 +144,12 @@ def test_bad_values_and_requests_past_the_bounds_are_refused_naming_the_field(cl
     assert response.status_code == 422, response.text
     problem = response.json()
     assert problem["field"] == field and problem["message"] and "\n" not in problem["message"]
+
+
+def test_a_body_that_is_not_json_is_refused_as_a_whole(client):
+    response = client.post("/api/song", content=b'{"lines": 4,',
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and response.json()["field"] == "form", response.text
 
 
 def test_a_preset_sets_what_the_request_leaves_out(client):

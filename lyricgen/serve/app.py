@@ -52,7 +52,7 @@ def create_app(engine: Engine) -> FastAPI:
         # pydantic's list of errors, as the first one in the API's one shape
         error = e.errors()[0]
         place = [str(p) for p in error["loc"] if p != "body"]
-        field = place[0] if place else "form"
+        field = place[0] if place and not place[0].isdigit() else "form"  # (bad JSON: a place)
         return JSONResponse({"field": field, "message": f"{field}: {error['msg']}"}, 422)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
