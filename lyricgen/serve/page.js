@@ -74,7 +74,9 @@ async function draw(body, keep) {
         } else if (kind === "done") {
           result = data;
           data.lines.forEach((line, i) => {
-            if (!lines[i] || lines[i].pending) lines[i] = {...line, others: [], locked: keep.has(i)};
+            if (!lines[i] || lines[i].pending) {
+              lines[i] = {...line, others: [], locked: keep.has(i)};
+            }
             if (keep.has(i)) lines[i].locked = true;
           });
           lines.length = data.lines.length;
@@ -164,7 +166,8 @@ function render() {
     const row = element("div", {className: "row"}, text,
       element("span", {className: "rhyme", textContent: line.rhyme ?? "", title: "rhyme group"}),
       element("span", {className: "copied", textContent: copyMark(line)}), lock);
-    const li = element("li", {className: (line.locked ? "locked " : "") + (line.pending ? "pending" : "")}, row);
+    const li = element("li", {className: [line.locked && "locked", line.pending && "pending"]
+      .filter(Boolean).join(" ")}, row);
     li.dataset.index = i;
     if (line.others && line.others.length) {
       const toggle = element("button", {type: "button", className: "show",
@@ -204,12 +207,16 @@ async function loadInfo() {
   const ppl = info.val_ppl == null ? "no validation" : `val ppl ${info.val_ppl.toFixed(2)}`;
   $("info").textContent = `${info.checkpoint}: corpus ${info.corpus}, ${info.model}, ` +
     `${(info.parameters / 1e6).toFixed(1)}M parameters, ${info.epochs} epochs, ${ppl}`;
-  for (const name of Object.keys(info.presets)) $("preset").append(element("option", {value: name, textContent: name}));
+  for (const name of Object.keys(info.presets)) {
+    $("preset").append(element("option", {value: name, textContent: name}));
+  }
 }
 
 $("preset").addEventListener("change", () => {  // a preset fills the fields it sets
   const table = info.presets[$("preset").value] || {};
-  for (const [key, value] of Object.entries(table)) if ($(key) && key !== "preset") $(key).value = value;
+  for (const [key, value] of Object.entries(table)) {
+    if ($(key) && key !== "preset") $(key).value = value;
+  }
 });
 $("form").addEventListener("submit", write);
 $("redraw").addEventListener("click", redraw);
@@ -221,6 +228,9 @@ $("copy").addEventListener("click", async () => {
 $("txt").addEventListener("click", () => download("song.txt", songText(), "text/plain"));
 $("json").addEventListener("click", () => download("song.json", songJson(), "application/json"));
 document.addEventListener("keydown", (e) => {  // Ctrl+Enter (or Cmd+Enter): redraw
-  if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && !$("redraw").disabled) { e.preventDefault(); redraw(); }
+  if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && !$("redraw").disabled) {
+    e.preventDefault();
+    redraw();
+  }
 });
 loadInfo();
