@@ -58,3 +58,8 @@ def first_line(e: BaseException) -> str:
 def one_line(message: str) -> str:
     """`message` on one line whatever a name in it holds: control characters as escapes."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
+def plural(n: int, noun: str) -> str:
+    """'1 epoch', '2 epochs'."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")

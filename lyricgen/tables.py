@@ -8,6 +8,8 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.table import Table
 
+from lyricgen.errors import plural
+
 
 class Run(Protocol):
     """What the summary reads of a run (training.loop.TrainResult has it)."""
@@ -24,14 +26,15 @@ def print_training_summary(result: Run, console: Console | None = None) -> None:
         console.print(f"no epoch completed; {result.out / 'last.pt'} holds the run so far")
         return
     cache, lstm = "val_ppl_plain" in rows[0], "val_ppl_lstm" in rows[0]
-    table = Table(title=f"training {result.stop}: {plural(len(rows), 'epoch')}, best at epoch "
-                        f"{result.best_epoch}")
+    # Fits 80 columns (a pipe's width): short headers, no vertical rules, no cell wrapped.
+    table = Table(title=f"training {result.stop}: {plural(len(rows), 'epoch')}, best at "
+                        f"epoch {result.best_epoch}", box=None, title_justify="left",
+                  pad_edge=False, show_edge=False)
     keys = ["val_ppl", *(["val_ppl_plain"] if cache else []), *(["val_ppl_lstm"] if lstm else [])]
-    columns = ["epoch", "train ppl", "val ppl (cache)" if cache else "val ppl",
-               *(["val ppl (no cache)"] if cache else []), *(["LSTM alone"] if lstm else []),
-               "seconds", "tokens/s", "lr"]
+    columns = ["epoch", "train ppl", "val ppl", *(["no cache"] if cache else []),
+               *(["LSTM alone"] if lstm else []), "seconds", "tokens/s", "lr"]
     for name in columns:
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
     shown = rows if len(rows) <= 12 else rows[:5] + [None] + rows[-6:]
     for row in shown:
         if row is None:
@@ -45,8 +48,8 @@ def print_training_summary(result: Run, console: Console | None = None) -> None:
                       f"{row['lr']:.3g}", style=style)
     console.print(table)
     if cache:
-        console.print("val ppl (cache) is with the continuous cache over the held-out text "
-                      "already read (it picks best.pt); val ppl (no cache) is the model without it")
+        console.print("val ppl is with the continuous cache over the held-out text already "
+                      "read (it picks best.pt); no cache is the model without it")
     if lstm:
         console.print("the model is the LSTM mixed with n-gram counts of the training text "
                       "(--ngram-order); LSTM alone is the network by itself")
@@ -100,7 +103,3 @@ def print_data_info(info: dict[str, Any], console: Console | None = None) -> Non
     table.add_row("most common", common)
     console.print(table)
 
-
-def plural(n: int, noun: str) -> str:
-    """'1 epoch', '2 epochs'."""
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")

@@ -91,6 +91,15 @@ def test_adjacent_too_short_text_states_the_minimum(b, t):
         AdjacentBatches(positions(minimum - 1), b, t)
 
 
+@pytest.mark.parametrize("n, said", [(1, "1 character,"), (2, "2 characters,"),
+                                     (1234, "1,234 characters,")])
+def test_the_too_short_message_counts_in_words(n, said):
+    for make in (AdjacentBatches, lambda ids, b, t: RandomBatches(ids, b, t, "cpu",
+                                                                   torch.Generator())):
+        with pytest.raises(LyricgenError, match=f"one batch: {said}"):
+            make(positions(n), 64, 35)
+
+
 # --- RandomBatches ------------------------------------------------------------------------------
 
 def test_random_batches_are_disjoint_windows_shifted_by_one():

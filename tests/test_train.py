@@ -3,6 +3,7 @@ config layering."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -11,11 +12,12 @@ import signal
 import pytest
 import torch
 import torch.nn.functional as F
+from rich.console import Console
 from typer.testing import CliRunner
 
 from conftest import (QUIET, TINY, assert_one_line_error, cli, cli_args, lyrics, tiny_options,
                       without_timings)
-from lyricgen import checkpoint, memory
+from lyricgen import checkpoint, memory, tables
 from lyricgen.cli import app
 from lyricgen.commands import train as train_command
 from lyricgen.commands.train import train
@@ -571,6 +573,25 @@ def test_a_one_epoch_summary_says_1_epoch(lyrics_file, tmp_path):
     title = " ".join(result.stdout.split())
     assert "training finished: 1 epoch, best at epoch 1" in title, result.stdout
 
+
+
+def test_the_summary_fits_an_80_column_pipe_without_cutting_a_figure(tmp_path):
+    """Every column of the widest summary (the cache, the counts), with figures as wide as runs
+    make them (a 5-digit perplexity, 6-digit tokens/s, an lr after many halvings), in 80
+    columns: no line longer, nothing cut to an ellipsis, every figure there in full."""
+    row = {"epoch": 12, "train_ppl": 12345.67, "val_ppl": 9876.54, "val_ppl_plain": 10234.5,
+           "val_ppl_lstm": 11111.11, "seconds": 1234.5, "tokens_per_s": 123456.0,
+           "lr": 0.000125}
+    rows = [dict(row, epoch=e, lr=row["lr"] / 2 ** (e // 7)) for e in range(1, 15)]
+    out = io.StringIO()
+    tables.print_training_summary(loop.TrainResult(rows, "time limit", tmp_path, 12),
+                                  Console(file=out, width=80))
+    text = out.getvalue()
+    assert max(map(len, text.splitlines())) <= 80 and "…" not in text
+    assert text.splitlines()[0].strip() == "training time limit: 14 epochs, best at epoch 12"
+    for figure in ("12345.67", "9876.54", "10234.50", "11111.11", "1234.5", "123,456",
+                   "6.25e-05", f"{0.000125 / 4:.3g}"):
+        assert figure in text, figure
 
 @pytest.mark.parametrize("bar", [False, True])
 def test_without_a_progress_bar_a_line_says_how_far_each_epoch_is(lyrics_file, tmp_path,

@@ -11,7 +11,7 @@ from lyricgen import checkpoint, sizing
 from lyricgen.config import Config, TrainConfig, check_out_name
 from lyricgen.data.corpus import Corpus, load_corpus
 from lyricgen.device import resolve_device
-from lyricgen.errors import LyricgenError, UsageError
+from lyricgen.errors import LyricgenError, UsageError, plural
 from lyricgen.files import remove_stale_temporaries
 from lyricgen.presets import flat_keys, load_config, naming_sources, option_name, read_toml
 from lyricgen.run_folder import check_out_dir, clear_outputs, make_out_dir
@@ -136,8 +136,8 @@ def make_trainer(run: Run, corpus: Corpus, log: Log, progress_bar: bool, world: 
     setup = set_up(run.cfg, corpus, log, world)
     if run.source is not None:
         carried, new = transplant(setup.model, run.source, corpus.vocab)
-        log(f"starting from the weights of {run.source.source}: {carried} characters carried "
-            f"over, {new} new")
+        log(f"starting from the weights of {run.source.source}: "
+            f"{plural(carried, 'character')} carried over, {new} new")
     trainer = Trainer(setup, run.out, log=log, progress_bar=progress_bar)
     if run.saved is not None:
         trainer.restore(run.saved)

@@ -9,7 +9,7 @@ from typing import Protocol
 
 import torch
 
-from lyricgen.errors import LyricgenError
+from lyricgen.errors import LyricgenError, plural
 
 
 class Batches(Protocol):
@@ -38,7 +38,7 @@ class AdjacentBatches:
         if self.num_batches < 1:
             needed = batch_size * (num_steps + 1)
             raise LyricgenError(
-                f"the text is too short for one batch: {len(ids)} characters, but batch size "
+                f"the text is too short for one batch: {plural(len(ids), 'character')}, but batch size "
                 f"{batch_size} x {num_steps} steps needs at least {needed}; "
                 "use more text or lower --batch-size / --num-steps")
 
@@ -65,7 +65,7 @@ class RandomBatches:
         self.num_batches = num_windows // batch_size
         if self.num_batches < 1:
             raise LyricgenError(
-                f"the text is too short for one batch: {len(ids)} characters, but batch size "
+                f"the text is too short for one batch: {plural(len(ids), 'character')}, but batch size "
                 f"{batch_size} x {num_steps} steps needs at least {batch_size * num_steps + 1}; "
                 "use more text or lower --batch-size / --num-steps")
         self.ids = ids.to(device)

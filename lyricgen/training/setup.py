@@ -11,7 +11,7 @@ from lyricgen.data.batching import Batches, RowShard, make_batches
 from lyricgen.config import Config, TrainConfig
 from lyricgen.data.corpus import Corpus
 from lyricgen.device import resolve_device
-from lyricgen.errors import LyricgenError, UsageError
+from lyricgen.errors import LyricgenError, UsageError, plural
 from lyricgen.memory import human_bytes, require
 from lyricgen.presets import option_name
 from lyricgen.models import fast
@@ -78,7 +78,7 @@ def set_up(cfg: Config, corpus: Corpus, log: Log = print, world: World = World()
     except LyricgenError as e:
         if len(corpus.val_ids) > len(corpus.train_ids):  # the held-out part took most of it
             raise LyricgenError(f"--val-fraction {cfg.data.val_fraction:g} leaves "
-                                f"{len(corpus.train_ids)} characters to train on: {e}; lower "
+                                f"{plural(len(corpus.train_ids), 'character')} to train on: {e}; lower "
                                 "--val-fraction") from None
         raise
     if len(corpus.val_ids) == 1:
