@@ -4,6 +4,7 @@ locked lines stand unchanged while the others are drawn again in the form."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -123,6 +124,12 @@ def test_write_lock_two_lines_and_redraw_the_others_in_form(page):
     assert second[2]["rhyme"] == second[3]["rhyme"]  # and the locked B line line 3, above it
     assert second[4]["rhyme"] == second[5]["rhyme"] != ""
     assert [line["text"] for line in second] != [line["text"] for line in first]
+
+    # what "Download .json" saves: `sample --json`'s list, of the song as the page shows it
+    (saved,) = json.loads(driver.execute_script("return songJson()"))
+    assert set(saved) == {"prefix", "prefix_used", "sample", "text", "lines", "settings"}
+    assert [line["text"] for line in saved["lines"]] == [line["text"] for line in second]
+    assert saved["text"] == driver.execute_script("return songText()")
 
     driver.find_element(By.ID, "undo").click()  # the song before the redraw comes back
     assert [line["text"] for line in song(driver)] == [line["text"] for line in first]

@@ -222,7 +222,15 @@ $("form").addEventListener("submit", write);
 $("redraw").addEventListener("click", redraw);
 $("undo").addEventListener("click", () => { lines = undo.pop(); render(); setBusy(false); });
 $("copy").addEventListener("click", async () => {
-  await navigator.clipboard.writeText(songText());
+  if (navigator.clipboard) {
+    await navigator.clipboard.writeText(songText());
+  } else {  // a page reached over plain http from another machine has no clipboard API
+    const area = element("textarea", {value: songText()});
+    document.body.append(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
   $("status").textContent = "copied the song as text";
 });
 $("txt").addEventListener("click", () => download("song.txt", songText(), "text/plain"));
