@@ -87,6 +87,9 @@ class TrainConfig:
 
 
 MAX_SAMPLES = 10_000  # texts a `sample` writes per prefix: more would run silent for minutes
+# What a run is asked to do, not how: options with no preset key.
+COMMAND_LINE_ONLY = {"prefix", "checkpoint", "backend", "device", "unknown", "json", "config",
+                     "resume", "overwrite"}
 REPETITION_PENALTY = 1.5  # for text drawn a line at a time (CTRL's)
 SEED_MAX = 2**63 - 1  # torch.manual_seed takes up to 2**64 - 1; batching's seeds are mod 2**63
 
@@ -226,6 +229,8 @@ def _checked_fields(klass: type, table: dict[str, Any], where: str) -> dict[str,
         if key not in hints:
             close = difflib.get_close_matches(key, hints, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
+            if key in COMMAND_LINE_ONLY:
+                hint = f": --{key.replace('_', '-')} is given on the command line, not in a preset"
             raise UsageError(f"{where}: unknown key '{key}'{hint}")
         out[key] = _coerce(value, hints[key], f"{where} {key}")
     return out

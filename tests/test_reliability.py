@@ -408,6 +408,16 @@ def test_a_preset_s_bad_sample_value_names_its_file_table_and_key(trained, lyric
                           f"{preset} [sample] seed must be from 0")
 
 
+@pytest.mark.parametrize("key, value", [("prefix", '["分开"]'), ("checkpoint", '"x.pt"')])
+def test_a_preset_key_for_a_command_line_only_option_says_where_it_goes(trained, tmp_path,
+                                                                        key, value):
+    preset = tmp_path / "c.toml"
+    preset.write_text(f"[sample]\n{key} = {value}\n", encoding="utf-8")
+    assert_one_line_error(cli("sample", "--config", preset, "--checkpoint", trained / "best.pt"),
+                          2, f"[sample]: unknown key '{key}'",
+                          f"--{key} is given on the command line, not in a preset")
+
+
 def test_sample_with_stdout_closed_is_one_line(trained):
     done = subprocess.run(["sh", "-c", f'exec "{sys.executable}" -m lyricgen sample '
                            f'--checkpoint "{trained / "best.pt"}" >&-'],
