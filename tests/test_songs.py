@@ -397,3 +397,19 @@ def test_a_locked_line_outside_the_song_or_of_two_lines_is_refused(trained, lock
     writer, vocab = writer_for(trained)
     with pytest.raises(songwriter.LyricgenError, match=phrase):
         writer.write(request(vocab, 0, locked=locked))
+
+
+def test_a_line_kept_against_the_repeat_rule_is_said(trained):
+    """Drawn greedily every candidate is the same line, so a song of two lines repeats it: the
+    writer says so rather than breaking the README's rule silently."""
+    from lyricgen.config import SampleConfig
+    writer, vocab = writer_for(trained)
+    notes = []
+    form = make_form(2, "3", None, None, None)
+    (song,) = writer.write(songwriter.SongRequest(
+        [vocab.index["\n"]], "", form, SampleConfig(lines=2, line_length="3", greedy=True,
+                                                    repetition_penalty=1.0, words=0.0),
+        None, warn=notes.append))
+    assert song[0].text == song[1].text
+    assert notes == ["note: line 2 repeats an earlier line: none of 32 candidates did better "
+                     "(raise --temperature or --candidates)"]

@@ -44,7 +44,8 @@ class SongRequest:
     """What to write: songs in `form` continuing `prefix_text` (whose ids, or a newline for an
     empty prefix, warm the model up), drawn with `cfg` from `generator`'s stream. `locked`:
     lines (by index) every song keeps as given, the lines around them drawn in the form after
-    them and rhyming with them; `others`: keep each line's other candidates."""
+    them and rhyming with them; `others`: keep each line's other candidates; `warn`: told of a
+    line kept though it repeats an earlier one or misses its rhyme (no candidate did better)."""
     prefix_ids: list[int]
     prefix_text: str
     form: Form
@@ -52,6 +53,7 @@ class SongRequest:
     generator: torch.Generator | None = None
     locked: dict[int, str] = field(default_factory=dict)
     others: bool = False
+    warn: Callable[[str], None] | None = None  # told when a line breaks a soft rule
 
 
 @dataclass
@@ -144,6 +146,13 @@ class Songwriter:
             raise LyricgenError(f"could not write line {i + 1} without copying "
                                 f"{self.copies.n} characters of the corpus in {ROUNDS * K} "
                                 "tries; raise --candidates or --max-copy")
+        if r.warn is not None:
+            for s, (rank, _) in enumerate(chosen):
+                if rank[0].repeated or rank[0].missed_rhyme:
+                    what = "repeats an earlier line" if rank[0].repeated else "misses its rhyme"
+                    song = f"song {s + 1}, " if len(chosen) > 1 else ""
+                    r.warn(f"note: {song}line {i + 1} {what}: none of {ROUNDS * K} candidates "
+                           "did better (raise --temperature or --candidates)")
         # Each song's streams all continue from its kept candidate's drawing.
         for s, (rank, draw) in enumerate(chosen):
             for live, kept in zip(stepper.columns(), draw.saved):
