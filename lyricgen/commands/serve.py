@@ -23,13 +23,13 @@ from lyricgen.commands.sample import (SETTINGS, check_starts, copy_index, result
 from lyricgen.config import SampleConfig
 from lyricgen.copies import DEFAULT_RUN, CopyIndex
 from lyricgen.errors import LyricgenError, UsageError, one_line
-from lyricgen.presets import read_toml
-from lyricgen.songs.form import Form, check_vocab
+from lyricgen.serve.presets import find_presets
+from lyricgen.songs.form import check_vocab
 from lyricgen.songs.songwriter import Line, Songwriter, SongRequest, line_of
 
 try:  # pydantic's models: with the [serve] extra (serve() says how to install it)
     from lyricgen.serve.api import (MAX_CANDIDATES, MAX_LINE_LENGTH, MAX_LINES, CandidatesBody,
-                                    FieldError, SongBody, field_of)
+                                    FieldError, SongBody, check_bounds, field_of)
 except ImportError:  # pragma: no cover - only without the extra
     pass
 
@@ -101,6 +101,7 @@ class Job:
     request: SongRequest
     writer: Songwriter
     settings: dict[str, Any]
+    warnings: list[str]  # lines kept though they break a soft rule (no candidate did better)
 
 
 class Engine:
@@ -173,11 +174,14 @@ class Engine:
             prefix = ""
         ids, used = start(self.vocab, prefix, "error", generator, self.warn)
         check_starts(form, [used])
-        request = SongRequest(ids, used, form, cfg, generator, dict(body.locked), body.others)
+        warnings: list[str] = []
+        request = SongRequest(ids, used, form, cfg, generator, dict(body.locked), body.others,
+                              warnings.append)
         writer = Songwriter(self.model, self.vocab, self.copies(cfg),
                             self.counts if cfg.counts else None)
         return Job(prefix, used, request, writer,
-                   settings_used(cfg, generator, self.path, self.saved.config.model.backend))
+                   settings_used(cfg, generator, self.path, self.saved.config.model.backend),
+                   warnings)
 
     def copies(self, cfg: SampleConfig) -> CopyIndex | None:
         """The corpus's copy index for `cfg.max_copy`, built once for each value asked."""
@@ -189,7 +193,8 @@ class Engine:
             return self._copies[cfg.max_copy]
 
     def write(self, job: Job, on_line: Callable[[Line], None] | None = None) -> dict[str, Any]:
-        """The song, as one result of `sample --json` with the seconds its drawing took."""
+        """The song, as one result of `sample --json` with the seconds its drawing took and
+        what it warned of."""
         def draw() -> tuple[list[Line], float]:
             began = time.perf_counter()
             (song,) = job.writer.write(job.request, on_line)
@@ -200,7 +205,8 @@ class Engine:
         except LyricgenError as e:
             message = one_line(str(e))
             raise FieldError(field_of(message), message) from None
-        return {**result(job.prefix, job.used, 0, song, job.settings), "seconds": round(seconds, 4)}
+        return {**result(job.prefix, job.used, 0, song, job.settings), "seconds": round(seconds, 4),
+                "warnings": job.warnings}
 
     def candidates(self, body: CandidatesBody) -> dict[str, Any]:
         """Line `body.line` drawn again after the song above it, the others kept: its
@@ -223,27 +229,3 @@ class Engine:
     def describe(text: str, copies: CopyIndex | None) -> dict[str, Any]:
         """A line's `sample --json` form: its rhyme key and how much of it the corpus holds."""
         return line_of(text, copies).to_dict()
-
-
-def check_bounds(cfg: SampleConfig, form: Form) -> None:
-    """The server's bounds, over what sample allows, on the settings a preset may set too."""
-    if form.lines > MAX_LINES:
-        raise FieldError("acrostic" if form.acrostic else "lines",
-                         f"a song here has at most {MAX_LINES} lines")
-    if cfg.candidates > MAX_CANDIDATES:
-        raise FieldError("candidates", f"at most {MAX_CANDIDATES} candidates a line here")
-    if max(high for _, high in form.lengths) > MAX_LINE_LENGTH:
-        raise FieldError("line_length", f"lines here have at most {MAX_LINE_LENGTH} characters")
-
-
-def find_presets(folder: Path | None) -> dict[str, tuple[Path, dict[str, Any]]]:
-    """The presets of `folder` that have a [sample] table, by name: file and table."""
-    found = {}
-    for path in sorted(folder.glob("*.toml")) if folder and folder.is_dir() else []:
-        try:
-            table = read_toml(path).get("sample")
-        except (LyricgenError, OSError):
-            continue  # not a preset the page can offer; `sample --config` would say why
-        if isinstance(table, dict):
-            found[path.stem] = (path, table)
-    return found

@@ -8,6 +8,9 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from lyricgen.config import SampleConfig
+from lyricgen.songs.form import Form
+
 MAX_LINES = 64  # lines of a song, and locked lines
 MAX_CANDIDATES = 64  # candidates drawn for each line
 MAX_LINE_LENGTH = 60  # characters of a drawn line (--line-length's highest)
@@ -115,3 +118,14 @@ def field_of(message: str) -> str:
         if message.startswith(name):
             return name
     return "form"
+
+
+def check_bounds(cfg: SampleConfig, form: Form) -> None:
+    """The server's bounds, over what sample allows, on the settings a preset may set too."""
+    if form.lines > MAX_LINES:
+        raise FieldError("acrostic" if form.acrostic else "lines",
+                         f"a song here has at most {MAX_LINES} lines")
+    if cfg.candidates > MAX_CANDIDATES:
+        raise FieldError("candidates", f"at most {MAX_CANDIDATES} candidates a line here")
+    if max(high for _, high in form.lengths) > MAX_LINE_LENGTH:
+        raise FieldError("line_length", f"lines here have at most {MAX_LINE_LENGTH} characters")

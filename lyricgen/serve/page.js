@@ -83,7 +83,8 @@ async function draw(body, keep) {
           const total = (performance.now() - began) / 1000;
           $("status").textContent = `drawn: first line after ${(first ?? total).toFixed(2)} s, ` +
             `the song after ${total.toFixed(2)} s (drawing ${data.seconds.toFixed(2)} s, ` +
-            `seed ${data.settings.seed})`;
+            `seed ${data.settings.seed})` +
+            (data.warnings.length ? "; " + data.warnings.join("; ") : "");
         } else if (kind === "error") { showError(data); return false; }
       }
     }
@@ -190,7 +191,7 @@ function render() {
 function songText() { return lines.map((line) => line.text).join("\n"); }
 
 function songJson() {  // as `lyricgen sample --json` prints it: a list of one result
-  const {seconds, ...rest} = result;
+  const {seconds, warnings, ...rest} = result;
   const kept = lines.map(({text, rhyme, copied, score}) => ({text, rhyme, copied, score}));
   return JSON.stringify([{...rest, text: songText().slice(rest.prefix_used.length),
                           lines: kept}], null, 2);
