@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from lyricgen import checkpoint, models
+from lyricgen import models
 from lyricgen.files import remove_stale_temporaries
 from lyricgen.config import Config
 from lyricgen.data.corpus import Corpus, load_corpus

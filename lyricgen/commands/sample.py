@@ -22,10 +22,10 @@ from lyricgen.songs.form import Form, check_vocab, free_form, make_form
 from lyricgen.memory import human_bytes, require
 from lyricgen.models.charlm import ModelConfig
 from lyricgen.sampler import generate, start_ids
+from lyricgen.commands.sample_output import LineStream, Stream, copy_marker
 from lyricgen.songs.songwriter import Line, Songwriter, SongRequest, line_of
 from lyricgen.data.vocab import UnknownCharsError, UnknownPolicy, Vocab
 
-Stream = Callable[..., None]
 SETTINGS = {f.name for f in fields(SampleConfig)}  # the options that make a SampleConfig
 
 
@@ -62,8 +62,7 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
     elif cfg.candidates > 1 and "\n" in vocab.index:  # free text, a line at a time
         form = free_form(cfg.length)
     copies = copy_index(saved, cfg, warn)
-    if copies is not None:
-        copies.to(dev)
+    copies = copies.to(dev) if copies is not None else None
     marker = copy_marker(cfg, copies, mark_copies)
     generator = seeded(cfg, dev)
     used_settings = settings_used(cfg, generator, path, backend or saved.config.model.backend)
@@ -77,7 +76,7 @@ def sample(path: Path, prefixes: list[str], cfg: SampleConfig, *,
     for prefix, (ids, used) in zip(prefixes, starts):
         if form is not None:
             lines = LineStream(stream, marker, used, form.chars) if stream else None
-            songs = writer.write(SongRequest(ids, used, form, cfg, generator),
+            songs = writer.write(SongRequest(ids, used, form, cfg, generator, warn=warn),
                                  lines.line if lines else None)
             if lines is not None:
                 lines.end()
@@ -106,8 +105,10 @@ def seeded(cfg: SampleConfig, device: torch.device | str = "cpu") -> torch.Gener
 
 
 def settings_used(cfg: SampleConfig, gen: torch.Generator, path: Path, backend: str) -> dict:
-    """The settings a result reports: `cfg` with the seed `gen` drew from, and what ran it."""
-    return {**asdict(cfg), "seed": gen.initial_seed(), "checkpoint": str(path), "backend": backend}
+    """The settings a result reports: `cfg` with the seed `gen` drew from and the penalty in
+    force, and what ran it."""
+    return {**asdict(cfg), "repetition_penalty": cfg.penalty(), "seed": gen.initial_seed(),
+            "checkpoint": str(path), "backend": backend}
 
 
 def check_starts(form: Form | None, starts: list[str]) -> None:
@@ -193,22 +194,6 @@ def copy_index(saved: checkpoint.Checkpoint, cfg: SampleConfig,
     return None
 
 
-Marker = Callable[[str], str]  # a line's text -> what follows it on the terminal
-
-
-def copy_marker(cfg: SampleConfig, copies: CopyIndex | None, mark: bool) -> Marker:
-    """With `mark`, when copies are allowed (--max-copy 0), a line that holds a run of
-    DEFAULT_RUN or more characters of the corpus is followed by a dim note saying so."""
-    if not mark or copies is None or cfg.max_copy != 0:
-        return lambda line: ""
-
-    def marker(line: str) -> str:
-        run = copies.longest(line)
-        return f"  \x1b[2m(copied: {run} characters)\x1b[0m" if run >= DEFAULT_RUN else ""
-
-    return marker
-
-
 def cut(song: list[Line], prefix: str, chars: int | None, copies: CopyIndex | None
         ) -> list[Line]:
     """The lines of `song` up to `chars` characters after `prefix` (None: all of them); a line
@@ -219,33 +204,3 @@ def cut(song: list[Line], prefix: str, chars: int | None, copies: CopyIndex | No
     kept = text.split("\n")
     return song[:len(kept) - 1] + [song[len(kept) - 1] if kept[-1] == song[len(kept) - 1].text
                                    else line_of(kept[-1], copies)]
-
-
-class LineStream:
-    """Text streamed as it is written, a character or a line at a time, each line followed by
-    its mark; with `chars`, no more than that many characters after `prefix`."""
-
-    def __init__(self, stream: Stream, marker: Marker, prefix: str, chars: int | None = None):
-        self.stream, self.marker, self.current, self.first = stream, marker, "", True
-        self.left = None if chars is None else len(prefix) + chars
-        self.write(prefix)
-
-    def line(self, line: Line) -> None:
-        """A whole line (the first holds the prefix, already written)."""
-        self.write(line.text[len(self.current):] if self.first else "\n" + line.text)
-        self.first = False
-
-    def write(self, text: str) -> None:
-        if self.left is not None:
-            text, self.left = text[:self.left], max(self.left - len(text), 0)
-        for char in text:
-            if char == "\n":
-                self.stream(self.marker(self.current), end=True)
-                self.current = ""
-            else:
-                self.stream(char)
-                self.current += char
-
-    def end(self) -> None:
-        """The last line's end, and its mark."""
-        self.stream(self.marker(self.current), end=True)
