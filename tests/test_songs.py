@@ -411,5 +411,18 @@ def test_a_line_kept_against_the_repeat_rule_is_said(trained):
                                                     repetition_penalty=1.0, words=0.0),
         None, warn=notes.append))
     assert song[0].text == song[1].text
-    assert notes == ["note: line 2 repeats an earlier line: none of 32 candidates did better "
+    assert notes == ["line 2 repeats an earlier line: none of 32 candidates did better "
                      "(raise --temperature or --candidates)"]
+
+
+def test_sample_says_on_stderr_when_a_line_repeats_against_the_rule(trained):
+    """An acrostic of one character three times, lines of one character: every line is that
+    character, so lines 2 and 3 repeat line 1, and the sampler says so."""
+    result = cli("sample", "--checkpoint", trained / "best.pt", "--acrostic", "光光光",
+                 "--line-length", 1, "--rhyme", "AAA")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["光"] * 3
+    assert [line.split(":")[0] for line in result.stderr.splitlines()] == \
+        ["warning", "warning"]
+    assert "line 2 repeats an earlier line" in result.stderr
+    assert "line 3 repeats an earlier line" in result.stderr

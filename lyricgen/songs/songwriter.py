@@ -151,7 +151,7 @@ class Songwriter:
                 if rank[0].repeated or rank[0].missed_rhyme:
                     what = "repeats an earlier line" if rank[0].repeated else "misses its rhyme"
                     song = f"song {s + 1}, " if len(chosen) > 1 else ""
-                    r.warn(f"note: {song}line {i + 1} {what}: none of {ROUNDS * K} candidates "
+                    r.warn(f"{song}line {i + 1} {what}: none of {ROUNDS * K} candidates "
                            "did better (raise --temperature or --candidates)")
         # Each song's streams all continue from its kept candidate's drawing.
         for s, (rank, draw) in enumerate(chosen):
