@@ -8,14 +8,12 @@ with `_` for `-`).
 
 from __future__ import annotations
 
-import difflib
 import math
-import sys
-import types
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal
 
 from lyricgen.data.cleaning import check_pattern
+from lyricgen.config_values import checked_fields
 from lyricgen.errors import SettingError, UsageError, check, check_int
 from lyricgen.models.charlm import ModelConfig
 
@@ -87,9 +85,6 @@ class TrainConfig:
 
 
 MAX_SAMPLES = 10_000  # texts a `sample` writes per prefix: more would run silent for minutes
-# What a run is asked to do, not how: options with no preset key.
-COMMAND_LINE_ONLY = {"prefix", "checkpoint", "backend", "device", "unknown", "json", "config",
-                     "resume", "overwrite"}
 REPETITION_PENALTY = 1.5  # for text drawn a line at a time (CTRL's)
 SEED_MAX = 2**63 - 1  # torch.manual_seed takes up to 2**64 - 1; batching's seeds are mod 2**63
 
@@ -196,7 +191,7 @@ class Config:
             table = values.get(name, {})
             if not isinstance(table, dict):
                 raise UsageError(f"{source} [{name}] must be a table")
-            sections[name] = klass(**_checked_fields(klass, table, f"{source} [{name}]"))
+            sections[name] = klass(**checked_fields(klass, table, f"{source} [{name}]"))
         return cls(**sections)
 
     def value(self, key: str) -> Any:
@@ -220,44 +215,3 @@ SECTION_OF = {f.name: s for s, klass in SECTIONS.items() if s != "sample" for f 
 def check_out_name(out: str) -> str:
     check(out.strip() != "", "out", "must name a folder")
     return out
-
-
-def _checked_fields(klass: type, table: dict[str, Any], where: str) -> dict[str, Any]:
-    hints = get_type_hints(klass)
-    out = {}
-    for key, value in table.items():
-        if key not in hints:
-            close = difflib.get_close_matches(key, hints, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            if key in COMMAND_LINE_ONLY:
-                hint = f": --{key.replace('_', '-')} is given on the command line, not in a preset"
-            raise UsageError(f"{where}: unknown key '{key}'{hint}")
-        out[key] = _coerce(value, hints[key], f"{where} {key}")
-    return out
-
-
-def _coerce(value: Any, typ: Any, where: str) -> Any:
-    """`value` checked against the annotation `typ` (ints are accepted where floats are)."""
-    origin, args = get_origin(typ), get_args(typ)
-    if origin in (Union, types.UnionType):  # X | None
-        if value is None:
-            return None
-        return _coerce(value, next(a for a in args if a is not type(None)), where)
-    if origin is Literal:
-        if value not in args:
-            raise UsageError(f"{where} must be one of {', '.join(map(str, args))}, got {value!r}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise UsageError(f"{where} must be a list, got {value!r}")
-        return [_coerce(v, args[0], where) for v in value]
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        if abs(value) > sys.float_info.max:  # float() would overflow
-            raise UsageError(f"{where} must be a finite number, got {value!r}")
-        return float(value)
-    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-        raise UsageError(f"{where} must be {_TYPE_NAMES.get(typ, typ.__name__)}, got {value!r}")
-    return value
-
-
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}

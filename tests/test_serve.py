@@ -146,6 +146,16 @@ def test_bad_values_and_requests_past_the_bounds_are_refused_naming_the_field(cl
     assert problem["field"] == field and problem["message"] and "\n" not in problem["message"]
 
 
+@pytest.mark.parametrize("path, body, field", [
+    ("/api/describe", {"lines": ["花" * 201]}, "lines"),
+    ("/api/candidates", {**FORM, "song": ["花" * 201], "line": 0}, "song"),
+])
+def test_a_line_written_past_the_bound_is_refused_naming_its_field(client, path, body, field):
+    response = client.post(path, json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+
+
 def test_a_body_that_is_not_json_is_refused_as_a_whole(client):
     response = client.post("/api/song", content=b'{"lines": 4,',
                            headers={"Content-Type": "application/json"})

@@ -4,7 +4,7 @@ the bounds that keep one request from holding the server: a song is a few dozen 
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -18,6 +18,7 @@ MAX_PREFIX = 200  # characters of the prefix
 MAX_TEXT = 200  # characters of a line written by hand, and of the other text options
 MAX_COPY = 32  # --max-copy: each value asked builds a copy index of the corpus
 
+Line = Annotated[str, Field(max_length=MAX_TEXT)]  # a line of a song as it stands
 OPTIONAL_TEXT = ("preset", "line_length", "rhyme", "rhyme_with", "acrostic", "keywords")
 
 
@@ -64,29 +65,16 @@ class SongBody(BaseModel):
 class CandidatesBody(SongBody):
     """The candidates of one line of a song: the line drawn again after the song above it
     (and rhyming with the lines of its letter), every other line kept."""
-    song: list[str] = Field(..., max_length=MAX_LINES, description="The song's lines, all of "
+    song: list[Line] = Field(..., max_length=MAX_LINES, description="The song's lines, all of "
                             "them, as they stand now.")
     line: int = Field(..., ge=0, lt=MAX_LINES, description="The line, by index from 0.")
 
-    @field_validator("song")
-    @classmethod
-    def _short_song(cls, song: list[str]) -> list[str]:
-        if any(len(text) > MAX_TEXT for text in song):
-            raise ValueError(f"a line is longer than {MAX_TEXT} characters")
-        return song
 
 
 class DescribeBody(BaseModel):
     """Lines to describe (written by hand): each one's rhyme key and copied run."""
     model_config = ConfigDict(extra="forbid")
-    lines: list[str] = Field(..., max_length=MAX_LINES)
-
-    @field_validator("lines")
-    @classmethod
-    def _short(cls, lines: list[str]) -> list[str]:
-        if any(len(text) > MAX_TEXT for text in lines):
-            raise ValueError(f"a line is longer than {MAX_TEXT} characters")
-        return lines
+    lines: list[Line] = Field(..., max_length=MAX_LINES)
 
 
 class Problem(BaseModel):
