@@ -47,7 +47,7 @@ class Progress:
     batch_losses: list[float] = field(default_factory=list)  # of those batches
     hidden: list[torch.Tensor] | None = None  # the carried (h, c) at a mid-epoch stop
     seconds: float = 0.0  # spent on that epoch so far
-    best: float = math.inf  # best monitored perplexity (validation, else training)
+    best: float = math.inf  # best figure of schedule.sampled_figure
     best_epoch: int = 0
     bad_epochs: int = 0  # epochs since `best` improved (early stopping)
     plateau_epochs: int = 0  # likewise, for the plateau schedule

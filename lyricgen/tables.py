@@ -49,7 +49,8 @@ def print_training_summary(result: Run, console: Console | None = None) -> None:
     console.print(table)
     if cache:
         console.print("val ppl is with the continuous cache over the held-out text already "
-                      "read (it picks best.pt); no cache is the model without it")
+                      "read; no cache is the model without it, as sample draws (it picks "
+                      "best.pt)")
     if lstm:
         console.print("the model is the LSTM mixed with n-gram counts of the training text "
                       "(--ngram-order); LSTM alone is the network by itself")

@@ -277,6 +277,25 @@ def test_the_loop_halves_the_lr_and_stops_early_as_the_schedule_says(lyrics_file
     assert lines[-1].startswith("early stop: no improvement for 3 epochs")
 
 
+
+def test_best_pt_and_the_schedule_follow_the_figure_of_the_model_sample_draws_from(
+        lyrics_file, tmp_path, monkeypatch):
+    """A small corpus: the cache's figure is best at epoch 1 and worse after, while the model
+    sample draws from (no cache) improves every epoch. best.pt is the last epoch's network,
+    the plateau schedule never halves the lr and early stopping never stops."""
+    plain, cache = iter([3.0, 2.9, 2.8, 2.7, 2.6]), iter([2.0, 2.1, 2.2, 2.3, 2.4])
+    monkeypatch.setattr(loop, "evaluate", lambda *args, **kwargs: Evaluation(
+        next(plain), cache_loss=next(cache)))
+    result = train(None, tiny_options(lyrics_file, tmp_path / "run", epochs=5, patience=2,
+                                      lr_schedule="plateau", plateau_patience=1,
+                                      cache_eval=True), **QUIET)
+    assert result.stop == "finished" and result.best_epoch == 5
+    assert [r["lr"] for r in result.history] == [0.01] * 5
+    best = checkpoint.load(tmp_path / "run" / "best.pt", training_state=True)
+    assert best.progress.epoch == 5
+    assert [round(r["val_ppl"], 6) for r in result.history] == \
+        [round(math.exp(v), 6) for v in (2.0, 2.1, 2.2, 2.3, 2.4)]  # the cache's, worsening
+
 def test_the_first_epoch_is_the_best_so_far_whatever_its_figure():
     """A perplexity beyond float range is inf: best.pt is still written after epoch 1."""
     decision = Schedule("none").end_of_epoch(Progress(), 1, math.inf, 800.0)

@@ -22,7 +22,7 @@ from lyricgen.errors import LyricgenError, first_line
 from lyricgen.evaluate import evaluate, perplexity
 from lyricgen.training.distributed import contact
 from lyricgen.training.reporting import Log, Reporter
-from lyricgen.training.schedule import Schedule
+from lyricgen.training.schedule import Schedule, sampled_figure
 from lyricgen.training.signals import StopFlag, stop_signals
 from lyricgen.training.setup import Setup, restore_optimizer
 
@@ -206,7 +206,7 @@ class Trainer:
         self.status("validating")
         row = self.world.from_main(lambda: self.metrics(epoch, train_loss))
         self.history.append(row)
-        monitored = row["val_ppl"] if row["val_ppl"] is not None else row["train_ppl"]
+        monitored = sampled_figure(row)
         lr = s.optimizer.param_groups[0]["lr"]
         decision = self.schedule.end_of_epoch(p, epoch, monitored, train_loss, lr)
         if decision.halve_lr:

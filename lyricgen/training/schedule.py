@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from lyricgen.config import TrainConfig
 from lyricgen.checkpoint import Progress
@@ -59,3 +60,12 @@ class Schedule:
             p.plateau_epochs = 0
         stop = bool(self.patience) and p.bad_epochs >= self.patience
         return Decision(improved, halve and self.can_halve(lr), stop)
+
+
+def sampled_figure(row: dict[str, Any]) -> float:
+    """The figure best.pt, the schedule and early stopping follow: that of the model `sample`
+    draws from, the LSTM with the counts and without the cache (the cache's figure, which can
+    be best when the network is worst, is reported beside it); without validation, training's."""
+    if row["val_ppl"] is None:
+        return row["train_ppl"]
+    return row.get("val_ppl_plain", row["val_ppl"])
