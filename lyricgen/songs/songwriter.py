@@ -17,7 +17,7 @@ from lyricgen.copies import CopyIndex, guarded
 from lyricgen.errors import LyricgenError
 from lyricgen.songs.form import FREE, Form
 from lyricgen.songs.keywords import Plan
-from lyricgen.songs.line_draw import Rules, VocabMasks, draw_line
+from lyricgen.songs.line_draw import Draw, Rules, VocabMasks, draw_line
 from lyricgen.counts.mixing import Counts, make_stepper
 from lyricgen.models.charlm import CharLM
 from lyricgen.songs.ranking import Candidate, ranked
