@@ -47,9 +47,10 @@ class Progress:
     batch_losses: list[float] = field(default_factory=list)  # of those batches
     hidden: list[torch.Tensor] | None = None  # the carried (h, c) at a mid-epoch stop
     seconds: float = 0.0  # spent on that epoch so far
-    best: float = math.inf  # best figure of schedule.sampled_figure
+    best: float = math.inf  # best figure of schedule.sampled_figure (best.pt)
     best_epoch: int = 0
-    bad_epochs: int = 0  # epochs since `best` improved (early stopping)
+    learned: float = math.inf  # best figure of schedule.learning_figure
+    bad_epochs: int = 0  # epochs since `learned` improved (early stopping)
     plateau_epochs: int = 0  # likewise, for the plateau schedule
     prev_train_loss: float | None = None  # for the halve-on-increase schedule
 

@@ -296,6 +296,23 @@ def test_best_pt_and_the_schedule_follow_the_figure_of_the_model_sample_draws_fr
     assert [round(r["val_ppl"], 6) for r in result.history] == \
         [round(math.exp(v), 6) for v in (2.0, 2.1, 2.2, 2.3, 2.4)]  # the cache's, worsening
 
+
+def test_the_schedule_follows_the_network_while_best_pt_follows_the_model_sampled(
+        lyrics_file, tmp_path, monkeypatch):
+    """The lyrics' case: the mixture with the counts (what sample draws from) is best at epoch
+    2 and flat after, while the LSTM alone still improves. best.pt is epoch 2's; the plateau
+    schedule does not halve the lr and early stopping does not stop while the network learns;
+    once it stops learning (epochs 6 and 7), both act."""
+    plain = iter([3.0, 2.9, 2.95, 2.96, 2.97, 2.98, 2.99])
+    lstm = iter([4.0, 3.9, 3.8, 3.7, 3.6, 3.65, 3.7])
+    monkeypatch.setattr(loop, "evaluate", lambda *args, **kwargs: Evaluation(
+        next(plain), lstm_loss=next(lstm), count_weights=[0.5]))
+    result = train(None, tiny_options(lyrics_file, tmp_path / "run", epochs=7, patience=2,
+                                      lr_schedule="plateau", plateau_patience=1), **QUIET)
+    assert result.best_epoch == 2 and result.stop == "early stop"
+    assert [r["lr"] for r in result.history] == [0.01] * 6 + [0.005]
+    assert checkpoint.load(tmp_path / "run" / "best.pt", training_state=True).progress.epoch == 2
+
 def test_the_first_epoch_is_the_best_so_far_whatever_its_figure():
     """A perplexity beyond float range is inf: best.pt is still written after epoch 1."""
     decision = Schedule("none").end_of_epoch(Progress(), 1, math.inf, 800.0)

@@ -22,7 +22,7 @@ from lyricgen.errors import LyricgenError, first_line
 from lyricgen.evaluate import evaluate, perplexity
 from lyricgen.training.distributed import contact
 from lyricgen.training.reporting import Log, Reporter
-from lyricgen.training.schedule import Schedule, sampled_figure
+from lyricgen.training.schedule import Schedule, learning_figure, sampled_figure
 from lyricgen.training.signals import StopFlag, stop_signals
 from lyricgen.training.setup import Setup, restore_optimizer
 
@@ -208,7 +208,8 @@ class Trainer:
         self.history.append(row)
         monitored = sampled_figure(row)
         lr = s.optimizer.param_groups[0]["lr"]
-        decision = self.schedule.end_of_epoch(p, epoch, monitored, train_loss, lr)
+        decision = self.schedule.end_of_epoch(p, epoch, monitored, train_loss, lr,
+                                              learning_figure(row))
         if decision.halve_lr:
             for group in s.optimizer.param_groups:
                 group["lr"] /= 2

@@ -1,5 +1,10 @@
-"""The decisions at each epoch's end: did the monitored perplexity improve, is the lr halved,
-does training stop early. Their counters live in Progress, so a resumed run decides alike."""
+"""The decisions at each epoch's end: is this epoch's network the best to sample from (best.pt),
+is the lr halved, does training stop early. Two figures decide: best.pt follows the model
+`sample` draws from (`sampled_figure`); the schedule and early stopping follow the network's
+own learning (`learning_figure`), which the counts and the cache can hide (on a small text the
+cache's figure is best while the network is worst; on the lyrics the counts' mixture flattens
+while the network still learns). Their counters live in Progress, so a resumed run decides
+alike."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from lyricgen.checkpoint import Progress
 
 @dataclass(frozen=True)
 class Decision:
-    improved: bool  # the monitored perplexity is the best so far (best.pt is this epoch's)
+    improved: bool  # the sampled figure is the best so far (best.pt is this epoch's)
     halve_lr: bool
     stop: bool  # early stopping
 
@@ -43,13 +48,17 @@ class Schedule:
         return lr / 2 >= self.min_lr
 
     def end_of_epoch(self, p: Progress, epoch: int, monitored: float, train_loss: float,
-                     lr: float = math.inf) -> Decision:
-        """Update `p`'s counters with this epoch's figures (the lr it ran with); what follows
+                     lr: float = math.inf, learning: float | None = None) -> Decision:
+        """Update `p`'s counters with this epoch's figures, `monitored` for best.pt and
+        `learning` (by default the same) for the schedule, and the lr it ran with; what follows
         from them. The first epoch is the best so far whatever its figure (an overflowing
         perplexity is inf), so that best.pt exists once an epoch has ended."""
+        learning = monitored if learning is None else learning
         improved = monitored < p.best or p.best_epoch == 0
         if improved:
-            p.best, p.best_epoch, p.bad_epochs, p.plateau_epochs = monitored, epoch, 0, 0
+            p.best, p.best_epoch = monitored, epoch
+        if learning < p.learned or epoch == 1:
+            p.learned, p.bad_epochs, p.plateau_epochs = learning, 0, 0
         else:
             p.bad_epochs += 1
             p.plateau_epochs += 1
@@ -69,3 +78,9 @@ def sampled_figure(row: dict[str, Any]) -> float:
     if row["val_ppl"] is None:
         return row["train_ppl"]
     return row.get("val_ppl_plain", row["val_ppl"])
+
+
+def learning_figure(row: dict[str, Any]) -> float:
+    """The figure the lr schedule and early stopping follow: the network's own, the LSTM alone
+    where counts are mixed in, else the sampled one."""
+    return row.get("val_ppl_lstm", sampled_figure(row))
