@@ -23,7 +23,7 @@ from lyricgen.cli_options import (CHECKPOINT, Acrostic, Candidates, Checkpoint, 
                                   Temperature, TopK, TopP, Unknown, UseCounts, Words)
 from lyricgen.cli_options import Host, Port
 from lyricgen.cli_shared import COMPARE, TRAIN, options
-from lyricgen.errors import LyricgenError, one_line
+from lyricgen.errors import LyricgenError, is_terminal, one_line
 
 try:  # typer >= 0.20 carries its own copy of click
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
@@ -104,11 +104,6 @@ def _given(values: dict[str, Any]) -> dict[str, Any]:
 
 # --- commands -----------------------------------------------------------------------------------
 
-def _progress_bars() -> bool:
-    """Progress bars only for a terminal: in logs they are noise (stderr is for errors)."""
-    return sys.stderr is not None and sys.stderr.isatty()
-
-
 @app.command()
 @options(TRAIN)
 def train(config: Optional[Path], resume: bool, overwrite: bool, **given: Any) -> None:
@@ -119,7 +114,7 @@ def train(config: Optional[Path], resume: bool, overwrite: bool, **given: Any) -
 
     result = command.train(str(config) if config else None, _given(given), resume=resume,
                            overwrite=overwrite, log=typer.echo,
-                           progress_bar=_progress_bars())
+                           progress_bar=is_terminal(sys.stderr))
     if result.reported:  # (not in the other processes of a run under torchrun)
         tables.print_training_summary(result)
     if result.exit_code:  # stopped by a signal: a clean stop, with the shell's exit code
@@ -138,7 +133,7 @@ def compare(config: Optional[Path], overwrite: bool, **given: Any) -> None:
 
     result = command.compare(str(config) if config else None,
                              {"out": COMPARE_OUT, **_given(given)}, overwrite=overwrite,
-                             log=typer.echo, progress_bar=_progress_bars())
+                             log=typer.echo, progress_bar=is_terminal(sys.stderr))
     tables.print_comparison(result)
 
 
@@ -166,7 +161,7 @@ def sample(
     stream = not as_json and cfg.num_samples == 1  # to terminals and pipes as it is written
     try:
         results = command.sample(checkpoint, prefix or [""], cfg, backend=backend,
-                                 device=device, unknown=unknown, mark_copies=sys.stdout.isatty(),
+                                 device=device, unknown=unknown, mark_copies=is_terminal(sys.stdout),
                                  warn=lambda m: typer.echo(f"warning: {m}", err=True),
                                  stream=_stream_to_stdout if stream else None)
     except BrokenPipeError:  # the reader has gone (`| head`): stop writing, quietly

@@ -63,3 +63,12 @@ def one_line(message: str) -> str:
 def plural(n: int, noun: str) -> str:
     """'1 epoch', '2 epochs'."""
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def is_terminal(stream) -> bool:
+    """Whether `stream` is a terminal: progress bars and copy marks only there (in a log or a
+    pipe they are noise)."""
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError):  # a stand-in stream, or one already closed
+        return False

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lyricgen.data.cleaning import CREDITS, Cleaning
-from lyricgen.errors import LyricgenError
+from lyricgen.errors import LyricgenError, is_terminal
 from lyricgen.data.text_files import CHUNK_BYTES, open_regular
 
 # A download's whole time, connecting included, and the longest wait for any one read.
@@ -176,7 +176,7 @@ def _download(url: str, out: BinaryIO, dataset: Dataset, progress: bool) -> str:
         if total is not None and total > dataset.size:
             raise _not_the_file(url, dataset, f"it announces {total:,} bytes")
         with tqdm(total=total, unit="B", unit_scale=True, desc=f"fetch {dataset.filename}",
-                  disable=not (progress and _is_terminal(sys.stderr)), leave=False) as bar:
+                  disable=not (progress and is_terminal(sys.stderr)), leave=False) as bar:
             while block := _read(response, url, deadline):
                 received += len(block)
                 if received > dataset.size:
@@ -238,11 +238,3 @@ def _not_the_file(url: str, dataset: Dataset, what: str) -> LyricgenError:
         f"{url} is not the registered {dataset.filename} ({what}; the file has "
         f"{dataset.size:,}); nothing was saved. Check LYRICGEN_MIRROR, or pass --data PATH to "
         "a local copy")
-
-
-def _is_terminal(stream) -> bool:
-    """Progress bars only for a terminal: in logs they are noise."""
-    try:
-        return stream is not None and stream.isatty()
-    except (AttributeError, ValueError):  # a stand-in stream, or one already closed
-        return False
