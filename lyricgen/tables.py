@@ -11,7 +11,7 @@ from rich.table import Table
 from lyricgen.errors import plural
 
 
-class Run(Protocol):
+class TrainingRun(Protocol):
     """What the summary reads of a run (training.loop.TrainResult has it)."""
     history: list[dict[str, Any]]  # metrics.jsonl's rows
     stop: str  # why it stopped
@@ -19,7 +19,7 @@ class Run(Protocol):
     best_epoch: int
 
 
-def print_training_summary(result: Run, console: Console | None = None) -> None:
+def print_training_summary(result: TrainingRun, console: Console | None = None) -> None:
     console = console or Console()
     rows = result.history
     if not rows:
