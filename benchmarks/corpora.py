@@ -1,14 +1,15 @@
 """The default on corpora of several sizes, each a `lyricgen train --time-limit M` as a user runs
 it (no preset: it sizes itself), and the default model's training FLOP efficiency:
 
-- a 300,000-character text from a hidden Markov source whose best possible held-out
-  perplexity is known exactly (synthetic.py);
+- test texts whose best possible held-out perplexity is known exactly, of several kinds
+  (texts.py: hidden Markov sources, chains, a pool of lines, refrains, a 6,000-character
+  vocabulary; 50,000 to 2,000,000 characters): goal within 25% of the limit on each;
 - the Jay Chou lyrics (the best.pt is kept in benchmarks/out/corpora/jaychou for lyrics.py);
 - with --general, Debian's fortunes-zh text (`apt-get download fortunes-zh`, `dpkg-deb -x`,
   usr/share/games/fortunes/chinese; cleaned as finetune.py does; never committed), against
   the plain 2 x 512 nn.LSTM of quality.py in the same time.
 
-    python benchmarks/corpora.py [--minutes 10] [--general TEXT] [--only synthetic,jaychou,...]
+    python benchmarks/corpora.py [--minutes 10] [--general TEXT] [--only hmm,pool,jaychou,...]
 
 Validation's cost: its median time (`val_seconds`, the cache and the counts included) over the
 median epoch's training time (goal: at most a fifth).
@@ -37,7 +38,7 @@ import torch
 from common import DEFAULT_CORPUS, ROOT, median_speed, record
 from finetune import clean
 from quality import BASELINE
-import synthetic
+import texts
 
 from lyricgen.training import precision
 
@@ -102,6 +103,12 @@ def validation_share(rows: list[dict]) -> str:
     return f"{v:.1f} / {e:.1f} = **{v / e:.2f}**"
 
 
+def strengths(rows: list[dict]) -> str:
+    """The regularisation's strength at the first epoch and the last (raised as it trained)."""
+    first, last = rows[0].get("strength"), rows[-1].get("strength")
+    return "-" if first is None else f"{first:.2f}, {last:.2f}"
+
+
 def fmt(value: float | None) -> str:
     return f"{value:.2f}" if value is not None else "-"
 
@@ -111,22 +118,24 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--general", type=Path)
-    parser.add_argument("--only", default="synthetic,jaychou,general,baseline")
+    parser.add_argument("--only", default=",".join([*texts.SOURCES, "jaychou", "general",
+                                                    "baseline"]))
     args = parser.parse_args()
     only = args.only.split(",")
     torch.set_num_threads(2)
     lines = ["| corpus | run | epochs | best val ppl: model (LSTM + counts) | LSTM alone | "
-             "with the cache | goal | validation / epoch (s) | sizing |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "with the cache | goal | last train ppl | strength: start, end | "
+             "validation / epoch (s) | sizing |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     efficiency = []
     with tempfile.TemporaryDirectory() as tmp:
         runs = []
-        if "synthetic" in only:
-            text = synthetic.generate(300_000)
-            path = Path(tmp) / "synthetic.txt"
-            path.write_text(text, encoding="utf-8")
-            limit = synthetic.limit(text, len(text) - int(len(text) * 0.1))
-            runs.append(("synthetic", f"synthetic (300k, limit {limit:.3f})", "default", path, [],
+        for name in (n for n in only if n in texts.SOURCES):  # in the order given
+            body, limit = texts.text(name)
+            path = Path(tmp) / f"{name}.txt"
+            path.write_text(body, encoding="utf-8")
+            runs.append((name, f"{name} ({len(body) // 1000:,}k, {len(set(body)):,} characters, "
+                         f"limit {limit:.3f})", "default", path, [],
                          lambda ppl, lim=limit: f"within 25% of {lim:.2f}: "
                          f"{ppl / lim - 1:+.1%}"))
         if "jaychou" in only:
@@ -149,7 +158,8 @@ def main() -> None:
             lstm = best(rows, "val_ppl_lstm")
             cache = best(rows, "val_ppl") if "val_ppl_plain" in rows[0] else None
             lines.append(f"| {corpus} | {run} | {len(rows)} | **{fmt(plain)}** | {fmt(lstm)} | "
-                         f"{fmt(cache)} | {goal(plain)} | {validation_share(rows)} | {sizing} |")
+                         f"{fmt(cache)} | {goal(plain)} | {fmt(rows[-1]['train_ppl'])} | "
+                         f"{strengths(rows)} | {validation_share(rows)} | {sizing} |")
             if run == "default":
                 speed = median_speed(rows)
                 flops = speed * flops_per_char(vocab_size(path))

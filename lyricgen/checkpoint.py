@@ -53,6 +53,11 @@ class Progress:
     bad_epochs: int = 0  # epochs since `learned` improved (early stopping)
     plateau_epochs: int = 0  # likewise, for the plateau schedule
     prev_train_loss: float | None = None  # for the halve-on-increase schedule
+    # The regularisation's strength (sizing.settings) and the settings training raises with
+    # it (training/regularising.py); none in an older checkpoint or when all were given.
+    strength: float = 1.0
+    strengthening: list[str] = field(default_factory=list)
+    strengthened_at: int = 0  # the epoch after which it last rose
 
     def start_next_epoch(self, finished: int, train_loss: float) -> None:
         self.epoch, self.batch, self.batch_losses, self.seconds = finished, 0, [], 0.0

@@ -66,7 +66,8 @@ HiddenSize = Annotated[Optional[int], typer.Option(
     help="Hidden units per LSTM layer." + default(M.hidden_size))]
 NumLayers = Annotated[Optional[int], typer.Option(
     help="Number of stacked LSTM layers." + default(M.num_layers))]
-SIZED = default("sized to the corpus and the time given, unless a preset sets it")
+SIZED = default("sized to the corpus and the time given, and raised while the held-out "
+                "figure stalls as training improves, unless a preset sets it")
 Dropout = Annotated[Optional[float], typer.Option(
     help="Dropout between layers and before the output layer." + SIZED)]
 EmbeddingDropout = Annotated[Optional[float], typer.Option(

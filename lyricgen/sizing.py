@@ -14,6 +14,9 @@ however busy the machine, at most --epochs; without one, --epochs). The rule:
     strength s = min(s_text, s_passes), each clamped to [0, 1]
     dropout = 0.1 + 0.55 s,  embedding dropout = 0.25 s,  weight decay = 0.01 (30 ** s)
 
+That is where training starts; training then measures (training/regularising.py): whenever the
+held-out figure stalls while the training figure still falls, the strength rises a step.
+
 s = 1 is the preset tuned on the Jay Chou lyrics (configs/default.toml: 0.65, 0.25, 0.3; 57k
 characters for 3.4M weights, 0.017 a weight, read ~40 times in 10 minutes here); s = 0 is what
 measured best on a 270k-character text of 205 characters' vocabulary (0.12 a weight) and on
@@ -38,6 +41,7 @@ SHOWN = {"dropout": ".2f", "embedding_dropout": ".2f", "weight_decay": ".3g"}  #
 
 @dataclass(frozen=True)
 class Choice:
+    strength: float
     passes: float
     chars_per_weight: float
     dropout: float
@@ -48,19 +52,37 @@ class Choice:
         """The line `train` prints: what the choice rests on, and the `chosen` settings."""
         speed = f" at {chars_per_s:,.0f} characters/s, to the nearest sqrt(2)" if chars_per_s \
             else ""
-        settings = ", ".join(f"{key.replace('_', ' ')} {getattr(self, key):{SHOWN[key]}}"
-                             for key in chosen)
         return (f"sized for {self.chars_per_weight:.3f} training characters per weight and "
-                f"about {self.passes:.1f} passes over them{speed}: {settings} (an option or "
-                "a preset key pins each)")
+                f"about {self.passes:.1f} passes over them{speed}: {shown(self.__dict__, chosen)}"
+                " to start, raised if held-out stalls while training improves (an option or a "
+                "preset key pins each)")
 
 
 def choose(passes: float, chars_per_weight: float) -> Choice:
     """The rule above."""
     s = min(_between(TEXT_HIGH / chars_per_weight, TEXT_HIGH / TEXT_LOW),
             _between(passes / PASSES_LOW, PASSES_HIGH / PASSES_LOW))
-    return Choice(passes, chars_per_weight, round(0.1 + 0.55 * s, 3), round(0.25 * s, 3),
-                  round(0.01 * 30 ** s, 4))
+    return Choice(s, passes, chars_per_weight, **settings(s))
+
+
+def settings(strength: float) -> dict[str, float]:
+    """The regularisation of `strength` (0 the lightest, 1 the Jay Chou preset's)."""
+    s = strength
+    return {"dropout": round(0.1 + 0.55 * s, 3), "embedding_dropout": round(0.25 * s, 3),
+            "weight_decay": round(0.01 * 30 ** s, 4)}
+
+
+def shown(values: dict[str, float], keys: list[str]) -> str:
+    """`keys` of `values` as the lines about them say them: "dropout 0.10, weight decay ..."."""
+    return ", ".join(f"{key.replace('_', ' ')} {values[key]:{SHOWN[key]}}" for key in keys)
+
+
+def with_settings(cfg: Config, values: dict[str, float]) -> Config:
+    """`cfg` with the regularisation `values` (any of SIZED) in place."""
+    model = replace(cfg.model, **{k: v for k, v in values.items() if k != "weight_decay"})
+    train = replace(cfg.train, weight_decay=values["weight_decay"]) \
+        if "weight_decay" in values else cfg.train
+    return replace(cfg, model=model, train=train)
 
 
 def snapped(passes: float) -> float:
@@ -75,14 +97,22 @@ def _between(ratio: float, full: float) -> float:
     return min(max(math.log(max(ratio, 1e-12)) / math.log(full), 0.0), 1.0)
 
 
+@dataclass(frozen=True)
+class Sized:
+    cfg: Config  # with the chosen settings
+    line: str | None  # what was chosen and why (None: everything was given)
+    strength: float  # the rule's
+    free: list[str]  # the settings chosen, which training may strengthen
+
+
 def size(cfg: Config, corpus: Corpus, pinned: set[str],
-         speed: Callable[[Config, Corpus], float]) -> tuple[Config, str | None]:
-    """`cfg` with the settings not in `pinned` chosen by the rule, and the line that says so
-    (None when everything was pinned). `speed(cfg, corpus)`: characters per second of a
-    training step, asked for with --time-limit only (training.probe.measure_speed)."""
+         speed: Callable[[Config, Corpus], float]) -> Sized:
+    """`cfg` with the settings not in `pinned` chosen by the rule, and the line that says so.
+    `speed(cfg, corpus)`: characters per second of a training step, asked for with
+    --time-limit only (training.probe.measure_speed)."""
     free = [key for key in SIZED if key not in pinned]
     if not free:
-        return cfg, None
+        return Sized(cfg, None, 1.0, [])
     t = cfg.train
     chars_per_s = None
     passes = float(t.epochs)
@@ -91,10 +121,8 @@ def size(cfg: Config, corpus: Corpus, pinned: set[str],
         passes = min(passes, snapped(t.time_limit * 60 * chars_per_s / len(corpus.train_ids)))
     weights = cfg.model.parameter_count(len(corpus.vocab))
     choice = choose(passes, len(corpus.train_ids) / weights)
-    model = replace(cfg.model, **{k: getattr(choice, k) for k in free if k in
-                                  ("dropout", "embedding_dropout")})
-    train = replace(t, weight_decay=choice.weight_decay) if "weight_decay" in free else t
     kept = [k for k in SIZED if k in pinned]
     line = choice.describe(free, chars_per_s) + (f" ({', '.join(kept)} as given)" if kept
                                                  else "")
-    return replace(cfg, model=model, train=train), line
+    return Sized(with_settings(cfg, {k: getattr(choice, k) for k in free}), line,
+                 choice.strength, free)

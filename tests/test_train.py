@@ -27,7 +27,7 @@ from lyricgen.data.corpus import load_corpus
 from lyricgen.errors import LyricgenError, UsageError
 from lyricgen.evaluate import Evaluation
 from lyricgen.models.charlm import CharLM, ModelConfig
-from lyricgen.training import loop, reporting, setup, step
+from lyricgen.training import loop, reporting, setup, step, validation
 from lyricgen.checkpoint import Progress
 from lyricgen.training.schedule import Schedule
 from lyricgen.training.step import TrainStep
@@ -259,7 +259,7 @@ def test_the_loop_halves_the_lr_and_stops_early_as_the_schedule_says(lyrics_file
     # Validation that only gets worse: early stopping after `patience` epochs, and the
     # plateau schedule halves the lr after each `plateau_patience` epochs without improvement.
     values = iter([2.0, 2.1, 2.2, 2.3, 2.4, 2.5])
-    monkeypatch.setattr(loop, "evaluate", lambda *args, **kwargs: Evaluation(next(values)))
+    monkeypatch.setattr(validation, "evaluate", lambda *args, **kwargs: Evaluation(next(values)))
     lines = []
     result = train(None, tiny_options(lyrics_file, tmp_path / "run", epochs=6, patience=3,
                                       lr_schedule="plateau", plateau_patience=1),
@@ -284,7 +284,7 @@ def test_best_pt_and_the_schedule_follow_the_figure_of_the_model_sample_draws_fr
     sample draws from (no cache) improves every epoch. best.pt is the last epoch's network,
     the plateau schedule never halves the lr and early stopping never stops."""
     plain, cache = iter([3.0, 2.9, 2.8, 2.7, 2.6]), iter([2.0, 2.1, 2.2, 2.3, 2.4])
-    monkeypatch.setattr(loop, "evaluate", lambda *args, **kwargs: Evaluation(
+    monkeypatch.setattr(validation, "evaluate", lambda *args, **kwargs: Evaluation(
         next(plain), cache_loss=next(cache)))
     result = train(None, tiny_options(lyrics_file, tmp_path / "run", epochs=5, patience=2,
                                       lr_schedule="plateau", plateau_patience=1,
@@ -305,7 +305,7 @@ def test_the_schedule_follows_the_network_while_best_pt_follows_the_model_sample
     once it stops learning (epochs 6 and 7), both act."""
     plain = iter([3.0, 2.9, 2.95, 2.96, 2.97, 2.98, 2.99])
     lstm = iter([4.0, 3.9, 3.8, 3.7, 3.6, 3.65, 3.7])
-    monkeypatch.setattr(loop, "evaluate", lambda *args, **kwargs: Evaluation(
+    monkeypatch.setattr(validation, "evaluate", lambda *args, **kwargs: Evaluation(
         next(plain), lstm_loss=next(lstm), count_weights=[0.5]))
     result = train(None, tiny_options(lyrics_file, tmp_path / "run", epochs=7, patience=2,
                                       lr_schedule="plateau", plateau_patience=1), **QUIET)
@@ -333,7 +333,7 @@ def test_the_lr_is_never_halved_below_a_thousandth_of_the_start():
 
 
 def test_the_loop_stops_halving_at_the_floor_and_says_so(lyrics_file, tmp_path, monkeypatch):
-    monkeypatch.setattr(loop, "evaluate", lambda *args, **kwargs: Evaluation(2.0))
+    monkeypatch.setattr(validation, "evaluate", lambda *args, **kwargs: Evaluation(2.0))
     lines = []
     result = train(None, tiny_options(lyrics_file, tmp_path / "run", epochs=13, lr=0.01,
                                       lr_schedule="plateau", plateau_patience=1, patience=0),

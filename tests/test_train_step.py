@@ -168,3 +168,35 @@ def test_the_steps_cross_entropy_equals_torchs_in_value_and_gradient(dtype, tol)
         grads.append(x.grad)
     assert torch.allclose(values[0], values[1], rtol=tol, atol=0)
     assert torch.allclose(grads[0], grads[1], rtol=tol, atol=tol)
+
+
+def raise_weight_decay(step) -> None:
+    for group in step_optimizer(step).param_groups:
+        group["weight_decay"] = 0.1
+
+
+def raise_dropout(step) -> None:
+    (step.step if isinstance(step, GraphedStep) else step).model.set_dropout(0.3, 0.2)
+
+
+@pytest.mark.parametrize("change", [raise_weight_decay, raise_dropout])
+def test_a_change_of_weight_decay_or_dropout_records_anew(change):
+    """The regularisation rising between epochs (training/regularising.py) changes numbers a
+    recording bakes in, as the lr does: the steps after it warm up and record again, and give
+    what eager steps give."""
+    runs = []
+    for graphed in (False, True):
+        step, recorder = step_for("adam", "scratch"), Rerun()
+        if graphed:
+            step = GraphedStep(step, recorder, [].append, warmup=2)
+        torch.manual_seed(3)  # the same dropout masks for both
+        losses, hidden = [], None
+        for i, (X, Y, carry) in enumerate(batches()):
+            if i == 5:
+                change(step)
+            loss, hidden = step(X, Y, hidden if carry else None)
+            hidden = tuple(h.detach() for h in hidden)
+            losses.append(loss.clone())
+        runs.append(losses)
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+    assert recorder.warmups == 4 and recorder.recordings == 2

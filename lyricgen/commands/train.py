@@ -70,9 +70,13 @@ def start(config_file: str | None, overrides: dict[str, Any], resume: bool, over
     # The slow parts (corpus, model, compiled kernels) follow: say at once what is starting.
     log(starting_line(run.cfg, run.saved))
     corpus = read_corpus(run)
-    if run.saved is None:  # (a resumed run keeps its settings)
-        run.cfg = sized(run.cfg, corpus, given_keys(config_file, overrides), log, world)
+    chosen = None
+    if run.saved is None:  # (a resumed run keeps its settings and its strength)
+        chosen = sized(run.cfg, corpus, given_keys(config_file, overrides), log, world)
+        run.cfg = chosen.cfg
     trainer = make_trainer(run, corpus, log, progress_bar, world)
+    if chosen is not None:  # where the regularisation starts, and what training may raise
+        trainer.progress.strength, trainer.progress.strengthening = chosen.strength, chosen.free
     if world.main:
         if run.saved is None:
             make_out_dir(run.out)
@@ -121,12 +125,13 @@ def read_corpus(run: Run) -> Corpus:
     return corpus
 
 
-def sized(cfg: Config, corpus: Corpus, pinned: set[str], log: Log, world: World) -> Config:
-    """`cfg` with the regularisation not given chosen for the corpus (sizing.py), said."""
-    cfg, line = world.from_main(lambda: sizing.size(cfg, corpus, pinned, measure_speed))
-    if line:
-        log(line)
-    return cfg
+def sized(cfg: Config, corpus: Corpus, pinned: set[str], log: Log, world: World
+          ) -> sizing.Sized:
+    """The regularisation not given chosen for the corpus (sizing.py), said."""
+    chosen = world.from_main(lambda: sizing.size(cfg, corpus, pinned, measure_speed))
+    if chosen.line:
+        log(chosen.line)
+    return chosen
 
 
 def make_trainer(run: Run, corpus: Corpus, log: Log, progress_bar: bool, world: World

@@ -3,7 +3,7 @@ settings, ModelConfig."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -101,6 +101,19 @@ class CharLM(nn.Module):
                     p.zero_()
                 else:  # drawn in logical order, whatever the memory layout (as scratch's)
                     p.copy_(p.new_empty(p.shape).normal_(0.0, 0.01))
+
+    def set_dropout(self, dropout: float | None = None,
+                    embedding_dropout: float | None = None) -> None:
+        """Change the dropout in force (the run's regularisation rising as it trains); None
+        leaves one as it is."""
+        if dropout is not None:
+            self.drop.p = dropout
+            if self.cfg.num_layers > 1:  # between layers (nn.LSTM's and scratch's attribute)
+                self.rnn.dropout = dropout
+        if embedding_dropout is not None:
+            self.embedding_drop.p = embedding_dropout
+        self.cfg = replace(self.cfg, dropout=self.drop.p,
+                           embedding_dropout=self.embedding_drop.p)
 
     def forward(self, ids: torch.Tensor, state: State | None = None
                 ) -> tuple[torch.Tensor, State]:

@@ -19,12 +19,14 @@ from tqdm import tqdm
 from lyricgen import checkpoint
 from lyricgen.checkpoint import Checkpoint, CheckpointError, Progress
 from lyricgen.errors import LyricgenError, first_line
-from lyricgen.evaluate import evaluate, perplexity
+from lyricgen.evaluate import perplexity
+from lyricgen.training import regularising
 from lyricgen.training.distributed import contact
 from lyricgen.training.reporting import Log, Reporter
 from lyricgen.training.schedule import Schedule, learning_figure, sampled_figure
 from lyricgen.training.signals import StopFlag, stop_signals
 from lyricgen.training.setup import Setup, restore_optimizer
+from lyricgen.training.validation import epoch_row
 
 CHECK_EVERY = 16  # batches between syncs that read the loss (finite check, progress bar)
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}  # the shell's 128 + signal number
@@ -204,7 +206,7 @@ class Trainer:
         if not self.setup.finite():  # before validation, whose nan would say less
             self.diverged(f"the weights became non-finite (inf or nan) in epoch {epoch}")
         self.status("validating")
-        row = self.world.from_main(lambda: self.metrics(epoch, train_loss))
+        row = self.world.from_main(lambda: epoch_row(s, p, epoch, train_loss, self.diverged))
         self.history.append(row)
         monitored = sampled_figure(row)
         lr = s.optimizer.param_groups[0]["lr"]
@@ -213,37 +215,18 @@ class Trainer:
         if decision.halve_lr:
             for group in s.optimizer.param_groups:
                 group["lr"] /= 2
+        raised = regularising.strengthen(s, p, epoch) if decision.strengthen else None
+        self.cfg = s.cfg  # the checkpoint keeps the regularisation in force
         p.start_next_epoch(epoch, train_loss)
         self.save(best=decision.improved)
         self.close_bar()  # before any line is written, which would land in the bar's line
         self.report.epoch(row, decision.improved)  # with the lr it trained at; the halving after
         if decision.halve_lr:
             self.report.lr_halved(lr / 2, floor=not self.schedule.can_halve(lr / 2))
+        if raised:
+            self.report.strengthened(raised)
         if t.preview_every and epoch % t.preview_every == 0:
             self.report.preview(s.model, s.corpus, t.prefix, s.mixed_counts(self.history))
         if decision.stop:
             self.report.early_stop(p.bad_epochs, p.best, p.best_epoch)
         return decision.stop
-
-    def metrics(self, epoch: int, train_loss: float) -> dict[str, Any]:
-        """The epoch's row of metrics.jsonl, validation included."""
-        s, p, t = self.setup, self.progress, self.cfg.train
-        tokens = len(p.batch_losses) * t.batch_size * t.num_steps
-        # Validation runs in rank 0 alone (cut into rows, it would lose the carried state).
-        row = {"epoch": epoch, "train_ppl": perplexity(train_loss), "val_ppl": None,
-               "seconds": p.seconds, "tokens_per_s": tokens / p.seconds,
-               "lr": s.optimizer.param_groups[0]["lr"]}
-        if len(s.corpus.val_ids):
-            began = time.perf_counter()
-            val = evaluate(s.model, s.corpus.val_ids, t.num_steps, cache=t.cache_eval,
-                           counts=s.counts)
-            row["val_seconds"] = time.perf_counter() - began
-            if not math.isfinite(val.loss):  # finite weights whose products overflow
-                self.diverged(f"the validation loss became {val.loss} at epoch {epoch}")
-            row["val_ppl"] = perplexity(val.loss if val.cache_loss is None else val.cache_loss)
-            if val.cache_loss is not None:  # val_ppl is the cache figure
-                row["val_ppl_plain"] = perplexity(val.loss)
-            if val.count_weights is not None:  # the LSTM's own figure, and what it learned
-                row["val_ppl_lstm"] = perplexity(val.lstm_loss)
-                row["count_weights"] = [round(w, 4) for w in val.count_weights]
-        return row

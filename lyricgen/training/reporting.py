@@ -16,6 +16,7 @@ from lyricgen.device import resolve_device
 from lyricgen.counts.mixing import Counts
 from lyricgen.models.charlm import CharLM
 from lyricgen.sampler import generate
+from lyricgen.sizing import shown
 from lyricgen.data.vocab import Vocab
 
 Log = Callable[[str], None]  # where a run's lines go: print, typer.echo, or nowhere
@@ -66,6 +67,10 @@ class Reporter:
     def lr_halved(self, lr: float, floor: bool = False) -> None:
         last = " (the last time: it is not halved below 1/1000 of the starting lr)"
         self.log(f"lr halved to {lr:.3g}" + (last if floor else ""))
+
+    def strengthened(self, values: dict[str, float]) -> None:
+        self.log("held-out figure stalled while the training figure fell: regularisation "
+                 f"raised to {shown(values, list(values))}")
 
     def early_stop(self, bad_epochs: int, best: float, best_epoch: int) -> None:
         epochs = f"{bad_epochs} epoch" + ("" if bad_epochs == 1 else "s")

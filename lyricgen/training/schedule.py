@@ -3,8 +3,9 @@ is the lr halved, does training stop early. Two figures decide: best.pt follows 
 `sample` draws from (`sampled_figure`); the schedule and early stopping follow the network's
 own learning (`learning_figure`), which the counts and the cache can hide (on a small text the
 cache's figure is best while the network is worst; on the lyrics the counts' mixture flattens
-while the network still learns). Their counters live in Progress, so a resumed run decides
-alike."""
+while the network still learns). When that figure stalls while the training figure falls, the
+regularisation rises (regularising.py) where the plateau schedule would halve the lr. Their
+counters live in Progress, so a resumed run decides alike."""
 
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ class Decision:
     improved: bool  # the sampled figure is the best so far (best.pt is this epoch's)
     halve_lr: bool
     stop: bool  # early stopping
+    strengthen: bool = False  # raise the regularisation a step (regularising.py)
 
 
 # The lr is never halved below this fraction of the run's starting lr: nine halvings at most.
 # Without a floor, the plateau schedule with early stopping off (--patience 0) would halve it
 # every epoch, to nothing (2.4e-10 by epoch 64 from 0.002), an lr that no longer trains.
 MIN_LR_FRACTION = 1e-3
+SETTLING_EPOCHS = 3  # epochs from one rise of the regularisation to the next, at least
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,24 @@ class Schedule:
             p.bad_epochs += 1
             p.plateau_epochs += 1
         rose = p.prev_train_loss is not None and train_loss > p.prev_train_loss
-        halve = (self.lr_schedule == "halve" and rose) or \
-            (self.lr_schedule == "plateau" and p.plateau_epochs >= self.plateau_patience)
-        if halve:
+        fell = p.prev_train_loss is not None and train_loss < p.prev_train_loss
+        stalled = p.plateau_epochs >= self.plateau_patience
+        # Held out no better while the training text is fit ever better: it memorises. (Judged
+        # from the third epoch at a strength: the first after a rise fits its text worse, so
+        # the second fits it better whatever the network does.)
+        strengthen = stalled and fell and can_strengthen(p) and \
+            epoch - p.strengthened_at >= SETTLING_EPOCHS
+        halve = not strengthen and ((self.lr_schedule == "halve" and rose) or
+                                    (self.lr_schedule == "plateau" and stalled))
+        if halve or strengthen:
             p.plateau_epochs = 0
         stop = bool(self.patience) and p.bad_epochs >= self.patience
-        return Decision(improved, halve and self.can_halve(lr), stop)
+        return Decision(improved, halve and self.can_halve(lr), stop, strengthen)
+
+
+def can_strengthen(p: Progress) -> bool:
+    """Whether the run has regularisation left to raise (regularising.py)."""
+    return bool(p.strengthening) and p.strength < 1.0
 
 
 def sampled_figure(row: dict[str, Any]) -> float:

@@ -34,6 +34,14 @@ class TrainStep:
         self.bfloat16 = bfloat16
         self.params = [q for q in model.parameters() if q.requires_grad]
 
+    def settings(self) -> tuple[float, ...]:
+        """The numbers a CUDA graph of the step bakes in: each group's lr and weight decay,
+        the model's dropout."""
+        model = getattr(self.model, "module", self.model)  # (under DistributedDataParallel)
+        groups = [(g["lr"], g["weight_decay"]) for g in self.optimizer.param_groups]
+        return (*(x for pair in groups for x in pair), model.cfg.dropout,
+                model.cfg.embedding_dropout)
+
     def __call__(self, X: torch.Tensor, Y: torch.Tensor, hidden: State | None
                  ) -> tuple[torch.Tensor, State]:
         with bfloat16_matmuls() if self.bfloat16 else nullcontext():
@@ -113,25 +121,26 @@ class GraphedStep:
     """`TrainStep` recorded once and replayed: the batch and the carried state are copied into
     the recorded input tensors, and the loss and final state are read from its outputs.
 
-    The first `warmup` steps of a recording run eagerly (capture needs them). The lr is baked
-    into the recording, so a change of lr (the schedules) records anew. A batch of another
-    shape than the recorded one runs eagerly. If recording fails, every step runs eagerly from
-    then on, after one note. Adam(W) must be `capturable` to be recorded; eager steps run with
-    that flag off where it changes nothing but torch's warning (its fused kernels ignore it).
+    The first `warmup` steps of a recording run eagerly (capture needs them). The lr, the weight
+    decay and the dropout are baked into the recording, so a change of any (the schedule,
+    regularising.py) records anew. A batch of another shape than the recorded one runs
+    eagerly. If recording fails, every step runs eagerly from then on, after one note. Adam(W)
+    must be `capturable` to be recorded; eager steps run with that flag off where it changes
+    nothing but torch's warning (its fused kernels ignore it).
     """
 
     def __init__(self, step: TrainStep, recorder: Recorder, log: Log, warmup: int = 3):
         self.step, self.recorder, self.log, self.warmup = step, recorder, log, warmup
         self.replay: Callable[[], None] | None = None
-        self.lrs: tuple[float, ...] | None = None  # those of the recording (or the warm-up)
+        self.baked: tuple[float, ...] | None = None  # settings of the recording (or warm-up)
         self.warm = 0  # eager warm-up steps done for the next recording
         self.failed = False
 
     def __call__(self, X: torch.Tensor, Y: torch.Tensor, hidden: State | None
                  ) -> tuple[torch.Tensor, State]:
-        lrs = tuple(group["lr"] for group in self.step.optimizer.param_groups)
-        if lrs != self.lrs:
-            self.replay, self.lrs, self.warm = None, lrs, 0
+        baked = self.step.settings()
+        if baked != self.baked:
+            self.replay, self.baked, self.warm = None, baked, 0
         if self.failed or (self.replay is not None and X.shape != self.X.shape):
             return self.eager(X, Y, hidden)
         if self.replay is None and self.warm < self.warmup:
