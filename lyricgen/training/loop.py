@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from lyricgen import checkpoint
 from lyricgen.checkpoint import Checkpoint, CheckpointError, Progress
+from lyricgen.config import Config
 from lyricgen.errors import LyricgenError, first_line
 from lyricgen.evaluate import perplexity
 from lyricgen.training import regularising
@@ -44,7 +45,7 @@ class TrainResult:
 
 class Trainer:
     def __init__(self, setup: Setup, out: Path, log: Log = print, progress_bar: bool = True):
-        self.setup, self.cfg, self.out = setup, setup.cfg, out
+        self.setup, self.out = setup, out
         self.progress_bar = progress_bar
         self.progress = Progress()
         self.history: list[dict[str, Any]] = []
@@ -55,6 +56,11 @@ class Trainer:
         self.bar: tqdm | None = None  # the epoch's progress bar, and its title
         self.bar_title = ""
         self.saved: str | None = None  # where the run stood at the last checkpoint written
+
+    @property
+    def cfg(self) -> Config:
+        """The run's settings, the regularisation in force included (regularising.py)."""
+        return self.setup.cfg
 
     def checkpoint(self) -> Checkpoint:
         """What a checkpoint holds (every process calls it: the RNG states are gathered)."""
@@ -216,7 +222,6 @@ class Trainer:
             for group in s.optimizer.param_groups:
                 group["lr"] /= 2
         raised = regularising.strengthen(s, p, epoch) if decision.strengthen else None
-        self.cfg = s.cfg  # the checkpoint keeps the regularisation in force
         p.start_next_epoch(epoch, train_loss)
         self.save(best=decision.improved)
         self.close_bar()  # before any line is written, which would land in the bar's line
