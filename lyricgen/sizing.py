@@ -44,16 +44,17 @@ class Choice:
     strength: float
     passes: float
     chars_per_weight: float
-    dropout: float
-    embedding_dropout: float
-    weight_decay: float
+
+    @property
+    def values(self) -> dict[str, float]:
+        return settings(self.strength)
 
     def describe(self, chosen: list[str], chars_per_s: float | None) -> str:
         """The line `train` prints: what the choice rests on, and the `chosen` settings."""
         speed = f" at {chars_per_s:,.0f} characters/s, to the nearest sqrt(2)" if chars_per_s \
             else ""
         return (f"sized for {self.chars_per_weight:.3f} training characters per weight and "
-                f"about {self.passes:.1f} passes over them{speed}: {shown(self.__dict__, chosen)}"
+                f"about {self.passes:.1f} passes over them{speed}: {shown(self.values, chosen)}"
                 " to start, raised if held-out stalls while training improves (an option or a "
                 "preset key pins each)")
 
@@ -62,7 +63,7 @@ def choose(passes: float, chars_per_weight: float) -> Choice:
     """The rule above."""
     s = min(_between(TEXT_HIGH / chars_per_weight, TEXT_HIGH / TEXT_LOW),
             _between(passes / PASSES_LOW, PASSES_HIGH / PASSES_LOW))
-    return Choice(s, passes, chars_per_weight, **settings(s))
+    return Choice(s, passes, chars_per_weight)
 
 
 def settings(strength: float) -> dict[str, float]:
@@ -124,5 +125,5 @@ def size(cfg: Config, corpus: Corpus, pinned: set[str],
     kept = [k for k in SIZED if k in pinned]
     line = choice.describe(free, chars_per_s) + (f" ({', '.join(kept)} as given)" if kept
                                                  else "")
-    return Sized(with_settings(cfg, {k: getattr(choice, k) for k in free}), line,
-                 choice.strength, free)
+    return Sized(with_settings(cfg, {k: v for k, v in choice.values.items() if k in free}),
+                 line, choice.strength, free)

@@ -55,15 +55,15 @@ def regularisation(run, epoch: int) -> tuple[float, float, float]:
 @pytest.mark.parametrize("passes", [0.3, 2, 3.5, 7, 19, 20, 400])
 @pytest.mark.parametrize("per_weight", [0.001, 0.02, 0.03, 0.06, 0.1, 5.0])
 def test_the_rule_goes_from_light_to_the_tuned_lyrics_settings(passes, per_weight):
-    c = sizing.choose(passes, per_weight)
-    assert (c.dropout, c.embedding_dropout, c.weight_decay) == \
+    c = sizing.choose(passes, per_weight).values
+    assert (c["dropout"], c["embedding_dropout"], c["weight_decay"]) == \
         pytest.approx(expected(passes, per_weight), abs=1e-3)
 
 
 def test_a_small_text_read_often_gets_the_default_preset_s_settings():
-    c = sizing.choose(50, 0.017)  # the Jay Chou lyrics for the default model
+    c = sizing.choose(50, 0.017).values  # the Jay Chou lyrics for the default model
     preset = Config()
-    assert (c.dropout, c.embedding_dropout, c.weight_decay) == \
+    assert (c["dropout"], c["embedding_dropout"], c["weight_decay"]) == \
         (preset.model.dropout, preset.model.embedding_dropout, preset.train.weight_decay)
 
 
