@@ -20,7 +20,7 @@ from lyricgen.models.charlm import ModelConfig
 
 # The defaults are the quality preset (configs/default.toml, what a bare `lyricgen train` runs):
 # a regularised, weight-tied LSTM for corpora of tens of thousands of characters, evaluated
-# with the continuous cache (benchmarks/RESULTS.md has its figures).
+# with the cache and its repeats (benchmarks/RESULTS.md has its figures).
 
 
 @dataclass
@@ -57,7 +57,7 @@ class TrainConfig:
     lr_schedule: Literal["none", "halve", "plateau"] = "plateau"
     plateau_patience: int = 1
     patience: int = 5  # early stopping after this many epochs without improvement; 0 = off
-    cache_eval: bool = True  # val_ppl with the continuous cache (counts/cache.py)
+    cache_eval: bool = True  # val_ppl with the cache and repeats (counts/cache.py, repeats.py)
     seed: int = 0
     device: str = "auto"
     cuda_graphs: bool = True  # on CUDA, record the training step once and replay it per batch

@@ -3,7 +3,8 @@ that each read the stream in its order, a part at a time:
 
 1. the LSTM's outputs and log p(y) (`lstm_rows`: rows read side by side, put back in order);
 2. optionally the training text's counts mixed in (`CountStream`, counts/mixing.py);
-3. optionally a continuous cache over the part of the stream already seen (counts/cache.py).
+3. optionally a memory of the part of the stream already seen: a continuous cache
+   (counts/cache.py), then its exact repeats (counts/repeats.py).
 
 Stages 2 and 3 learn their weights as they read (counts/prequential.py): the figures are
 never tuned on themselves.
@@ -19,6 +20,7 @@ import torch
 
 from lyricgen.counts.cache import CacheMixture
 from lyricgen.counts.mixing import CountMixture
+from lyricgen.counts.repeats import RepeatStream
 from lyricgen.models.charlm import CharLM
 from lyricgen.counts.ngram import NGram, histories, longest_in
 
@@ -30,7 +32,7 @@ GROUP_ROWS = 32  # rows the LSTM reads side by side
 @dataclass
 class Evaluation:
     loss: float  # mean cross-entropy per character: the model (with the counts, if given)
-    cache_loss: float | None = None  # the same with the continuous cache
+    cache_loss: float | None = None  # the same with the cache and the repeats
     lstm_loss: float | None = None  # the LSTM alone, when counts were mixed in
     count_weights: list[float] | None = None  # the counts' learned weight per level
 
@@ -44,8 +46,10 @@ def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = Fal
     ids = ids.long()
     count_stream = CountStream(counts, ids, device) if counts is not None else None
     cache_mixture = CacheMixture(1, device) if cache else None
+    repeats = RepeatStream(ids, device) if cache else None
     total = torch.zeros((), dtype=torch.float64, device=device)  # -sum log p(y): the model
     lstm_total = torch.zeros_like(total)  # the LSTM alone, with counts
+    cache_total = torch.zeros_like(total)  # with the cache and the repeats
     done = 0  # the targets scored so far
     # 1. The LSTM: outputs (for the cache; else None), log p(y), targets: (1, S, H), (1, S) x 2
     for h, logp_y, y in lstm_rows(model, ids, num_steps, cache):
@@ -53,12 +57,13 @@ def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = Fal
             _subtract_by_window(lstm_total, logp_y, num_steps)
             logp_y = count_stream.mix(logp_y, num_steps)
         _subtract_by_window(total, logp_y, num_steps)
-        if cache_mixture is not None:  # 3. the cache, over the model's log p(y)
-            cache_mixture.read(h, y, logp_y, num_steps)
+        if cache_mixture is not None:  # 3. the cache over the model's log p(y), the repeats
+            logp_cached = repeats.mix(cache_mixture.read(h, y, logp_y, num_steps), num_steps)
+            _subtract_by_window(cache_total, logp_cached, num_steps)
         done += y.shape[1]
     evaluation = Evaluation(total.item() / done)
     if cache_mixture is not None:
-        evaluation.cache_loss = cache_mixture.loss / done
+        evaluation.cache_loss = cache_total.item() / done
     if count_stream is not None:
         evaluation.lstm_loss = lstm_total.item() / done
         evaluation.count_weights = count_stream.mixture.weights()

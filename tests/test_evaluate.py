@@ -1,5 +1,5 @@
-"""Evaluation: the plain loss, and the continuous cache (counts/cache.py) against a naive
-implementation of its definition; weight tying."""
+"""Evaluation: the plain loss, and the cache and its repeats (counts/cache.py, repeats.py)
+against naive implementations of their definitions; weight tying."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from lyricgen import evaluate as evaluation
 from lyricgen.counts import cache as continuous_cache
+from lyricgen.counts import repeats
 from lyricgen.models.charlm import CharacterDropout, CharLM, LockedDropout, ModelConfig
 
 V = 11
@@ -23,14 +24,20 @@ def model(**cfg) -> CharLM:
     return CharLM(V, ModelConfig(**cfg)).double().eval()
 
 
-def naive_cache_loss(h, logp_y, y, num_steps, window):
+def naive_cache_loss(h, logp_y, ids, num_steps, window):
+    """The cache's loss, then its repeats' over the stream `ids`."""
+    return naive_repeat_loss(naive_cache_probs(h, logp_y, ids[1:].tolist(), num_steps, window),
+                             ids.tolist())
+
+
+def naive_cache_probs(h, logp_y, y, num_steps, window):
     """Position by position: every expert's probability of the target, the mixture weighted
     by each expert's likelihood of the targets before, and the memory the cache keeps (the
     last `window` positions before the current window, plus the window so far)."""
     experts = [(None, 0.0)] + [(t, lam) for t in continuous_cache.THETAS
                                for lam in continuous_cache.LAMBDAS]
     log_evidence = [-math.log(len(experts))] * len(experts)
-    total = 0.0
+    mixed = []
     for t in range(len(y)):
         first_key = max(0, (t // num_steps) * num_steps - window)
         p_model = math.exp(logp_y[t])
@@ -44,10 +51,37 @@ def naive_cache_loss(h, logp_y, y, num_steps, window):
             attention = torch.softmax(sims, 0)
             p_cache = sum(a.item() for j, a in zip(range(first_key, t), attention) if y[j] == y[t])
             probs.append((1 - lam) * p_model + lam * p_cache)
-        weights = torch.softmax(torch.tensor(log_evidence, dtype=torch.float64), 0)
-        total -= math.log(sum(w.item() * p for w, p in zip(weights, probs)))
-        log_evidence = [e + math.log(p) for e, p in zip(log_evidence, probs)]
-    return total / len(y)
+        mixed.append(mixture(log_evidence, probs))
+    return mixed
+
+
+def mixture(log_evidence, probs):
+    """The Bayesian mixture's probability, the experts' evidence then updated in place."""
+    weights = torch.softmax(torch.tensor(log_evidence, dtype=torch.float64), 0)
+    for k, p in enumerate(probs):
+        log_evidence[k] += math.log(p)
+    return sum(w.item() * p for w, p in zip(weights, probs))
+
+
+def naive_repeat_loss(probs, x):
+    """The repeats over the cache's `probs` of the targets x[1:], position by position: the
+    longest run ending at t that also ends in the WINDOW positions before, what followed those
+    ends, and a mixture over the lambdas per match length."""
+    experts = (0.0, *repeats.LAMBDAS)
+    evidence = {}  # per match length
+    total = 0.0
+    for t, p_cached in enumerate(probs):
+        window = range(max(0, t - repeats.WINDOW), t)
+        def ends(n):
+            return [j for j in window if j >= n - 1 and x[j - n + 1: j + 1] == x[t - n + 1: t + 1]]
+        length = max([n for n in range(1, min(repeats.LONGEST, t + 1) + 1) if ends(n)], default=0)
+        p_copy = (sum(x[j + 1] == x[t + 1] for j in ends(length)) / len(ends(length))
+                  if length else 0.0)
+        log_evidence = evidence.setdefault(length, [-math.log(len(experts))] * len(experts))
+        lams = experts if length else [0.0] * len(experts)
+        total -= math.log(mixture(log_evidence, [(1 - lam) * p_cached + lam * p_copy
+                                                 for lam in lams]))
+    return total / len(probs)
 
 
 def test_plain_loss_is_the_cross_entropy_of_one_carried_pass():
@@ -91,6 +125,8 @@ def test_rows_read_side_by_side_score_what_each_row_read_alone_scores(monkeypatc
 @pytest.mark.parametrize("block", [1, 10, 256])  # 1 window at a time, 2, all 8 at once
 def test_cache_loss_matches_its_definition(monkeypatch, block):
     monkeypatch.setattr(continuous_cache, "CACHE_WINDOW", 9)
+    monkeypatch.setattr(repeats, "WINDOW", 7)  # shorter than the text's repeat: some found,
+    monkeypatch.setattr(repeats, "LONGEST", 4)  # and some not; matches reach the longest
     monkeypatch.setattr(continuous_cache, "CACHE_BLOCK", block)
     lm = model()
     gen = torch.Generator().manual_seed(2)
@@ -100,7 +136,7 @@ def test_cache_loss_matches_its_definition(monkeypatch, block):
         logp = torch.log_softmax(lm.logits(h), -1)[0]
     y = ids[1:].tolist()
     logp_y = [logp[t, y[t]].item() for t in range(len(y))]
-    expected = naive_cache_loss(h[0], logp_y, y, num_steps=5, window=9)
+    expected = naive_cache_loss(h[0], logp_y, ids, num_steps=5, window=9)
     result = evaluation.evaluate(lm, ids, num_steps=5, cache=True)
     assert result.cache_loss == pytest.approx(expected, rel=1e-9)
 
@@ -113,6 +149,8 @@ def test_rows_are_put_back_in_order_and_scored_as_one_stream(monkeypatch):
     monkeypatch.setattr(evaluation, "WARM", 4)
     monkeypatch.setattr(evaluation, "GROUP_ROWS", 2)
     monkeypatch.setattr(continuous_cache, "CACHE_WINDOW", 9)
+    monkeypatch.setattr(repeats, "WINDOW", 7)  # shorter than the text's repeat: some found,
+    monkeypatch.setattr(repeats, "LONGEST", 4)  # and some not; matches reach the longest
     lm = model()
     gen = torch.Generator().manual_seed(5)
     ids = torch.cat([torch.randint(0, V, (20,), generator=gen)] * 3)[:50]
@@ -126,7 +164,7 @@ def test_rows_are_put_back_in_order_and_scored_as_one_stream(monkeypatch):
             h.append(features[0, skip:])
             logp_y += [logp[t, ids[first + t + 1]].item() for t in range(skip, end - 1 - first)]
     y = ids[1:].tolist()
-    expected = naive_cache_loss(torch.cat(h), logp_y, y, num_steps=4, window=9)
+    expected = naive_cache_loss(torch.cat(h), logp_y, ids, num_steps=4, window=9)
     result = evaluation.evaluate(lm, ids, num_steps=4, cache=True)
     assert result.loss == pytest.approx(-sum(logp_y) / len(y), rel=1e-9)
     assert result.cache_loss == pytest.approx(expected, rel=1e-9)

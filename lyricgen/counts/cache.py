@@ -49,20 +49,21 @@ class CacheMixture:
         self.keys: torch.Tensor | None = None
         self.values: torch.Tensor | None = None
         self.start = self.end = 0
-        self.loss = 0.0  # -sum log p(y) of the targets scored
         self._unseen_for, self._unseen = None, None  # the last mask and what it was made for
 
-    def read(self, h: torch.Tensor, y: torch.Tensor, logp_y: torch.Tensor, window: int) -> None:
-        """Score the stream's next targets `y` (R, S), whole windows of `window` positions (the
-        last may be shorter), given the model's log p(y) (R, S) and outputs `h` (R, S, H), and
-        remember them; a few windows at a time, as larger products run faster."""
+    def read(self, h: torch.Tensor, y: torch.Tensor, logp_y: torch.Tensor, window: int
+             ) -> torch.Tensor:
+        """The mixture's log p(y) (R, S) (float64) at the stream's next targets `y` (R, S),
+        whole windows of `window` positions (the last may be shorter), given the model's log
+        p(y) (R, S) and outputs `h` (R, S, H), remembering them; a few windows at a time, as
+        larger products run faster."""
         block = window * max(1, CACHE_BLOCK // window)
-        for start in range(0, y.shape[1], block):
-            part = slice(start, start + block)
-            self._read_block(h[:, part], y[:, part], logp_y[:, part], window)
+        return torch.cat([self._read_block(h[:, part], y[:, part], logp_y[:, part], window)
+                          for part in (slice(start, start + block)
+                                       for start in range(0, y.shape[1], block))], 1)
 
     def _read_block(self, h: torch.Tensor, y: torch.Tensor, logp_y: torch.Tensor,
-                    window: int) -> None:
+                    window: int) -> torch.Tensor:
         """`read` for a block (R, T): a position sees the CACHE_WINDOW positions before its
         window and those of its window before its own."""
         R, T, H = h.shape
@@ -89,7 +90,7 @@ class CacheMixture:
         p_model = logp_y.double().exp()  # the model alone
         log_p = torch.cat([logp_y.double().unsqueeze(0),
                            torch.log((1 - lam) * p_model + lam * p_cache)])  # (K, R, T)
-        self.loss -= self.mixture.read(log_p).sum().item()
+        return self.mixture.read(log_p)
 
     def _remember(self, h: torch.Tensor, y: torch.Tensor) -> None:
         """Append the block after the memory, keeping up to CACHE_WINDOW positions before it."""
