@@ -72,8 +72,8 @@ class RepeatStream:
 
     def __init__(self, ids: torch.Tensor, device: torch.device):
         self.length, self.p_copy = (m[None].to(device) for m in matches(ids))  # (1, N - 1)
-        self.lambdas = torch.tensor((0.0, *LAMBDAS), dtype=torch.float64, device=device)
-        self.mixture = Prequential(len(self.lambdas), 1, LONGEST + 1, device=device)
+        self.lambdas = torch.tensor(LAMBDAS, dtype=torch.float64, device=device)[:, None, None]
+        self.mixture = Prequential(len(LAMBDAS) + 1, 1, LONGEST + 1, device=device)  # + lambda 0
         self.done = 0  # the targets read so far
 
     def mix(self, logp: torch.Tensor, num_steps: int) -> torch.Tensor:
@@ -83,9 +83,9 @@ class RepeatStream:
         for lp in logp.split(num_steps, 1):
             at = slice(self.done, self.done + lp.shape[1])
             length, p_copy = self.length[:, at], self.p_copy[:, at]
-            lam = self.lambdas[:, None, None] * (length > 0)  # no match: the cache alone
+            lam = self.lambdas * (length > 0)  # (K - 1, 1, T); no match: the cache alone
             lp = lp.double()
-            log_p = torch.cat([lp[None], torch.log((1 - lam[1:]) * lp.exp() + lam[1:] * p_copy)])
+            log_p = torch.cat([lp[None], torch.log((1 - lam) * lp.exp() + lam * p_copy)])
             mixed.append(self.mixture.read(log_p, length))  # (1, T)
             self.done += lp.shape[1]
         return torch.cat(mixed, 1)
