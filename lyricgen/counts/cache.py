@@ -58,9 +58,9 @@ class CacheMixture:
         p(y) (R, S) and outputs `h` (R, S, H), remembering them; a few windows at a time, as
         larger products run faster."""
         block = window * max(1, CACHE_BLOCK // window)
-        return torch.cat([self._read_block(h[:, part], y[:, part], logp_y[:, part], window)
-                          for part in (slice(start, start + block)
-                                       for start in range(0, y.shape[1], block))], 1)
+        parts = [slice(start, start + block) for start in range(0, y.shape[1], block)]
+        return torch.cat([self._read_block(h[:, p], y[:, p], logp_y[:, p], window)
+                          for p in parts], 1)
 
     def _read_block(self, h: torch.Tensor, y: torch.Tensor, logp_y: torch.Tensor,
                     window: int) -> torch.Tensor:
