@@ -49,8 +49,8 @@ def print_training_summary(result: TrainingRun, console: Console | None = None) 
     console.print(table)
     if cache:
         console.print("val ppl is with the cache (a continuous cache and exact repeats) over "
-                      "the held-out text already read; no cache is the model without it, as sample draws (it picks "
-                      "best.pt)")
+                      "the held-out text already read; no cache is the model without it, as "
+                      "sample draws (it picks best.pt)")
     if lstm:
         console.print("the model is the LSTM mixed with n-gram counts of the training text "
                       "(--ngram-order); LSTM alone is the network by itself")
