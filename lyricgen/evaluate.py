@@ -20,6 +20,7 @@ import torch
 
 from lyricgen.counts.cache import CacheMixture
 from lyricgen.counts.mixing import CountMixture
+from lyricgen.counts.prequential import StreamStage
 from lyricgen.counts.repeats import RepeatStream
 from lyricgen.models.charlm import CharLM
 from lyricgen.counts.ngram import NGram, histories, longest_in
@@ -131,8 +132,9 @@ def overlapping_rows(ids: torch.Tensor, length: int, warm: int
     return rows, scored
 
 
-class CountStream:
-    """Stage 2: the counts' mixture with the LSTM (mixing.py) along the stream, in its order."""
+class CountStream(StreamStage):
+    """Stage 2: the counts' mixture with the LSTM (mixing.py): the LSTM's log p(y) in, the
+    mixture's out."""
 
     def __init__(self, counts: NGram, ids: torch.Tensor, device: torch.device):
         stream = ids[None].to(device)
@@ -140,17 +142,9 @@ class CountStream:
         self.p_counts = counts.prob_in(contexts, stream[0, 1:])[None]  # (1, N) at each target
         self.levels = longest_in(contexts)[None]  # (1, N)
         self.mixture = CountMixture(1, counts.order, device)
-        self.done = 0  # the targets mixed so far
 
-    def mix(self, logp_lstm: torch.Tensor, num_steps: int) -> torch.Tensor:
-        """The mixture's log p(y) (1, S) at the stream's next targets, given the LSTM's, a
-        window of `num_steps` at a time."""
-        mixed = []
-        for lp in logp_lstm.split(num_steps, 1):
-            at = slice(self.done, self.done + lp.shape[1])
-            mixed.append(self.mixture.read(lp, self.p_counts[:, at], self.levels[:, at]))
-            self.done += lp.shape[1]
-        return torch.cat(mixed, 1)
+    def _read(self, logp: torch.Tensor, at: slice) -> torch.Tensor:
+        return self.mixture.read(logp, self.p_counts[:, at], self.levels[:, at])
 
 
 def _at_least_float32(dtype: torch.dtype) -> torch.dtype:

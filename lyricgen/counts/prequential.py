@@ -55,3 +55,21 @@ class Prequential:
     def posterior(self) -> torch.Tensor:
         """Each expert's weight now per group (K, G), the rows' evidence pooled."""
         return torch.softmax(self.log_evidence.sum(1), 0)
+
+
+class StreamStage:
+    """A stage of evaluation along a stream, in its order (evaluate.py): the log p(y) (1, S) of
+    the stage before in, its own out, a window of `num_steps` at a time; `_read` mixes one
+    window, the stream's targets `at`."""
+
+    done = 0  # the targets read so far
+
+    def mix(self, logp: torch.Tensor, num_steps: int) -> torch.Tensor:
+        mixed = []
+        for lp in logp.split(num_steps, 1):
+            mixed.append(self._read(lp, slice(self.done, self.done + lp.shape[1])))
+            self.done += lp.shape[1]
+        return torch.cat(mixed, 1)
+
+    def _read(self, logp: torch.Tensor, at: slice) -> torch.Tensor:
+        raise NotImplementedError

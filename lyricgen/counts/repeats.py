@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from lyricgen.counts.prequential import Prequential
+from lyricgen.counts.prequential import Prequential, StreamStage
 
 WINDOW = 4096  # the positions before a target whose runs it may match (the cache's window)
 LONGEST = 16  # the longest run matched: a repeated line is sure long before this
@@ -67,25 +67,17 @@ def _earlier(key: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(order, code) - torch.searchsorted(order, first)
 
 
-class RepeatStream:
-    """The stage along the stream, in its order: the cache's log p(y) in, the mixture's out."""
+class RepeatStream(StreamStage):
+    """The stage after the cache: the cache's log p(y) in, the mixture's out."""
 
     def __init__(self, ids: torch.Tensor, device: torch.device):
         self.length, self.p_copy = (m[None].to(device) for m in matches(ids))  # (1, N - 1)
         self.lambdas = torch.tensor(LAMBDAS, dtype=torch.float64, device=device)[:, None, None]
         self.mixture = Prequential(len(LAMBDAS) + 1, 1, LONGEST + 1, device=device)  # + lambda 0
-        self.done = 0  # the targets read so far
 
-    def mix(self, logp: torch.Tensor, num_steps: int) -> torch.Tensor:
-        """The mixture's log p(y) (1, S) at the stream's next targets, given the cache's, a
-        window of `num_steps` at a time."""
-        mixed = []
-        for lp in logp.split(num_steps, 1):
-            at = slice(self.done, self.done + lp.shape[1])
-            length, p_copy = self.length[:, at], self.p_copy[:, at]
-            lam = self.lambdas * (length > 0)  # (K - 1, 1, T); no match: the cache alone
-            lp = lp.double()
-            log_p = torch.cat([lp[None], torch.log((1 - lam) * lp.exp() + lam * p_copy)])
-            mixed.append(self.mixture.read(log_p, length))  # (1, T)
-            self.done += lp.shape[1]
-        return torch.cat(mixed, 1)
+    def _read(self, logp: torch.Tensor, at: slice) -> torch.Tensor:
+        length, p_copy = self.length[:, at], self.p_copy[:, at]
+        lam = self.lambdas * (length > 0)  # (K - 1, 1, T); no match: the cache alone
+        logp = logp.double()
+        log_p = torch.cat([logp[None], torch.log((1 - lam) * logp.exp() + lam * p_copy)])
+        return self.mixture.read(log_p, length)  # (1, T)
