@@ -75,8 +75,8 @@ class Checkpoint:
     rng: dict[str, torch.Tensor] = field(default_factory=dict)  # torch's (and CUDA's) RNG state
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl's rows
     corpus_ids: torch.Tensor | None = None  # for the copy guard (copies.py); None: older file
-    # The counts mixed with the LSTM (NGram.state_dict()) and their weights per level as the
-    # last validation learned them (mixing.py); None: the LSTM alone
+    # The counts mixed with the LSTM (NGram.state_dict()) and their weights per level and
+    # order as the last validation learned them (mixing.py); None: the LSTM alone
     counts: dict[str, Any] | None = None
     source: str = ""  # the file it was read from, for messages
 
@@ -99,14 +99,18 @@ class Checkpoint:
                                   "training had diverged; use an earlier checkpoint")
         return model.eval()
 
-    def count_model(self) -> tuple[NGram, list[float]] | None:
-        """The counts and their weights, when the run mixed them with the LSTM."""
+    def count_model(self) -> tuple[NGram, list[list[float]]] | None:
+        """The counts and their weights per level and order, when the run mixed them with the
+        LSTM; a checkpoint from before orders were mixed has one weight per level, order n's."""
         if self.counts is None:
             return None
         try:
             counts = NGram.from_state_dict(self.counts)
-            weights = [float(w) for w in self.counts["weights"]]
-            if counts.vocab_size != len(self.vocab) or len(weights) != counts.order:
+            weights = [[float(w) for w in level] if isinstance(level, list) else
+                       [0.0] * (counts.order - 2) + [float(level)]
+                       for level in self.counts["weights"]]
+            if counts.vocab_size != len(self.vocab) or len(weights) != counts.order or \
+                    any(len(level) != counts.order - 1 for level in weights):
                 raise ValueError("the counts do not fit the vocabulary")
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
             raise CheckpointError(f"{self.source} is damaged ({first_line(e)})") from None

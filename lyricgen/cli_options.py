@@ -81,8 +81,9 @@ Init = Annotated[Optional[Literal["uniform", "normal"]], typer.Option(
     help="Initial weights: nn.LSTM's uniform rule, or the book's N(0, 0.01) with zero biases."
          + default(M.init))]
 NgramOrder = Annotated[Optional[int], typer.Option(
-    help="Mix the LSTM with an n-gram model of the training text counted in one pass, with "
-         "weights learned on the held-out text (which it needs); 0 leaves the LSTM alone."
+    help="Mix the LSTM with n-gram models of the training text up to this order, counted in "
+         "one pass, with weights learned on the held-out text (which it needs); 0 leaves the "
+         "LSTM alone."
          + default(M.ngram_order))]
 NumSteps = Annotated[Optional[int], typer.Option(
     help="Characters per training sequence (BPTT length)." + default(T.num_steps))]

@@ -35,7 +35,7 @@ class Evaluation:
     loss: float  # mean cross-entropy per character: the model (with the counts, if given)
     cache_loss: float | None = None  # the same with the cache and the repeats
     lstm_loss: float | None = None  # the LSTM alone, when counts were mixed in
-    count_weights: list[float] | None = None  # the counts' learned weight per level
+    count_weights: list[list[float]] | None = None  # the counts' learned weights per level, order
 
 
 @torch.inference_mode()
@@ -138,13 +138,17 @@ class CountStream(StreamStage):
 
     def __init__(self, counts: NGram, ids: torch.Tensor, device: torch.device):
         stream = ids[None].to(device)
-        contexts = counts.contexts(histories(stream, counts.order).flatten(0, 1))  # (N, n)
-        self.p_counts = counts.prob_in(contexts, stream[0, 1:])[None]  # (1, N) at each target
-        self.levels = longest_in(contexts)[None]  # (1, N)
-        self.mixture = CountMixture(1, counts.order, device)
+        history = histories(stream, counts.order).flatten(0, 1)  # (N, n - 1)
+        models = counts.by_order()  # orders 2..n, order k reading the last k - 1
+        rows = [m.contexts(history[:, history.shape[1] + 1 - m.order:]) for m in models]
+        # each order's p(y) at each target (orders, 1, N), the level of order n (1, N)
+        self.p_counts = torch.stack([m.prob_in(r, stream[0, 1:]) for m, r in zip(models, rows)]
+                                    )[:, None]
+        self.levels = longest_in(rows[-1])[None]
+        self.mixture = CountMixture(1, counts.order, len(models), device)
 
     def _read(self, logp: torch.Tensor, at: slice) -> torch.Tensor:
-        return self.mixture.read(logp, self.p_counts[:, at], self.levels[:, at])
+        return self.mixture.read(logp, self.p_counts[:, :, at], self.levels[:, at])
 
 
 def _at_least_float32(dtype: torch.dtype) -> torch.dtype:

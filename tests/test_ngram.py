@@ -123,26 +123,51 @@ def test_the_saved_counts_give_the_same_model():
 
 def test_the_online_mixture_is_the_bayesian_update_position_by_position():
     torch.manual_seed(0)
-    R, T, levels = 2, 12, 3
-    mixture = CountMixture(R, levels, torch.device("cpu"))
-    windows = [(torch.rand(R, T).log(), torch.rand(R, T).double(),
+    R, T, levels, orders = 2, 12, 3, 2
+    mixture = CountMixture(R, levels, orders, torch.device("cpu"))
+    windows = [(torch.rand(R, T).log(), torch.rand(orders, R, T).double(),
                 torch.randint(0, levels, (R, T)), torch.ones(R, T, dtype=torch.bool))
                for _ in range(2)]
     got = torch.cat([mixture.read(*w) for w in windows], 1)
-    # By hand: per row and level, a posterior over the weights, updated after each position.
-    lstm, counts, level, _ = (torch.cat(parts, 1) for parts in zip(*windows))
+    # By hand: per row and level, a posterior over the experts (the LSTM alone, then each
+    # order's weights), updated after each position.
+    lstm, level = torch.cat([w[0] for w in windows], 1), torch.cat([w[2] for w in windows], 1)
+    counts = torch.cat([w[1] for w in windows], 2)
+    experts = [(None, 0.0)] + [(k, w) for k in range(orders) for w in WEIGHTS]
     want = torch.zeros(R, 2 * T, dtype=torch.float64)
     posterior = {}
     for r in range(R):
         for t in range(2 * T):
             key = (r, int(level[r, t]))
-            log_post = posterior.get(key, [-math.log(len(WEIGHTS))] * len(WEIGHTS))
-            p_each = [(1 - w) * math.exp(lstm[r, t]) + w * counts[r, t] for w in WEIGHTS]
+            log_post = posterior.get(key, [-math.log(len(experts))] * len(experts))
+            p_each = [(1 - w) * math.exp(lstm[r, t]) + (w * counts[k, r, t] if w else 0.0)
+                      for k, w in experts]
             norm = max(log_post)
             post = [math.exp(x - norm) for x in log_post]
             want[r, t] = math.log(sum(q * p for q, p in zip(post, p_each)) / sum(post))
             posterior[key] = [x + math.log(p) for x, p in zip(log_post, p_each)]
     assert torch.allclose(got, want, atol=1e-10)
+    # The weights sampling uses: per level and order, the posterior mean of w, rows pooled.
+    pooled = {b: [sum(posterior[(r, b)][i] for r in range(R)) for i in range(len(experts))]
+              for b in range(levels)}
+    for b, log_post in pooled.items():
+        post = torch.softmax(torch.tensor(log_post, dtype=torch.float64), 0).tolist()
+        for k in range(orders):
+            mean = sum(q * w for q, (order, w) in zip(post, experts) if order == k)
+            assert mixture.weights()[b][k] == pytest.approx(mean, abs=1e-12)
+
+
+def test_each_lower_order_is_the_model_counted_at_that_order():
+    V, n = 5, 4
+    ids = torch.tensor(random_ids(400, V, seed=9))
+    models = NGram.count(ids, V, n).by_order()
+    assert [m.order for m in models] == [2, 3, 4]
+    for k, model in zip((2, 3), models):
+        # The k-grams that end an n-gram: the text's, from position n - k on.
+        alone = NGram.count(ids[n - k:], V, k)
+        history = torch.tensor([[a] * (k - 2) + [b] for a in range(-1, V) for b in range(V)])
+        assert torch.allclose(model.distribution(history), alone.distribution(history),
+                              atol=1e-12)
 
 
 def test_validation_with_counts_reports_the_lstm_alone_as_without_them():
@@ -155,7 +180,8 @@ def test_validation_with_counts_reports_the_lstm_alone_as_without_them():
     mixed = evaluate(model, ids[700:], 8, counts=counts)
     assert mixed.lstm_loss == pytest.approx(alone.loss, rel=1e-9)
     assert mixed.loss < alone.loss  # an untrained LSTM: the counts know the text far better
-    assert len(mixed.count_weights) == 3 and all(0 <= w <= 0.9 for w in mixed.count_weights)
+    weights = mixed.count_weights  # per level (3), per order (2 and 3)
+    assert len(weights) == 3 and all(len(w) == 2 and 0 <= sum(w) <= 0.9 for w in weights)
 
 
 def test_the_mixed_stepper_samples_from_the_mixture_and_rewinds_with_its_columns():
@@ -163,7 +189,7 @@ def test_the_mixed_stepper_samples_from_the_mixture_and_rewinds_with_its_columns
     torch.manual_seed(1)
     model = CharLM(V, ModelConfig(hidden_size=12, embedding_size=12)).eval()
     counts = NGram.count(torch.tensor(random_ids(400, V, seed=2)), V, 3)
-    weights = [0.2, 0.5, 0.7]
+    weights = [[0.1, 0.1], [0.2, 0.3], [0.0, 0.7]]  # per level, for orders 2 and 3
     prefix = [3, 4, 5]
     with torch.inference_mode():
         _, state = model(torch.tensor([prefix]))
@@ -176,8 +202,10 @@ def test_the_mixed_stepper_samples_from_the_mixture_and_rewinds_with_its_columns
             got = mixed.step(ids)
             lstm = torch.softmax(plain.step(ids).double(), -1)
         history = torch.tensor([[1, 6], [2, 0]])  # each stream's last two characters
-        w = torch.tensor(weights, dtype=torch.float64)[counts.longest(history)][:, None]
-        want = ((1 - w) * lstm + w * counts.distribution(history)).log()
+        w = torch.tensor(weights, dtype=torch.float64)[counts.longest(history)]  # (2, 2)
+        bigram = NGram.count(torch.tensor(random_ids(400, V, seed=2))[1:], V, 2)
+        want = ((1 - w.sum(1, keepdim=True)) * lstm + w[:, :1] * bigram.distribution(
+            history[:, 1:]) + w[:, 1:] * counts.distribution(history)).log()
         assert torch.allclose(got.double(), want, atol=1e-5)
         for live, kept in zip(mixed.columns(), saved):  # rewind to the start
             live.copy_(kept)
@@ -186,11 +214,21 @@ def test_the_mixed_stepper_samples_from_the_mixture_and_rewinds_with_its_columns
                                                   [3, 4, 5]).step(torch.tensor([1, 2])))
 
 
+def test_a_checkpoint_from_before_orders_were_mixed_weighs_its_highest_order(trained, tmp_path):
+    saved = checkpoint.load(trained / "best.pt", training_state=True)
+    saved.counts = {**saved.counts, "weights": [0.1, 0.2, 0.3, 0.4, 0.5]}  # one per level
+    checkpoint.save(saved, tmp_path / "old.pt")
+    _, weights = checkpoint.load(tmp_path / "old.pt").count_model()
+    assert weights == [[0.0, 0.0, 0.0, w] for w in (0.1, 0.2, 0.3, 0.4, 0.5)]
+    assert cli("sample", "--checkpoint", tmp_path / "old.pt", "--length", 5).exit_code == 0
+
+
 def test_a_trained_checkpoint_keeps_its_counts_and_sample_uses_them(trained):
     best = trained / "best.pt"
     saved = checkpoint.load(best, training_state=True)
     counts, weights = saved.count_model()
     assert counts.vocab_size == len(saved.vocab) and len(weights) == counts.order
+    assert all(len(level) == counts.order - 1 for level in weights)
     history = saved.history[-1]
     assert weights == history["count_weights"] and "val_ppl_lstm" in history
     args = ["sample", "--checkpoint", best, "--prefix", "分开", "--length", "30",

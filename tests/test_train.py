@@ -306,7 +306,7 @@ def test_the_schedule_follows_the_network_while_best_pt_follows_the_model_sample
     plain = iter([3.0, 2.9, 2.95, 2.96, 2.97, 2.98, 2.99])
     lstm = iter([4.0, 3.9, 3.8, 3.7, 3.6, 3.65, 3.7])
     monkeypatch.setattr(validation, "evaluate", lambda *args, **kwargs: Evaluation(
-        next(plain), lstm_loss=next(lstm), count_weights=[0.5]))
+        next(plain), lstm_loss=next(lstm), count_weights=[[0.5]]))
     result = train(None, tiny_options(lyrics_file, tmp_path / "run", epochs=7, patience=2,
                                       lr_schedule="plateau", plateau_patience=1), **QUIET)
     assert result.best_epoch == 2 and result.stop == "early stop"

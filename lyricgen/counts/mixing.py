@@ -1,13 +1,18 @@
 """The LSTM and the counts (ngram.py) as one model:
 
-    p(y) = (1 - w_b) p_lstm(y) + w_b p_counts(y),   b = the longest context the counts have seen
+    p(y) = (1 - sum_k w_bk) p_lstm(y) + sum_k w_bk p_k(y),   b = the longest context seen
 
-so the counts weigh more where they know the context well. In validation the weights are not
-set but learned as the text is read: each w on a grid is an expert in a Bayesian mixture, one
-mixture per b, weighted by how well it predicted the characters of that b already seen
-(prequential.py; the continuous cache learns its settings the same way, cache.py). The
-posterior mean of w for each b at the end of validation is what sampling uses (`weights`), and
-what a checkpoint keeps.
+where p_k is the counts of order k (2..n, each counted as the highest: `NGram.by_order`) and b
+the longest context the order-n counts have seen, so the counts weigh more where they know the
+context well, and each order as much as it predicts. A text of short memory wants order 2 or 3;
+one that repeats long runs wants n.
+
+In validation the weights are not set but learned as the text is read: the LSTM alone and
+each (order k, weight w) on a grid are experts in a Bayesian mixture, one mixture per b,
+weighted by how well each predicted the characters of that b already seen (prequential.py; the
+continuous cache learns its settings the same way, cache.py). The mixture of experts is itself
+of the form above, with w_bk the posterior mean of w over order k's experts at the end of
+validation: what sampling uses (`weights`), and what a checkpoint keeps.
 """
 
 from __future__ import annotations
@@ -20,31 +25,38 @@ from lyricgen.models.stepper import Stepper
 from lyricgen.counts.ngram import NGram, longest_in
 from lyricgen.counts.prequential import Prequential
 
-WEIGHTS = tuple(k / 10 for k in range(10))  # 0: the LSTM alone
+WEIGHTS = tuple(k / 10 for k in range(1, 10))  # each order's grid; the LSTM alone is apart
 
 
 class CountMixture:
     """The online mixture over a stream cut into `rows` rows; `read` a window at a time. The
-    experts are the weights w of the grid, one mixture (prequential.py) per row and level."""
+    experts are the LSTM alone, then each order's weights w of the grid, order by order; one
+    mixture (prequential.py) per row and level."""
 
-    def __init__(self, rows: int, levels: int, device: torch.device):
+    def __init__(self, rows: int, levels: int, orders: int, device: torch.device):
         self.grid = torch.tensor(WEIGHTS, dtype=torch.float64, device=device)[:, None, None]
-        self.mixture = Prequential(len(WEIGHTS), rows, levels, device)
+        self.orders = orders
+        self.mixture = Prequential(1 + orders * len(WEIGHTS), rows, levels, device)
 
     def read(self, logp_lstm: torch.Tensor, p_counts: torch.Tensor, level: torch.Tensor,
              scored: torch.Tensor | None = None) -> torch.Tensor:
-        """The mixture's log p(y) for a window (R, T), given the LSTM's log p(y), the counts'
-        p(y) and the level b of each position; then the window's `scored` positions (all, if
-        not given) join the evidence."""
-        log_p = torch.log((1 - self.grid) * logp_lstm.double().exp() + self.grid * p_counts)
-        return self.mixture.read(log_p, level, scored)  # log_p: (K, R, T)
+        """The mixture's log p(y) for a window (R, T), given the LSTM's log p(y), each order's
+        p(y) (orders, R, T) and the level b of each position; then the window's `scored`
+        positions (all, if not given) join the evidence."""
+        p_lstm = logp_lstm.double().exp()
+        log_p = [logp_lstm.double()[None]] + [torch.log((1 - self.grid) * p_lstm + self.grid * p)
+                                               for p in p_counts]
+        return self.mixture.read(torch.cat(log_p), level, scored)  # log_p: (K, R, T)
 
-    def weights(self) -> list[float]:
-        """The posterior mean of w per level, the rows' evidence pooled."""
-        return (self.mixture.posterior() * self.grid[:, :, 0]).sum(0).tolist()
+    def weights(self) -> list[list[float]]:
+        """w_bk: for each level, each order's weight, the posterior mean over its experts (the
+        rows' evidence pooled)."""
+        posterior = self.mixture.posterior()[1:]  # (orders x grid, levels)
+        by_order = posterior.reshape(self.orders, len(WEIGHTS), -1) * self.grid[:, :, 0]
+        return by_order.sum(1).t().tolist()
 
 
-Counts = tuple[NGram, list[float]]  # the counts and their weights per level
+Counts = tuple[NGram, list[list[float]]]  # the counts and their weights per level and order
 
 
 def make_stepper(model: CharLM, state: State, prefix: list[int], counts: Counts | None
@@ -56,15 +68,16 @@ def make_stepper(model: CharLM, state: State, prefix: list[int], counts: Counts 
 
 
 class MixedStepper:
-    """A Stepper whose `logits` are the mixture's log-probabilities, with `weights` per level;
-    `columns` adds the streams' recent characters, so rewinding a stream rewinds them too."""
+    """A Stepper whose `logits` are the mixture's log-probabilities, with `weights` per level
+    and order; `columns` adds the streams' recent characters, so rewinding a stream rewinds
+    them too."""
 
-    def __init__(self, stepper: Stepper, counts: NGram, weights: list[float],
+    def __init__(self, stepper: Stepper, counts: NGram, weights: list[list[float]],
                  prefix: list[int]):
         self.stepper, self.counts = stepper, counts
         N = stepper.logits.shape[0]
         device = stepper.logits.device
-        self.weights = torch.tensor(weights, dtype=torch.float64, device=device)
+        self.weights = torch.tensor(weights, dtype=torch.float64, device=device)  # (n, n - 1)
         recent = ([-1] * counts.order + prefix)[-(counts.order - 1):]
         self.history = torch.tensor(recent, device=device)[:, None].repeat(1, N)  # (n - 1, N)
         self.mixed = torch.empty(counts.vocab_size, N, device=device)  # (V, N), as columns
@@ -82,8 +95,11 @@ class MixedStepper:
         return self.logits
 
     def _mix(self) -> None:
-        rows = self.counts.contexts(self.history.t())  # (N, n), looked up once per step
-        w = self.weights[longest_in(rows)][:, None]  # (N, 1)
-        p_lstm = torch.softmax(self.stepper.logits.double(), -1)
-        p = (1 - w) * p_lstm + w * self.counts.distribution_in(rows)
+        history = self.history.t()  # (N, n - 1)
+        models = self.counts.by_order()  # orders 2..n, order k reading the last k - 1
+        rows = [m.contexts(history[:, history.shape[1] + 1 - m.order:]) for m in models]
+        w = self.weights[longest_in(rows[-1])]  # (N, orders), at the level of order n
+        p = (1 - w.sum(1, keepdim=True)) * torch.softmax(self.stepper.logits.double(), -1)
+        for k, (model, r) in enumerate(zip(models, rows)):
+            p += w[:, k, None] * model.distribution_in(r)
         self.mixed.t().copy_(p.log())

@@ -29,6 +29,7 @@ class NGram:
         `counts` (K,)."""
         self.order, self.vocab_size = grams.shape[1], vocab_size
         self.grams, self.counts = grams, counts
+        self._orders: list[NGram] | None = None
         V, n = vocab_size, self.order
         grams, counts = grams.long(), counts.long()
         # Context tables: index[j] maps each gram to its j-character context's row.
@@ -78,6 +79,21 @@ class NGram:
             _, key = torch.unique(key * vocab_size + windows[:, j], return_inverse=True)
         first, counts = _first_and_counts(key)
         return cls(windows[first].int(), counts.int(), vocab_size)
+
+    def lower(self, order: int) -> NGram:
+        """The model of order `order` < n, from these counts: a k-gram's count is the sum over
+        the n-grams that end with it (the text's first n - k k-grams, which end none, aside)."""
+        grams, inverse = torch.unique(self.grams[:, self.order - order:], dim=0,
+                                      return_inverse=True)
+        counts = torch.zeros(len(grams), dtype=torch.long).index_add_(0, inverse,
+                                                                      self.counts.long())
+        return NGram(grams, counts.int(), self.vocab_size).to(self.unigram.device)
+
+    def by_order(self) -> list[NGram]:
+        """The models of orders 2..n, each counted as if it were the highest (built once)."""
+        if self._orders is None:
+            self._orders = [self.lower(k) for k in range(2, self.order)] + [self]
+        return self._orders
 
     def state_dict(self) -> dict[str, torch.Tensor | int]:
         return {"grams": self.grams, "counts": self.counts, "vocab_size": self.vocab_size}
@@ -158,6 +174,8 @@ class NGram:
                        self.gammas, self.discounts):
             tables[:] = [t.to(device) for t in tables]
         self.unigram = self.unigram.to(device)
+        for model in (self._orders or [])[:-1]:
+            model.to(device)
         return self
 
     def longest(self, history: torch.Tensor) -> torch.Tensor:

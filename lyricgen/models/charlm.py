@@ -27,8 +27,9 @@ class ModelConfig:
     embedding_dropout: float = 0.25
     tie_weights: bool = True  # the output layer reuses the embedding (embedding input only)
     init: Literal["uniform", "normal"] = "uniform"  # normal = the book's N(0, 0.01), zero biases
-    # Counts of the training text mixed with the LSTM (ngram.py, mixing.py): the n-gram order;
-    # 0 for the LSTM alone. (CharLM is the LSTM; the counts are made from the corpus.)
+    # Counts of the training text mixed with the LSTM (ngram.py, mixing.py): the highest order,
+    # each from 2 up to it mixed; 0 for the LSTM alone. (CharLM is the LSTM; the counts are
+    # made from the corpus.)
     ngram_order: int = 5
 
     def validate(self) -> None:

@@ -36,5 +36,5 @@ def epoch_row(s: Setup, p: Progress, epoch: int, train_loss: float,
             row["val_ppl_plain"] = perplexity(val.loss)
         if val.count_weights is not None:  # the LSTM's own figure, and what it learned
             row["val_ppl_lstm"] = perplexity(val.lstm_loss)
-            row["count_weights"] = [round(w, 4) for w in val.count_weights]
+            row["count_weights"] = [[round(w, 4) for w in level] for level in val.count_weights]
     return row
