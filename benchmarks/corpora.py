@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -94,8 +95,8 @@ def vocab_size(path: Path) -> int:
 
 
 def validation_share(rows: list[dict]) -> str:
-    """Median validation time against the median epoch's training time."""
-    epochs = [r["seconds"] for r in rows]
+    """Median validation time against the median epoch's training time (whole epochs')."""
+    epochs = [r["seconds"] for r in rows if float(r["epoch"]).is_integer()] or [math.nan]
     validation = [r["val_seconds"] for r in rows if "val_seconds" in r]
     if not validation:
         return "-"
@@ -136,20 +137,20 @@ def main() -> None:
             path.write_text(body, encoding="utf-8")
             runs.append((name, f"{name} ({len(body) // 1000:,}k, {len(set(body)):,} characters, "
                          f"limit {limit:.3f})", "default", path, [],
-                         lambda ppl, lim=limit: f"within 25% of {lim:.2f}: "
-                         f"{ppl / lim - 1:+.1%}"))
+                         lambda ppl, cache, lim=limit: f"within 25% of {lim:.2f}: plain "
+                         f"{ppl / lim - 1:+.1%}, with the cache {cache / lim - 1:+.1%}"))
         if "jaychou" in only:
             runs.append(("jaychou", "Jay Chou", "default", args.corpus, [],
-                         lambda ppl: f"plain <= 250: {'met' if ppl <= 250 else 'not met'}"))
+                         lambda ppl, cache: f"plain <= 250: {'met' if ppl <= 250 else 'not met'}"))
         if args.general is not None:
             general = Path(tmp) / "general.txt"
             clean(args.general, general)
             if "general" in only:
                 runs.append(("fortunes", "fortunes-zh", "default", general, [],
-                             lambda ppl: "-"))
+                             lambda ppl, cache: "-"))
             if "baseline" in only:
                 runs.append(("fortunes_baseline", "fortunes-zh", "plain 2 x 512 nn.LSTM", general,
-                             [*BASELINE, "--ngram-order", "0"], lambda ppl: "-"))
+                             [*BASELINE, "--ngram-order", "0"], lambda ppl, cache: "-"))
         for name, corpus, run, path, extra, goal in runs:
             before = matmul_rates()
             rows, sizing, bfloat16 = train(name, ["--data", str(path), *extra], args.minutes)
@@ -157,8 +158,8 @@ def main() -> None:
             plain = best(rows, "val_ppl_plain") or best(rows, "val_ppl")
             lstm = best(rows, "val_ppl_lstm")
             cache = best(rows, "val_ppl") if "val_ppl_plain" in rows[0] else None
-            lines.append(f"| {corpus} | {run} | {len(rows)} | **{fmt(plain)}** | {fmt(lstm)} | "
-                         f"{fmt(cache)} | {goal(plain)} | {fmt(rows[-1]['train_ppl'])} | "
+            lines.append(f"| {corpus} | {run} | {rows[-1]['epoch']:g} | **{fmt(plain)}** | "
+                         f"{fmt(lstm)} | {fmt(cache)} | {goal(plain, cache or plain)} | {fmt(rows[-1]['train_ppl'])} | "
                          f"{strengths(rows)} | {validation_share(rows)} | {sizing} |")
             if run == "default":
                 speed = median_speed(rows)

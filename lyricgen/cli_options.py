@@ -100,7 +100,8 @@ Clip = Annotated[Optional[float], typer.Option(
     help="Clip the global gradient norm to this value; 0 does not clip." + default(T.clip))]
 Epochs = Annotated[Optional[int], typer.Option(help="Epochs to train." + default(T.epochs))]
 TimeLimit = Annotated[Optional[float], typer.Option(
-    help="Stop cleanly after this many minutes of training, checkpoints written.")]
+    help="Stop cleanly after this many minutes of training, checkpoints written and the "
+         "part of the epoch trained validated (best.pt takes it if it is better).")]
 LrSchedule = Annotated[Optional[Literal["none", "halve", "plateau"]], typer.Option(
     help="halve: halve the lr when an epoch's training loss went up; plateau: halve it after "
          "--plateau-patience epochs without improvement; never below 1/1000 of --lr."

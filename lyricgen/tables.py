@@ -16,18 +16,22 @@ class TrainingRun(Protocol):
     history: list[dict[str, Any]]  # metrics.jsonl's rows
     stop: str  # why it stopped
     out: Path
-    best_epoch: int
+    best_epoch: float  # a fraction when best.pt holds an epoch the time limit cut
+    partial: dict[str, Any] | None  # that epoch's row
 
 
 def print_training_summary(result: TrainingRun, console: Console | None = None) -> None:
     console = console or Console()
-    rows = result.history
+    rows = [*result.history, *([result.partial] if result.partial else [])]
     if not rows:
         console.print(f"no epoch completed; {result.out / 'last.pt'} holds the run so far")
         return
     cache, lstm = "val_ppl_plain" in rows[0], "val_ppl_lstm" in rows[0]
     # Fits 80 columns (a pipe's width): short headers, no vertical rules, no cell wrapped.
-    table = Table(title=f"training {result.stop}: {plural(len(rows), 'epoch')}, best at "
+    done = plural(len(result.history), "epoch")
+    if result.partial:
+        done += f" and {result.partial['epoch'] % 1:.0%} of the next"
+    table = Table(title=f"training {result.stop}: {done}, best at "
                         f"epoch {result.best_epoch}", box=None, title_justify="left",
                   pad_edge=False, show_edge=False)
     keys = ["val_ppl", *(["val_ppl_plain"] if cache else []), *(["val_ppl_lstm"] if lstm else [])]

@@ -27,7 +27,7 @@ from lyricgen.training.reporting import Log, Reporter
 from lyricgen.training.schedule import Schedule, learning_figure, sampled_figure
 from lyricgen.training.signals import StopFlag, stop_signals
 from lyricgen.training.setup import Setup, restore_optimizer
-from lyricgen.training.validation import epoch_row
+from lyricgen.training.validation import cut_row, epoch_row
 
 CHECK_EVERY = 16  # batches between syncs that read the loss (finite check, progress bar)
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}  # the shell's 128 + signal number
@@ -40,6 +40,7 @@ class TrainResult:
     out: Path
     best_epoch: int
     exit_code: int = 0  # 130 / 143 after SIGINT / SIGTERM: a clean stop, but not the end
+    partial: dict[str, Any] | None = None  # the row of an epoch cut by the time limit
     reported: bool = True  # False in the other processes of a run on several: rank 0 tells
 
 
@@ -56,6 +57,8 @@ class Trainer:
         self.bar: tqdm | None = None  # the epoch's progress bar, and its title
         self.bar_title = ""
         self.saved: str | None = None  # where the run stood at the last checkpoint written
+        self.partial: dict[str, Any] | None = None  # the row of an epoch cut by the time limit
+        self.epoch_batches = 0  # in the epoch under way
 
     @property
     def cfg(self) -> Config:
@@ -68,7 +71,7 @@ class Trainer:
         return Checkpoint(self.cfg, s.corpus.vocab, s.corpus.sha256, s.model.state_dict(),
                           s.optimizer.state_dict(), self.progress,
                           self.world.rng_state(s.device), self.history, s.corpus.kept_ids,
-                          s.saved_counts(self.history))
+                          s.saved_counts([*self.history, self.partial or {}]))
 
     def restore(self, saved: Checkpoint) -> None:
         """Continue from `saved` (the caller checked that its corpus is this one)."""
@@ -125,32 +128,41 @@ class Trainer:
     def run(self) -> TrainResult:
         epochs = self.cfg.train.epochs
         self.report.rewrite_metrics(self.history)
-        limit = self.cfg.train.time_limit
-        deadline = time.monotonic() + limit * 60 if limit else math.inf
+        deadline = time.monotonic() + (self.cfg.train.time_limit or math.inf) * 60
         stop, exit_code = "finished", 0
         with stop_signals() as signals:
             while self.progress.epoch < epochs:
                 epoch = self.progress.epoch + 1
+                # Time to validate an epoch the time limit cuts: what the last validation took.
+                spare = self.history[-1].get("val_seconds", 0.0) if self.history else 0.0
                 try:
-                    complete, stopped = self.train_epoch(epoch, deadline, signals)
+                    complete, stopped = self.train_epoch(epoch, deadline - spare, signals)
                     if complete and self.end_epoch(epoch):
                         stop = "early stop"
                         break
                     if stopped and not complete:
-                        self.save(best=not (self.out / "best.pt").exists())
+                        if stopped == "time limit" and self.setup.finite():  # else save says
+                            self.partial = self.world.from_main(lambda: cut_row(
+                                self.setup, self.progress, epoch, self.epoch_batches,
+                                self.diverged))
+                        improved = self.schedule.keep_if_best(self.progress, self.partial)
+                        self.save(best=improved or not (self.out / "best.pt").exists())
+                        self.close_bar()  # before the row's line
+                        if self.partial:
+                            self.report.epoch(self.partial, improved)
                 finally:
                     self.close_bar()
                 if not stopped:
                     continue
-                where = f"epoch {self.progress.epoch + 1}, batch {self.progress.batch}" \
-                    if not complete else f"the end of epoch {epoch}"
+                where = self.position() if not complete else f"the end of epoch {epoch}"
                 # A signal is a normal stop, as the time limit is, with the shell's exit code.
                 stop = "time limit" if stopped == "time limit" else f"interrupted by {stopped}"
                 exit_code = EXIT_CODES.get(stopped, 0)
                 self.report.log(f"{'time limit reached' if stopped == 'time limit' else stop} at "
                          f"{where}; {self.out / 'last.pt'} holds it (continue with --resume)")
                 break
-        return TrainResult(self.history, stop, self.out, self.progress.best_epoch, exit_code)
+        return TrainResult(self.history, stop, self.out, self.progress.best_epoch, exit_code,
+                           partial=self.partial)
 
     def train_epoch(self, epoch: int, deadline: float, signals: StopFlag
                     ) -> tuple[bool, str | None]:
@@ -158,6 +170,7 @@ class Trainer:
         training must stop (time limit, a signal) if it must."""
         s, p, world = self.setup, self.progress, self.world
         batches = s.batches(epoch)  # this process's rows of them
+        self.epoch_batches = len(batches)
         losses = torch.zeros(len(batches), dtype=torch.float64, device=s.device)
         losses[: p.batch] = torch.tensor(p.batch_losses, dtype=torch.float64)
         rows = world.rows(self.cfg.train.batch_size)  # of the carried state, (L, B, H) each

@@ -81,6 +81,16 @@ class Schedule:
         return Decision(improved, halve and self.can_halve(lr), stop, strengthen)
 
 
+    @staticmethod
+    def keep_if_best(p: Progress, row: dict[str, Any] | None) -> bool:
+        """Whether best.pt takes the network of an epoch the time limit cut (its `row`); the
+        schedule's counters are left as they are."""
+        if row is None or not sampled_figure(row) < p.best:
+            return False
+        p.best, p.best_epoch = sampled_figure(row), row["epoch"]
+        return True
+
+
 def can_strengthen(p: Progress) -> bool:
     """Whether the run has regularisation left to raise (regularising.py)."""
     return bool(p.strengthening) and p.strength < 1.0

@@ -50,7 +50,8 @@ class Setup:
         return None if self.counts is None or weights is None else (self.counts, weights)
 
     def saved_counts(self, history: list[dict]) -> dict | None:
-        """The counts as a checkpoint keeps them, with their weights."""
+        """The counts as a checkpoint keeps them, with the weights the last validation in
+        `history` (rows, some perhaps empty) learned."""
         mixed = self.mixed_counts(history)
         return None if mixed is None else {**mixed[0].state_dict(), "weights": mixed[1]}
 

@@ -38,3 +38,14 @@ def epoch_row(s: Setup, p: Progress, epoch: int, train_loss: float,
             row["val_ppl_lstm"] = perplexity(val.lstm_loss)
             row["count_weights"] = [[round(w, 4) for w in level] for level in val.count_weights]
     return row
+
+
+def cut_row(s: Setup, p: Progress, epoch: int, batches: int,
+            diverged: Callable[[str], NoReturn]) -> dict[str, Any] | None:
+    """The row of `epoch` cut after `p.batch` of its `batches`, its epoch a fraction (1.25 is a
+    quarter into epoch 2); None if it trained no batch or there is no held-out text. It stays
+    out of the history a resumed run continues, which so gives what an unbroken run gives."""
+    if not p.batch or not len(s.corpus.val_ids):
+        return None
+    row = epoch_row(s, p, epoch, sum(p.batch_losses) / len(p.batch_losses), diverged)
+    return {**row, "epoch": round(epoch - 1 + p.batch / batches, 3)}
