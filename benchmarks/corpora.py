@@ -159,8 +159,9 @@ def main() -> None:
             lstm = best(rows, "val_ppl_lstm")
             cache = best(rows, "val_ppl") if "val_ppl_plain" in rows[0] else None
             lines.append(f"| {corpus} | {run} | {rows[-1]['epoch']:g} | **{fmt(plain)}** | "
-                         f"{fmt(lstm)} | {fmt(cache)} | {goal(plain, cache or plain)} | {fmt(rows[-1]['train_ppl'])} | "
-                         f"{strengths(rows)} | {validation_share(rows)} | {sizing} |")
+                         f"{fmt(lstm)} | {fmt(cache)} | {goal(plain, cache or plain)} | "
+                         f"{fmt(rows[-1]['train_ppl'])} | {strengths(rows)} | "
+                         f"{validation_share(rows)} | {sizing} |")
             if run == "default":
                 speed = median_speed(rows)
                 flops = speed * flops_per_char(vocab_size(path))

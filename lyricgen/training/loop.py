@@ -38,7 +38,7 @@ class TrainResult:
     history: list[dict[str, Any]]
     stop: str  # finished | early stop | time limit | interrupted by SIGINT (or SIGTERM)
     out: Path
-    best_epoch: int
+    best_epoch: float  # a fraction when best.pt holds an epoch the time limit cut
     exit_code: int = 0  # 130 / 143 after SIGINT / SIGTERM: a clean stop, but not the end
     partial: dict[str, Any] | None = None  # the row of an epoch cut by the time limit
     reported: bool = True  # False in the other processes of a run on several: rank 0 tells
