@@ -48,7 +48,7 @@ class Progress:
     hidden: list[torch.Tensor] | None = None  # the carried (h, c) at a mid-epoch stop
     seconds: float = 0.0  # spent on that epoch so far
     best: float = math.inf  # best figure of schedule.sampled_figure (best.pt)
-    best_epoch: int = 0
+    best_epoch: float = 0  # a fraction for an epoch the time limit cut (loop.py)
     learned: float = math.inf  # best figure of schedule.learning_figure
     bad_epochs: int = 0  # epochs since `learned` improved (early stopping)
     plateau_epochs: int = 0  # likewise, for the plateau schedule
