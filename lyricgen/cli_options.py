@@ -81,9 +81,8 @@ Init = Annotated[Optional[Literal["uniform", "normal"]], typer.Option(
     help="Initial weights: nn.LSTM's uniform rule, or the book's N(0, 0.01) with zero biases."
          + default(M.init))]
 NgramOrder = Annotated[Optional[int], typer.Option(
-    help="Mix the LSTM with n-gram models of the training text up to this order, counted in "
-         "one pass, with weights learned on the held-out text (which it needs); 0 leaves the "
-         "LSTM alone."
+    help="Mix the LSTM with n-gram counts of the training text of each order up to this one, "
+         "weights learned on the held-out text (which it needs); 0 leaves the LSTM alone."
          + default(M.ngram_order))]
 NumSteps = Annotated[Optional[int], typer.Option(
     help="Characters per training sequence (BPTT length)." + default(T.num_steps))]
@@ -100,8 +99,7 @@ Clip = Annotated[Optional[float], typer.Option(
     help="Clip the global gradient norm to this value; 0 does not clip." + default(T.clip))]
 Epochs = Annotated[Optional[int], typer.Option(help="Epochs to train." + default(T.epochs))]
 TimeLimit = Annotated[Optional[float], typer.Option(
-    help="Stop cleanly after this many minutes of training, checkpoints written and the "
-         "part of the epoch trained validated (best.pt takes it if it is better).")]
+    help="Stop cleanly after this many minutes of training; the epoch it cuts is validated.")]
 LrSchedule = Annotated[Optional[Literal["none", "halve", "plateau"]], typer.Option(
     help="halve: halve the lr when an epoch's training loss went up; plateau: halve it after "
          "--plateau-patience epochs without improvement; never below 1/1000 of --lr."
