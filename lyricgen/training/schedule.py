@@ -80,7 +80,6 @@ class Schedule:
         stop = bool(self.patience) and p.bad_epochs >= self.patience
         return Decision(improved, halve and self.can_halve(lr), stop, strengthen)
 
-
     @staticmethod
     def keep_if_best(p: Progress, row: dict[str, Any] | None) -> bool:
         """Whether best.pt takes the network of an epoch the time limit cut (its `row`); the
