@@ -102,3 +102,23 @@ def test_the_cut_epochs_figure_is_that_of_best_pt(lyrics_file, tmp_path):
     again = evaluate(saved.build_model(), corpus.val_ids, saved.config.train.num_steps,
                      counts=saved.count_model()[0])
     assert stopped.partial["val_ppl"] == pytest.approx(perplexity(again.loss), rel=1e-9)
+
+
+def test_a_limit_reached_as_an_epoch_begins_is_not_validated_past_it(lyrics_file, tmp_path,
+                                                                    monkeypatch):
+    """Epoch 1's validation takes as long as the whole limit (a fake clock's 1000 s): epoch 2
+    stops after its first batch, which is not worth validating, and best.pt stays epoch 1."""
+
+    class SlowClock:  # validation.py's time: each reading 1000 s after the one before
+        now = 0.0
+
+        def perf_counter(self) -> float:
+            self.now += LIMIT_S
+            return self.now
+
+    monkeypatch.setattr(validation, "time", SlowClock())
+    result = cut_in_epoch_2(monkeypatch, lyrics_file, tmp_path / "run", [3.0, 2.5])
+    assert result.stop == "time limit" and result.partial is None
+    assert [r["epoch"] for r in rows(tmp_path / "run")] == [1]
+    last = checkpoint.load(tmp_path / "run" / "last.pt", training_state=True)
+    assert (last.progress.epoch, last.progress.batch, last.progress.best_epoch) == (1, 1, 1)

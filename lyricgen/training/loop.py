@@ -143,7 +143,7 @@ class Trainer:
                     if stopped and not complete:
                         if stopped == "time limit" and self.setup.finite():  # else save says
                             self.partial = self.world.from_main(lambda: cut_row(
-                                self.setup, self.progress, epoch, self.epoch_batches,
+                                self.setup, self.progress, epoch, self.epoch_batches, spare,
                                 self.diverged))
                         improved = self.schedule.keep_if_best(self.progress, self.partial)
                         self.save(best=improved or not (self.out / "best.pt").exists())

@@ -40,12 +40,14 @@ def epoch_row(s: Setup, p: Progress, epoch: int, train_loss: float,
     return row
 
 
-def cut_row(s: Setup, p: Progress, epoch: int, batches: int,
+def cut_row(s: Setup, p: Progress, epoch: int, batches: int, spare: float,
             diverged: Callable[[str], NoReturn]) -> dict[str, Any] | None:
     """The row of `epoch` cut after `p.batch` of its `batches`, its epoch a fraction (1.25 is a
-    quarter into epoch 2); None if it trained no batch or there is no held-out text. It stays
-    out of the history a resumed run continues, which so gives what an unbroken run gives."""
-    if not p.batch or not len(s.corpus.val_ids):
+    quarter into epoch 2); None if there is no held-out text, or if the epoch trained for less
+    than the `spare` seconds validating it would take (a limit reached as the epoch began). It
+    stays out of the history a resumed run continues, which so gives what an unbroken run
+    gives."""
+    if not p.batch or not len(s.corpus.val_ids) or p.seconds < spare:
         return None
     row = epoch_row(s, p, epoch, sum(p.batch_losses) / len(p.batch_losses), diverged)
     return {**row, "epoch": round(epoch - 1 + p.batch / batches, 3)}
