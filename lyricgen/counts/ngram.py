@@ -80,11 +80,10 @@ class NGram:
         first, counts = _first_and_counts(key)
         return cls(windows[first].int(), counts.int(), vocab_size)
 
-    def lower(self, order: int) -> NGram:
-        """The model of order `order` < n, from these counts: a k-gram's count is the sum over
-        the n-grams that end with it (the text's first n - k k-grams, which end none, aside)."""
-        grams, inverse = torch.unique(self.grams[:, self.order - order:], dim=0,
-                                      return_inverse=True)
+    def lower(self, k: int) -> NGram:
+        """The model of order k < n, from these counts: a k-gram's count is the sum over the
+        n-grams that end with it (the text's first n - k k-grams, which end none, aside)."""
+        grams, inverse = torch.unique(self.grams[:, self.order - k:], dim=0, return_inverse=True)
         counts = torch.zeros(len(grams), dtype=torch.long).index_add_(0, inverse,
                                                                       self.counts.long())
         return NGram(grams, counts.int(), self.vocab_size).to(self.unigram.device)
