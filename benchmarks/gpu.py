@@ -32,7 +32,7 @@ from lyricgen.data.corpus import load_corpus
 from lyricgen.models import fast
 from lyricgen.models.charlm import CharLM
 from lyricgen.models.scratch import ScratchLSTM
-from lyricgen.counts.ngram import NGram
+from lyricgen.counts.text_counts import TextCounts
 from lyricgen.sampler import generate
 from lyricgen.copies import DEFAULT_RUN, CopyIndex
 from lyricgen.songs.songwriter import Songwriter, SongRequest
@@ -119,7 +119,8 @@ def counts_lines(corpus: Path, device: str) -> list[str]:
     and greedy text from the mixed stepper."""
     cfg = load_config(None, {"data": str(corpus), "hidden_size": 256, "embedding_size": 256})
     text = load_corpus(cfg.data, progress=False)
-    counts = NGram.count(text.train_ids, len(text.vocab), cfg.model.ngram_order)
+    counts = TextCounts.count(text.train_ids, len(text.vocab), cfg.model.ngram_order,
+                              text.vocab.index.get("\n"))
     torch.manual_seed(0)
     model = CharLM(len(text.vocab), cfg.model)
     runs = []
@@ -131,13 +132,14 @@ def counts_lines(corpus: Path, device: str) -> list[str]:
         val = evaluate(model, text.val_ids, cfg.train.num_steps, counts=counts)
         drawn = generate(model.eval(), text.vocab.encode("分开"),
                          SampleConfig(length=50, greedy=True, candidates=1),
-                         counts=(counts, [0.5] * 5), guard=copies)
+                         counts=(counts, even_weights(counts)), guard=copies)
         runs.append((val.loss, val.count_weights, drawn,
                      songs_on(model, text.vocab, counts, copies)))
     (cpu_loss, cpu_w, cpu_text, cpu_songs), (gpu_loss, gpu_w, gpu_text, gpu_songs) = runs
     return [f"Counts beside the LSTM (untrained 256-unit model), {device} vs CPU: validation "
             f"loss {abs(gpu_loss - cpu_loss):.1e} apart, learned weights "
-            f"{max(abs(a - b) for a, b in zip(cpu_w, gpu_w)):.1e} apart, 50 greedy characters "
+            f"{max(abs(a - b) for x, y in zip(cpu_w, gpu_w) for a, b in zip(x, y)):.1e} apart, "
+            f"50 greedy characters "
             f"of the mix (copy guard on) {'the same' if cpu_text == gpu_text else 'different'}",
             "",
             f"Songs (the same model and counts): greedy 8-line AABB songs "
@@ -147,14 +149,20 @@ def counts_lines(corpus: Path, device: str) -> list[str]:
             f"(CPU: {cpu_songs[1]}, {cpu_songs[2]:.2f} s)", ""]
 
 
-def songs_on(model: CharLM, vocab, counts: NGram, copies: CopyIndex
+def even_weights(counts: TextCounts) -> list[list[float]]:
+    """Weights per level and order that give the counts, all orders alike, half the mix."""
+    experts = len(counts.models())
+    return [[0.5 / experts] * experts for _ in range(counts.order)]
+
+
+def songs_on(model: CharLM, vocab, counts: TextCounts, copies: CopyIndex
              ) -> tuple[list[str], bool, float]:
     """Songs on the model's device, guarded against copies: greedy ones, whether 10 sampled
     ones hold their form, and the seconds those took."""
     device = model.head.weight.device
     form = make_form(8, "7-9", "AABB", None, None)
     ids = [vocab.index["\n"]]
-    mixed = (counts, [0.5] * 5)
+    mixed = (counts, even_weights(counts))
     writer = Songwriter(model, vocab, copies, mixed)
     greedy = writer.write(SongRequest(ids, "", form, SampleConfig(lines=8, greedy=True)))
     generator = torch.Generator(device).manual_seed(0)

@@ -26,7 +26,7 @@ from lyricgen.config import Config
 from lyricgen.errors import LyricgenError, first_line
 from lyricgen.files import disk_full, fsync_dir
 from lyricgen.models.charlm import CharLM
-from lyricgen.counts.ngram import NGram
+from lyricgen.counts.text_counts import TextCounts
 from lyricgen.data.vocab import Vocab
 
 FORMAT = "lyricgen-checkpoint"
@@ -75,7 +75,7 @@ class Checkpoint:
     rng: dict[str, torch.Tensor] = field(default_factory=dict)  # torch's (and CUDA's) RNG state
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl's rows
     corpus_ids: torch.Tensor | None = None  # for the copy guard (copies.py); None: older file
-    # The counts mixed with the LSTM (NGram.state_dict()) and their weights per level and
+    # The counts mixed with the LSTM (TextCounts.state_dict()) and their weights per level and
     # order as the last validation learned them (mixing.py); None: the LSTM alone
     counts: dict[str, Any] | None = None
     source: str = ""  # the file it was read from, for messages
@@ -99,18 +99,18 @@ class Checkpoint:
                                   "training had diverged; use an earlier checkpoint")
         return model.eval()
 
-    def count_model(self) -> tuple[NGram, list[list[float]]] | None:
+    def count_model(self) -> tuple[TextCounts, list[list[float]]] | None:
         """The counts and their weights per level and order, when the run mixed them with the
         LSTM; a checkpoint from before orders were mixed has one weight per level, order n's."""
         if self.counts is None:
             return None
         try:
-            counts = NGram.from_state_dict(self.counts)
+            counts = TextCounts.from_state_dict(self.counts)
             weights = [[float(w) for w in level] if isinstance(level, list) else
                        [0.0] * (counts.order - 2) + [float(level)]
                        for level in self.counts["weights"]]
-            if counts.vocab_size != len(self.vocab) or len(weights) != counts.order or \
-                    any(len(level) != counts.order - 1 for level in weights):
+            if counts.ngram.vocab_size != len(self.vocab) or len(weights) != counts.order or \
+                    any(len(level) != len(counts.models()) for level in weights):
                 raise ValueError("the counts do not fit the vocabulary")
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
             raise CheckpointError(f"{self.source} is damaged ({first_line(e)})") from None

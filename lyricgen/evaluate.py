@@ -23,7 +23,7 @@ from lyricgen.counts.mixing import CountMixture
 from lyricgen.counts.prequential import StreamStage
 from lyricgen.counts.repeats import RepeatStream
 from lyricgen.models.charlm import CharLM
-from lyricgen.counts.ngram import NGram, histories, longest_in
+from lyricgen.counts.text_counts import TextCounts, with_line_ends
 
 ROW_CHARS = 1024  # about the targets each row scores (lstm_rows)
 WARM = 256  # the characters each row reads before them, for its state
@@ -40,7 +40,7 @@ class Evaluation:
 
 @torch.inference_mode()
 def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = False,
-             counts: NGram | None = None) -> Evaluation:
+             counts: TextCounts | None = None) -> Evaluation:
     """Every position after the stream's first is predicted once, with the state carried
     through the stream; the counts and the cache score it in windows of `num_steps`."""
     device = model.head.weight.device
@@ -52,11 +52,13 @@ def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = Fal
     lstm_total = torch.zeros_like(total)  # the LSTM alone, with counts
     cache_total = torch.zeros_like(total)  # with the cache and the repeats
     done = 0  # the targets scored so far
-    # 1. The LSTM: outputs (for the cache; else None), log p(y), targets: (1, S, H), (1, S) x 2
-    for h, logp_y, y in lstm_rows(model, ids, num_steps, cache):
+    # 1. The LSTM: outputs (for the cache; else None), log p(y), targets, log p(\n) (for the
+    # joined counts; else None): (1, S, H), (1, S) x 3
+    line_break = counts.newline if counts is not None and counts.joined is not None else None
+    for h, logp_y, y, logp_end in lstm_rows(model, ids, num_steps, cache, line_break):
         if count_stream is not None:  # 2. the counts mixed in
             _subtract_by_window(lstm_total, logp_y, num_steps)
-            logp_y = count_stream.mix(logp_y, num_steps)
+            logp_y = count_stream.mix(logp_y, num_steps, logp_end)
         _subtract_by_window(total, logp_y, num_steps)
         if cache_mixture is not None:  # 3. the cache over the model's log p(y), the repeats
             logp_cached = repeats.mix(cache_mixture.read(h, y, logp_y, num_steps), num_steps)
@@ -77,10 +79,11 @@ def _subtract_by_window(total: torch.Tensor, logp_y: torch.Tensor, num_steps: in
         total -= window.sum()
 
 
-def lstm_rows(model: CharLM, ids: torch.Tensor, num_steps: int, outputs_too: bool
-              ) -> Iterator[tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]]:
-    """The LSTM's outputs (1, S, H) (with `outputs_too`, else None), log p(target) (1, S) and
-    targets (1, S) over the stream, a part of it at a time in its order: the rows of
+def lstm_rows(model: CharLM, ids: torch.Tensor, num_steps: int, outputs_too: bool,
+              also: int | None = None) -> Iterator[tuple[torch.Tensor | None, ...]]:
+    """The LSTM's outputs (1, S, H) (with `outputs_too`, else None), log p(target) (1, S),
+    targets (1, S) and log p(`also`) (1, S) (else None) over the stream, a part of it at a
+    time in its order: the rows of
     `overlapping_rows`, GROUP_ROWS of them side by side (faster per character than one long
     row, whose every step reads all of W_hh for one character)."""
     device = model.head.weight.device
@@ -92,7 +95,7 @@ def lstm_rows(model: CharLM, ids: torch.Tensor, num_steps: int, outputs_too: boo
     for first in range(0, len(rows), GROUP_ROWS):
         group = rows[first: first + GROUP_ROWS].to(device)
         mine = scored[first: first + GROUP_ROWS].to(device)
-        outputs, logps, state = [], [], None
+        outputs, logps, logps_also, state = [], [], [], None
         width = mine.shape[1]
         for start in range(0, width, num_steps):
             end = min(start + num_steps, width)
@@ -106,10 +109,14 @@ def lstm_rows(model: CharLM, ids: torch.Tensor, num_steps: int, outputs_too: boo
             logp_y[keep] = logp.gather(1, Y[keep].unsqueeze(-1)).squeeze(-1)
             if outputs_too:
                 outputs.append(features)
+            if also is not None:
+                logps_also.append(logp_y.clone())
+                logps_also[-1][keep] = logp[:, also]
             logps.append(logp_y)  # (G, T)
         # Row-major, the scored positions of consecutive rows are the stream's own order.
         yield (torch.cat(outputs, 1)[mine][None] if outputs_too else None,
-               torch.cat(logps, 1)[mine][None], group[:, 1:][mine][None])
+               torch.cat(logps, 1)[mine][None], group[:, 1:][mine][None],
+               torch.cat(logps_also, 1)[mine][None] if also is not None else None)
     model.train(was_training)
 
 
@@ -133,22 +140,25 @@ def overlapping_rows(ids: torch.Tensor, length: int, warm: int
 
 
 class CountStream(StreamStage):
-    """Stage 2: the counts' mixture with the LSTM (mixing.py): the LSTM's log p(y) in, the
-    mixture's out."""
+    """Stage 2: the counts' mixture with the LSTM (mixing.py): the LSTM's log p(y) in, with
+    its log p(\n) for the joined counts, the mixture's out."""
 
-    def __init__(self, counts: NGram, ids: torch.Tensor, device: torch.device):
-        stream = ids[None].to(device)
-        history = histories(stream, counts.order).flatten(0, 1)  # (N, n - 1)
-        models = counts.by_order()  # orders 2..n, order k reading the last k - 1
-        rows = [m.contexts(history[:, history.shape[1] + 1 - m.order:]) for m in models]
-        # each order's p(y) at each target (orders, 1, N), the level of order n (1, N)
-        self.p_counts = torch.stack([m.prob_in(r, stream[0, 1:]) for m, r in zip(models, rows)]
-                                    )[:, None]
-        self.levels = longest_in(rows[-1])[None]
-        self.mixture = CountMixture(1, counts.order, len(models), device)
+    def __init__(self, counts: TextCounts, ids: torch.Tensor, device: torch.device):
+        stream = ids.to(device)
+        p, levels = counts.target_probs(stream)
+        # each expert's p(y) at each target (experts, 1, N), the level of order n (1, N)
+        self.p_counts, self.levels = p[:, None], levels[None]
+        self.plain = counts.order - 1  # the experts before the joined ones
+        self.ends = stream[1:] == counts.newline  # (N,): the targets that are line breaks
+        self.mixture = CountMixture(1, counts.order, len(p), device)
 
-    def _read(self, logp: torch.Tensor, at: slice) -> torch.Tensor:
-        return self.mixture.read(logp, self.p_counts[:, :, at], self.levels[:, at])
+    def _read(self, logp: torch.Tensor, at: slice, logp_end: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        p = self.p_counts[:, :, at]
+        if logp_end is not None:
+            joined = with_line_ends(p[self.plain:], self.ends[at], logp_end.double().exp())
+            p = torch.cat([p[:self.plain], joined])
+        return self.mixture.read(logp, p, self.levels[:, at])
 
 
 def _at_least_float32(dtype: torch.dtype) -> torch.dtype:

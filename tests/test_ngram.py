@@ -18,6 +18,7 @@ from lyricgen.counts.mixing import WEIGHTS, CountMixture, MixedStepper
 from lyricgen.models.charlm import CharLM, ModelConfig
 from lyricgen.models.stepper import Stepper
 from lyricgen.counts.ngram import NGram, histories
+from lyricgen.counts.text_counts import TextCounts, joined_histories, with_line_ends
 
 
 def reference_kn(ids: list[int], V: int, n: int):
@@ -175,7 +176,7 @@ def test_validation_with_counts_reports_the_lstm_alone_as_without_them():
     ids = torch.tensor(random_ids(900, V, seed=7))
     torch.manual_seed(0)
     model = CharLM(V, ModelConfig(hidden_size=16, embedding_size=16, dropout=0.0))
-    counts = NGram.count(ids[:700], V, 3)
+    counts = TextCounts(NGram.count(ids[:700], V, 3))
     alone = evaluate(model, ids[700:], 8)
     mixed = evaluate(model, ids[700:], 8, counts=counts)
     assert mixed.lstm_loss == pytest.approx(alone.loss, rel=1e-9)
@@ -194,7 +195,7 @@ def test_the_mixed_stepper_samples_from_the_mixture_and_rewinds_with_its_columns
     with torch.inference_mode():
         _, state = model(torch.tensor([prefix]))
         state = tuple(s.expand(-1, 2, -1) for s in state)
-        mixed = MixedStepper(Stepper(model, state), counts, weights, prefix)
+        mixed = MixedStepper(Stepper(model, state), TextCounts(counts), weights, prefix)
         plain = Stepper(model, state)
         saved = [c.clone() for c in mixed.columns()]
         for ids in ([1, 2], [6, 0]):
@@ -210,13 +211,14 @@ def test_the_mixed_stepper_samples_from_the_mixture_and_rewinds_with_its_columns
         for live, kept in zip(mixed.columns(), saved):  # rewind to the start
             live.copy_(kept)
         again = mixed.step(torch.tensor([1, 2]))
-        assert torch.allclose(again, MixedStepper(Stepper(model, state), counts, weights,
-                                                  [3, 4, 5]).step(torch.tensor([1, 2])))
+        assert torch.allclose(again, MixedStepper(Stepper(model, state), TextCounts(counts),
+                                                  weights, [3, 4, 5]).step(torch.tensor([1, 2])))
 
 
 def test_a_checkpoint_from_before_orders_were_mixed_weighs_its_highest_order(trained, tmp_path):
     saved = checkpoint.load(trained / "best.pt", training_state=True)
-    saved.counts = {**saved.counts, "weights": [0.1, 0.2, 0.3, 0.4, 0.5]}  # one per level
+    old = {k: v for k, v in saved.counts.items() if k not in ("joined", "newline")}
+    saved.counts = {**old, "weights": [0.1, 0.2, 0.3, 0.4, 0.5]}  # one per level
     checkpoint.save(saved, tmp_path / "old.pt")
     _, weights = checkpoint.load(tmp_path / "old.pt").count_model()
     assert weights == [[0.0, 0.0, 0.0, w] for w in (0.1, 0.2, 0.3, 0.4, 0.5)]
@@ -227,8 +229,9 @@ def test_a_trained_checkpoint_keeps_its_counts_and_sample_uses_them(trained):
     best = trained / "best.pt"
     saved = checkpoint.load(best, training_state=True)
     counts, weights = saved.count_model()
-    assert counts.vocab_size == len(saved.vocab) and len(weights) == counts.order
-    assert all(len(level) == counts.order - 1 for level in weights)
+    assert counts.ngram.vocab_size == len(saved.vocab) and len(weights) == counts.order
+    assert counts.newline == saved.vocab.index["\n"] and counts.joined.order == counts.order
+    assert all(len(level) == 2 * (counts.order - 1) for level in weights)  # plain, joined
     history = saved.history[-1]
     assert weights == history["count_weights"] and "val_ppl_lstm" in history
     args = ["sample", "--checkpoint", best, "--prefix", "分开", "--length", "30",

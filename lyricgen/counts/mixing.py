@@ -2,10 +2,11 @@
 
     p(y) = (1 - sum_k w_bk) p_lstm(y) + sum_k w_bk p_k(y),   b = the longest context seen
 
-where p_k is the counts of order k (2..n, each counted as the highest: `NGram.by_order`) and b
-the longest context the order-n counts have seen, so the counts weigh more where they know the
-context well, and each order as much as it predicts. A text of short memory wants order 2 or 3;
-one that repeats long runs wants n.
+where p_k is the counts of order k (2..n, each counted as the highest: `NGram.by_order`), then
+the joined counts of each order (text_counts.py), and b the longest context the order-n counts
+have seen, so the counts weigh more where they know the context well, and each order as much
+as it predicts. A text of short memory wants order 2 or 3; one that repeats long runs wants n;
+one whose sense runs on across line ends, the joined counts.
 
 In validation the weights are not set but learned as the text is read: the LSTM alone and
 each (order k, weight w) on a grid are experts in a Bayesian mixture, one mixture per b,
@@ -22,8 +23,8 @@ import torch
 from lyricgen.models.base import State
 from lyricgen.models.charlm import CharLM
 from lyricgen.models.stepper import Stepper
-from lyricgen.counts.ngram import NGram, longest_in
 from lyricgen.counts.prequential import Prequential
+from lyricgen.counts.text_counts import TextCounts
 
 WEIGHTS = tuple(k / 10 for k in range(1, 10))  # each order's grid; the LSTM alone is apart
 
@@ -41,7 +42,7 @@ class CountMixture:
     def read(self, logp_lstm: torch.Tensor, p_counts: torch.Tensor, level: torch.Tensor,
              scored: torch.Tensor | None = None) -> torch.Tensor:
         """The mixture's log p(y) for a window (R, T), given the LSTM's log p(y), each order's
-        p(y) (orders, R, T) and the level b of each position; then the window's `scored`
+        p(y) (orders, R, T) (the joined ones' too) and the level b of each position; then the window's `scored`
         positions (all, if not given) join the evidence."""
         p_lstm = logp_lstm.double().exp()
         log_p = [logp_lstm.double()[None]] + [torch.log((1 - self.grid) * p_lstm + self.grid * p)
@@ -56,7 +57,7 @@ class CountMixture:
         return by_order.sum(1).t().tolist()
 
 
-Counts = tuple[NGram, list[list[float]]]  # the counts and their weights per level and order
+Counts = tuple[TextCounts, list[list[float]]]  # the counts, their weights per level and order
 
 
 def make_stepper(model: CharLM, state: State, prefix: list[int], counts: Counts | None
@@ -72,34 +73,42 @@ class MixedStepper:
     and order; `columns` adds the streams' recent characters, so rewinding a stream rewinds
     them too."""
 
-    def __init__(self, stepper: Stepper, counts: NGram, weights: list[list[float]],
+    def __init__(self, stepper: Stepper, counts: TextCounts, weights: list[list[float]],
                  prefix: list[int]):
         self.stepper, self.counts = stepper, counts
         N = stepper.logits.shape[0]
         device = stepper.logits.device
-        self.weights = torch.tensor(weights, dtype=torch.float64, device=device)  # (n, n - 1)
-        recent = ([-1] * counts.order + prefix)[-(counts.order - 1):]
-        self.history = torch.tensor(recent, device=device)[:, None].repeat(1, N)  # (n - 1, N)
-        self.mixed = torch.empty(counts.vocab_size, N, device=device)  # (V, N), as columns
+        self.weights = torch.tensor(weights, dtype=torch.float64, device=device)  # (n, orders)
+        # The last n - 1 characters of each stream, and the last n - 1 but line breaks: (n - 1, N)
+        self.history = _recent(prefix, counts.order, N, device)
+        self.joined = _recent([c for c in prefix if c != counts.newline], counts.order, N, device)
+        self.mixed = torch.empty(counts.ngram.vocab_size, N, device=device)  # (V, N), as columns
         self.logits = self.mixed.t()  # (N, V)
         self._mix()
 
     def columns(self) -> list[torch.Tensor]:
-        return [*self.stepper.columns(), self.history, self.mixed]
+        return [*self.stepper.columns(), self.history, self.joined, self.mixed]
 
     def step(self, ids: torch.Tensor) -> torch.Tensor:
-        self.history[:-1] = self.history[1:].clone()
-        self.history[-1] = ids
+        self.history.copy_(torch.cat([self.history[1:], ids[None]]))
+        kept = ids != self.counts.newline  # a line break leaves the joined history as it is
+        self.joined.copy_(torch.where(kept, torch.cat([self.joined[1:], ids[None]]), self.joined))
         self.stepper.step(ids)
         self._mix()
         return self.logits
 
     def _mix(self) -> None:
-        history = self.history.t()  # (N, n - 1)
-        models = self.counts.by_order()  # orders 2..n, order k reading the last k - 1
-        rows = [m.contexts(history[:, history.shape[1] + 1 - m.order:]) for m in models]
-        w = self.weights[longest_in(rows[-1])]  # (N, orders), at the level of order n
-        p = (1 - w.sum(1, keepdim=True)) * torch.softmax(self.stepper.logits.double(), -1)
-        for k, (model, r) in enumerate(zip(models, rows)):
-            p += w[:, k, None] * model.distribution_in(r)
+        p_lstm = torch.softmax(self.stepper.logits.double(), -1)  # (N, V)
+        p_end = p_lstm[:, self.counts.newline] if self.counts.joined is not None else None
+        counts, level = self.counts.distributions(self.history.t(), self.joined.t(), p_end)
+        w = self.weights[level]  # (N, orders)
+        p = (1 - w.sum(1, keepdim=True)) * p_lstm
+        for k, p_k in enumerate(counts):
+            p += w[:, k, None] * p_k
         self.mixed.t().copy_(p.log())
+
+
+def _recent(ids: list[int], order: int, streams: int, device: torch.device) -> torch.Tensor:
+    """The last n - 1 of `ids`, -1 where there are fewer, a column per stream (n - 1, N)."""
+    recent = ([-1] * order + ids)[-(order - 1):]
+    return torch.tensor(recent, device=device)[:, None].repeat(1, streams)

@@ -60,16 +60,22 @@ class Prequential:
 class StreamStage:
     """A stage of evaluation along a stream, in its order (evaluate.py): the log p(y) (1, S) of
     the stage before in, its own out, a window of `num_steps` at a time; `_read` mixes one
-    window, the stream's targets `at`."""
+    window, the stream's targets `at`, with the window's part of each of `along` (1, S) (or
+    None)."""
 
     done = 0  # the targets read so far
 
-    def mix(self, logp: torch.Tensor, num_steps: int) -> torch.Tensor:
+    def mix(self, logp: torch.Tensor, num_steps: int, *along: torch.Tensor | None
+            ) -> torch.Tensor:
         mixed = []
-        for lp in logp.split(num_steps, 1):
-            mixed.append(self._read(lp, slice(self.done, self.done + lp.shape[1])))
-            self.done += lp.shape[1]
+        for start in range(0, logp.shape[1], num_steps):
+            end = min(start + num_steps, logp.shape[1])
+            windows = [a if a is None else a[:, start:end] for a in along]
+            at = slice(self.done + start, self.done + end)
+            mixed.append(self._read(logp[:, start:end], at, *windows))
+        self.done += logp.shape[1]
         return torch.cat(mixed, 1)
 
-    def _read(self, logp: torch.Tensor, at: slice) -> torch.Tensor:
+    def _read(self, logp: torch.Tensor, at: slice, *along: torch.Tensor | None
+              ) -> torch.Tensor:
         raise NotImplementedError

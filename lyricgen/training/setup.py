@@ -17,7 +17,7 @@ from lyricgen.presets import option_name
 from lyricgen.models import fast
 from lyricgen.counts.mixing import Counts
 from lyricgen.models.charlm import CharLM
-from lyricgen.counts.ngram import NGram
+from lyricgen.counts.text_counts import TextCounts
 from lyricgen.training import precision
 from lyricgen.training.distributed import World
 from lyricgen.training.reporting import Log
@@ -33,7 +33,7 @@ class Setup:
     optimizer: torch.optim.Optimizer
     step: TrainStep | GraphedStep
     world: World = World()
-    counts: NGram | None = None  # mixed with the LSTM in validation and sampling (mixing.py)
+    counts: TextCounts | None = None  # mixed with the LSTM in validation and sampling (mixing.py)
 
     def finite(self) -> bool:
         """Whether the weights and the optimizer's state are all finite (one sync)."""
@@ -119,7 +119,8 @@ def set_up(cfg: Config, corpus: Corpus, log: Log = print, world: World = World()
         log(f"note: --val-fraction {cfg.data.val_fraction:g} holds out no character of this "
             "text: the run has no validation (raise it, or set 0 to say so)")
     if cfg.model.ngram_order and len(corpus.val_ids):
-        counts = NGram.count(corpus.train_ids, len(corpus.vocab), cfg.model.ngram_order)
+        counts = TextCounts.count(corpus.train_ids, len(corpus.vocab), cfg.model.ngram_order,
+                                  corpus.vocab.index.get("\n"))
     elif cfg.model.ngram_order:
         log(f"note: the counts (--ngram-order {cfg.model.ngram_order}) learn their weights on "
             "held-out text, and there is none: the LSTM is alone (--ngram-order 0 says so)")
