@@ -5,7 +5,6 @@ checkpoints."""
 
 from __future__ import annotations
 
-import random
 
 import pytest
 import torch

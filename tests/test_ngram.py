@@ -18,7 +18,7 @@ from lyricgen.counts.mixing import WEIGHTS, CountMixture, MixedStepper
 from lyricgen.models.charlm import CharLM, ModelConfig
 from lyricgen.models.stepper import Stepper
 from lyricgen.counts.ngram import NGram, histories
-from lyricgen.counts.text_counts import TextCounts, joined_histories, with_line_ends
+from lyricgen.counts.text_counts import TextCounts
 
 
 def reference_kn(ids: list[int], V: int, n: int):
