@@ -151,7 +151,7 @@ def counts_lines(corpus: Path, device: str) -> list[str]:
 
 def even_weights(counts: TextCounts) -> list[list[float]]:
     """Weights per level and order that give the counts, all orders alike, half the mix."""
-    experts = len(counts.models())
+    experts = counts.experts()
     return [[0.5 / experts] * experts for _ in range(counts.order)]
 
 

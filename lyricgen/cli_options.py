@@ -112,9 +112,8 @@ Patience = Annotated[Optional[int], typer.Option(
          + default(T.patience))]
 CacheEval = Annotated[Optional[bool], typer.Option(
     "--cache-eval/--no-cache-eval",
-    help="Report val_ppl with a memory of the held-out text already read, a continuous cache "
-         "and its exact repeats (lyrics repeat lines); the plain figure is kept as "
-         "val_ppl_plain."
+    help="Report val_ppl with a memory of the held-out text already read: its lines sung "
+         "again, a continuous cache and exact repeats; the plain figure is val_ppl_plain."
          + flag_default("cache-eval", T.cache_eval))]
 Seed = Annotated[Optional[int], typer.Option(
     help="Random seed for weights, batches and dropout, from 0 to 2**63 - 1."

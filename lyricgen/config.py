@@ -57,7 +57,7 @@ class TrainConfig:
     lr_schedule: Literal["none", "halve", "plateau"] = "plateau"
     plateau_patience: int = 1
     patience: int = 5  # early stopping after this many epochs without improvement; 0 = off
-    cache_eval: bool = True  # val_ppl with the cache and repeats (counts/cache.py, repeats.py)
+    cache_eval: bool = True  # val_ppl with the lines, the cache and repeats (evaluate.py)
     seed: int = 0
     device: str = "auto"
     cuda_graphs: bool = True  # on CUDA, record the training step once and replay it per batch

@@ -3,8 +3,9 @@ that each read the stream in its order, a part at a time:
 
 1. the LSTM's outputs and log p(y) (`lstm_rows`: rows read side by side, put back in order);
 2. optionally the training text's counts mixed in (`CountStream`, counts/mixing.py);
-3. optionally a memory of the part of the stream already seen: a continuous cache
-   (counts/cache.py), then its exact repeats (counts/repeats.py).
+3. optionally a memory of the part of the stream already seen: its lines sung again
+   (counts/line_repeats.py, in a text of lines), a continuous cache (counts/cache.py), then
+   its exact repeats (counts/repeats.py).
 
 Stages 2 and 3 learn their weights as they read (counts/prequential.py): the figures are
 never tuned on themselves.
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from lyricgen.counts.cache import CacheMixture
+from lyricgen.counts.line_repeats import LineRepeatStream
 from lyricgen.counts.mixing import CountMixture
 from lyricgen.counts.prequential import StreamStage
 from lyricgen.counts.repeats import RepeatStream
@@ -40,14 +42,16 @@ class Evaluation:
 
 @torch.inference_mode()
 def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = False,
-             counts: TextCounts | None = None) -> Evaluation:
+             counts: TextCounts | None = None, newline: int | None = None) -> Evaluation:
     """Every position after the stream's first is predicted once, with the state carried
-    through the stream; the counts and the cache score it in windows of `num_steps`."""
+    through the stream; the counts and the cache score it in windows of `num_steps`. With
+    the cache, a `newline` (the line break's id) brings the lines sung again before it."""
     device = model.head.weight.device
     ids = ids.long()
     count_stream = CountStream(counts, ids, device) if counts is not None else None
     cache_mixture = CacheMixture(1, device) if cache else None
     repeats = RepeatStream(ids, device) if cache else None
+    lines = LineRepeatStream(ids, newline, device) if cache and newline is not None else None
     total = torch.zeros((), dtype=torch.float64, device=device)  # -sum log p(y): the model
     lstm_total = torch.zeros_like(total)  # the LSTM alone, with counts
     cache_total = torch.zeros_like(total)  # with the cache and the repeats
@@ -60,8 +64,9 @@ def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = Fal
             _subtract_by_window(lstm_total, logp_y, num_steps)
             logp_y = count_stream.mix(logp_y, num_steps, logp_end)
         _subtract_by_window(total, logp_y, num_steps)
-        if cache_mixture is not None:  # 3. the cache over the model's log p(y), the repeats
-            logp_cached = repeats.mix(cache_mixture.read(h, y, logp_y, num_steps), num_steps)
+        if cache_mixture is not None:  # 3. the lines sung again, the cache, the repeats
+            logp_lines = lines.mix(logp_y, num_steps) if lines is not None else logp_y
+            logp_cached = repeats.mix(cache_mixture.read(h, y, logp_lines, num_steps), num_steps)
             _subtract_by_window(cache_total, logp_cached, num_steps)
         done += y.shape[1]
     evaluation = Evaluation(total.item() / done)
@@ -141,14 +146,14 @@ def overlapping_rows(ids: torch.Tensor, length: int, warm: int
 
 class CountStream(StreamStage):
     """Stage 2: the counts' mixture with the LSTM (mixing.py): the LSTM's log p(y) in, with
-    its log p(\n) for the joined counts, the mixture's out."""
+    its log p(\n) for the counts with its line ends (text_counts.py), the mixture's out."""
 
     def __init__(self, counts: TextCounts, ids: torch.Tensor, device: torch.device):
         stream = ids.to(device)
         p, levels = counts.target_probs(stream)
         # each expert's p(y) at each target (experts, 1, N), the level of order n (1, N)
         self.p_counts, self.levels = p[:, None], levels[None]
-        self.plain = counts.order - 1  # the experts before the joined ones
+        self.plain = counts.order - 1  # the experts before those with the LSTM's line ends
         self.ends = stream[1:] == counts.newline  # (N,): the targets that are line breaks
         self.mixture = CountMixture(1, counts.order, len(p), device)
 
@@ -156,8 +161,8 @@ class CountStream(StreamStage):
               ) -> torch.Tensor:
         p = self.p_counts[:, :, at]
         if logp_end is not None:
-            joined = with_line_ends(p[self.plain:], self.ends[at], logp_end.double().exp())
-            p = torch.cat([p[:self.plain], joined])
+            ends = with_line_ends(p[self.plain:], self.ends[at], logp_end.double().exp())
+            p = torch.cat([p[:self.plain], ends])
         return self.mixture.read(logp, p, self.levels[:, at])
 
 

@@ -55,21 +55,24 @@ def test_a_text_without_line_breaks_has_no_joined_counts():
     assert TextCounts.count(ids, V, N, NL).joined.order == N
 
 
-def test_a_joined_expert_is_the_lstms_line_end_and_the_joined_counts_next_character():
+def test_each_order_takes_part_as_it_is_with_the_lstms_line_ends_and_joined():
     train, val = lines(400, seed=3), lines(60, seed=4)
     counts = TextCounts.count(torch.tensor(train), V, N, NL)
     p, levels = counts.target_probs(torch.tensor(val))
-    assert p.shape == (2 * (N - 1), len(val) - 1)  # plain orders 2, 3, then joined 2, 3
+    assert p.shape == (3 * (N - 1), len(val) - 1)  # orders 2, 3: plain, with ends, joined
     p_end = torch.rand(len(val) - 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     ends = torch.tensor(val[1:]) == NL
     q = with_line_ends(p[N - 1:], ends, p_end)
     for j, k in enumerate(range(2, N + 1)):
-        ref = joined_reference(train, k)
+        plain, joined = reference_kn(train[N - k:], V, k), joined_reference(train, k)
         for t in range(1, len(val)):
-            history = joined_before(val, t, k)
-            want = p_end[t - 1] if val[t] == NL else \
-                (1 - p_end[t - 1]) * ref(history, val[t]) / (1 - ref(history, NL))
-            assert q[j, t - 1].item() == pytest.approx(float(want), rel=1e-9)
+            for e, (ref, h) in enumerate([(plain, val[max(t - k + 1, 0): t]),
+                                          (joined, joined_before(val, t, k))]):
+                want = p_end[t - 1] if val[t] == NL else \
+                    (1 - p_end[t - 1]) * ref(h, val[t]) / (1 - ref(h, NL))
+                assert q[e * (N - 1) + j, t - 1].item() == pytest.approx(float(want), rel=1e-9)
+            assert p[j, t - 1].item() == pytest.approx(plain(val[max(t - k + 1, 0): t], val[t]),
+                                                       rel=1e-9)
 
 
 def test_the_joined_distributions_sum_to_one_and_hold_the_validation_figures():
@@ -102,11 +105,15 @@ def test_validation_mixes_the_joined_counts_with_the_lstms_own_line_end():
     for k in range(2, N + 1):
         ref = reference_kn(train[N - k:], V, k)
         experts.append([ref(val[max(t - k + 1, 0): t], val[t]) for t in range(1, len(val))])
-    for k in range(2, N + 1):
-        ref = joined_reference(train, k)
-        experts.append([p_end[t - 1].item() if val[t] == NL else
-                        (1 - p_end[t - 1].item()) * ref(h, val[t]) / (1 - ref(h, NL))
-                        for t in range(1, len(val)) for h in [joined_before(val, t, k)]])
+    for ref, before in [(lambda k: reference_kn(train[N - k:], V, k),
+                         lambda t, k: val[max(t - k + 1, 0): t]),
+                        (lambda k: joined_reference(train, k),
+                         lambda t, k: joined_before(val, t, k))]:
+        for k in range(2, N + 1):
+            p_k = ref(k)
+            experts.append([p_end[t - 1].item() if val[t] == NL else
+                            (1 - p_end[t - 1].item()) * p_k(h, val[t]) / (1 - p_k(h, NL))
+                            for t in range(1, len(val)) for h in [before(t, k)]])
     p = torch.tensor(experts, dtype=torch.float64)[:, None]  # (experts, 1, T)
     levels = counts.ngram.longest(torch.tensor([([-1] * N + val[:t])[-(N - 1):]
                                                 for t in range(1, len(val))]))[None]
@@ -116,7 +123,7 @@ def test_validation_mixes_the_joined_counts_with_the_lstms_own_line_end():
     assert got.loss == pytest.approx(-want.mean().item(), rel=1e-6)
     assert [w for level in got.count_weights for w in level] == pytest.approx(
         [w for level in mixture.weights() for w in level], abs=1e-6)
-    assert len(got.count_weights[0]) == 2 * (N - 1)
+    assert len(got.count_weights[0]) == 3 * (N - 1)
 
 
 def test_the_mixed_stepper_keeps_the_joined_history_across_line_breaks():
@@ -124,7 +131,8 @@ def test_the_mixed_stepper_keeps_the_joined_history_across_line_breaks():
     model = CharLM(V, ModelConfig(hidden_size=12, embedding_size=12)).eval()
     train = lines(400, seed=9)
     counts = TextCounts.count(torch.tensor(train), V, N, NL)
-    weights = [[0.1, 0.1, 0.2, 0.1], [0.1, 0.2, 0.1, 0.3], [0.0, 0.2, 0.1, 0.4]]
+    weights = [[0.1, 0.1, 0.1, 0.0, 0.2, 0.1], [0.1, 0.1, 0.1, 0.1, 0.1, 0.3],
+               [0.0, 0.1, 0.2, 0.1, 0.1, 0.3]]  # per level: orders 2, 3 three ways
     prefix = [3, NL]
     with torch.inference_mode():
         _, state = model(torch.tensor([prefix]))
@@ -143,10 +151,12 @@ def test_the_mixed_stepper_keeps_the_joined_history_across_line_breaks():
         for y in range(V):
             p = (1 - sum(w)) * p_lstm[s, y].item()
             for k in range(2, N + 1):
-                p += w[k - 2] * reference_kn(train[N - k:], V, k)(ids[len(ids) - k + 1:], y)
-                ref, h = joined_reference(train, k), joined_before(ids, len(ids), k)
-                p += w[N - 1 + k - 2] * (p_end if y == NL else
-                                         (1 - p_end) * ref(h, y) / (1 - ref(h, NL)))
+                plain, h = reference_kn(train[N - k:], V, k), ids[len(ids) - k + 1:]
+                joined, h_joined = joined_reference(train, k), joined_before(ids, len(ids), k)
+                p += w[k - 2] * plain(h, y)
+                for e, (ref, h) in enumerate([(plain, h), (joined, h_joined)], 1):
+                    p += w[e * (N - 1) + k - 2] * (p_end if y == NL else
+                                                   (1 - p_end) * ref(h, y) / (1 - ref(h, NL)))
             want.append(p)
         assert torch.allclose(got[s].double().exp(), torch.tensor(want, dtype=torch.float64),
                               atol=1e-5)
@@ -157,10 +167,11 @@ def test_the_saved_joined_counts_give_the_same_model_and_a_misfit_is_one_error_l
     counts = TextCounts.count(torch.tensor(lines(300, seed=10)), V, N, NL)
     again = TextCounts.from_state_dict(counts.state_dict())
     history = torch.tensor([[a, b] for a in range(-1, V) for b in range(V)])
-    for m, m2 in zip(counts.models(), again.models(), strict=True):
+    for m, m2 in zip(counts.ngram.by_order() + counts.joined.by_order(),
+                     again.ngram.by_order() + again.joined.by_order(), strict=True):
         assert torch.equal(m.distribution(history[:, N - m.order:]),
                            m2.distribution(history[:, N - m.order:]))
-    assert again.newline == NL
+    assert again.newline == NL and again.experts() == 3 * (N - 1)
     saved = checkpoint.load(trained / "best.pt", training_state=True)
     joined = NGram.from_state_dict(saved.counts["joined"]).lower(2).state_dict()
     saved.counts = {**saved.counts, "joined": joined}  # joined counts of another order

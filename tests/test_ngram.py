@@ -231,7 +231,7 @@ def test_a_trained_checkpoint_keeps_its_counts_and_sample_uses_them(trained):
     counts, weights = saved.count_model()
     assert counts.ngram.vocab_size == len(saved.vocab) and len(weights) == counts.order
     assert counts.newline == saved.vocab.index["\n"] and counts.joined.order == counts.order
-    assert all(len(level) == 2 * (counts.order - 1) for level in weights)  # plain, joined
+    assert all(len(level) == 3 * (counts.order - 1) for level in weights)  # three ways
     history = saved.history[-1]
     assert weights == history["count_weights"] and "val_ppl_lstm" in history
     args = ["sample", "--checkpoint", best, "--prefix", "分开", "--length", "30",

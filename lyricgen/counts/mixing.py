@@ -2,11 +2,12 @@
 
     p(y) = (1 - sum_k w_bk) p_lstm(y) + sum_k w_bk p_k(y),   b = the longest context seen
 
-where p_k is the counts of order k (2..n, each counted as the highest: `NGram.by_order`), then
-the joined counts of each order (text_counts.py), and b the longest context the order-n counts
-have seen, so the counts weigh more where they know the context well, and each order as much
-as it predicts. A text of short memory wants order 2 or 3; one that repeats long runs wants n;
-one whose sense runs on across line ends, the joined counts.
+where p_k is the counts of order k (2..n, each counted as the highest: `NGram.by_order`), in a
+text of lines also each order with the LSTM's line ends and the joined counts of each order
+(text_counts.py), and b the longest context the order-n counts have seen, so the counts weigh
+more where they know the context well, and each as much as it predicts. A text of short memory
+wants order 2 or 3; one that repeats long runs wants n; one whose lines run on, the joined
+counts.
 
 In validation the weights are not set but learned as the text is read: the LSTM alone and
 each (order k, weight w) on a grid are experts in a Bayesian mixture, one mixture per b,
@@ -42,8 +43,8 @@ class CountMixture:
     def read(self, logp_lstm: torch.Tensor, p_counts: torch.Tensor, level: torch.Tensor,
              scored: torch.Tensor | None = None) -> torch.Tensor:
         """The mixture's log p(y) for a window (R, T), given the LSTM's log p(y), each order's
-        p(y) (orders, R, T) (the joined ones' too) and the level b of each position; then the window's `scored`
-        positions (all, if not given) join the evidence."""
+        p(y) (orders, R, T) (text_counts.py's experts) and the level b of each position; then
+        the window's `scored` positions (all, if not given) join the evidence."""
         p_lstm = logp_lstm.double().exp()
         log_p = [logp_lstm.double()[None]] + [torch.log((1 - self.grid) * p_lstm + self.grid * p)
                                                for p in p_counts]

@@ -2,18 +2,20 @@
 text as it is, and `joined`, counted over the same text with its line breaks taken out, as if
 its lines were one.
 
-In a text whose sense runs on across line ends (a sentence, a chain, a hidden state), a line's
-first character follows from the characters that ended the line before, which the plain counts
-see only behind the line break; and every context of theirs spends probability on a line
-break that the LSTM, counting the line's characters, places far better. The joined counts say
-which character comes, the LSTM whether the line ends:
+Counts place a line break poorly: every context of theirs that ever ended a line spends some
+probability on ending it here too, where the LSTM, counting the line's characters, knows. And
+in a text whose sense runs on across line ends (a sentence, a chain, a hidden state), a line's
+first character follows from the characters that ended the line before, which the plain
+counts see only behind the line break. So each order's counts take part three ways: as they
+are, p_k; with the LSTM saying whether the line ends,
 
-    q_k(y) = p_lstm(\\n)                                    for the line break
-    q_k(y) = (1 - p_lstm(\\n)) p_k(y) / (1 - p_k(\\n))      for any other y
+    e(p)(y) = p_lstm(\n)                                  for the line break
+    e(p)(y) = (1 - p_lstm(\n)) p(y) / (1 - p(\n))        for any other y,
 
-p_k: the joined counts of order k, reading the last k - 1 characters that are not line breaks.
-The mixture weighs each q_k as it weighs each order of the plain counts, by how well it
-predicts: on a text whose lines start afresh, it leaves them out.
+as e(p_k); and as e(j_k), j_k the joined counts of order k reading the last k - 1 characters
+that are not line breaks. The mixture weighs each as it weighs the orders, by how well it
+predicts: the lyrics keep the plain counts' line ends, a text of fixed line lengths the
+LSTM's, one whose lines run on the joined counts.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from lyricgen.counts.ngram import NGram, histories, longest_in
 @dataclass
 class TextCounts:
     ngram: NGram
-    joined: NGram | None = None  # None: the text has no line break to take out
+    joined: NGram | None = None  # None: the text has no line break; the plain counts alone
     newline: int = -1  # the line break's id, with `joined`
 
     @classmethod
@@ -46,10 +48,10 @@ class TextCounts:
     def order(self) -> int:
         return self.ngram.order
 
-    def models(self) -> list[NGram]:
-        """The counts of the mixture's experts: the plain ones of orders 2..n, then the
-        joined ones of the same orders."""
-        return self.ngram.by_order() + (self.joined.by_order() if self.joined else [])
+    def experts(self) -> int:
+        """How many ways the counts take part in the mixture: each order as it is, and with a
+        text's line breaks, each order with the LSTM's line ends and each joined order."""
+        return (self.order - 1) * (1 if self.joined is None else 3)
 
     def state_dict(self) -> dict:
         state = self.ngram.state_dict()
@@ -78,36 +80,43 @@ class TextCounts:
 
     def target_probs(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """For the stream `ids` (N,): each expert's p(y) at each of its targets 1..N - 1
-        (experts, N - 1), a joined one's as p_k(y) / (1 - p_k(\\n)) (`with_line_ends`
-        completes it), and each target's level (N - 1,): the longest context the plain counts
+        (experts, N - 1), with the LSTM's line ends as p(y) / (1 - p(\n)) (`with_line_ends`
+        completes them), and each target's level (N - 1,): the longest context the plain counts
         of order n have seen."""
         n, targets = self.order, ids[1:]
         history = histories(ids[None], n)[0]  # (N - 1, n - 1)
         rows = [m.contexts(history[:, n - m.order:]) for m in self.ngram.by_order()]
         p = [m.prob_in(r, targets) for m, r in zip(self.ngram.by_order(), rows)]
         if self.joined is not None:
-            joined = joined_histories(ids, n, self.newline)
             breaks = torch.full_like(targets, self.newline)
+            p += [p_k / (1 - m.prob_in(r, breaks))
+                  for p_k, m, r in zip(p, self.ngram.by_order(), rows)]
+            joined = joined_histories(ids, n, self.newline)
             for m in self.joined.by_order():
                 r = m.contexts(joined[:, n - m.order:])
                 p.append(m.prob_in(r, targets) / (1 - m.prob_in(r, breaks)))
         return torch.stack(p), longest_in(rows[-1])
 
-    def distributions(self, history: torch.Tensor, joined: torch.Tensor, p_end: torch.Tensor
-                      ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def distributions(self, history: torch.Tensor, joined: torch.Tensor,
+                      p_end: torch.Tensor | None) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Each expert's p(. | context) (M, V) for M streams, from their last n - 1
         characters `history` (M, n - 1) and last n - 1 that are not line breaks `joined`
-        (M, n - 1), oldest first, -1 where there are none; the joined ones completed with the
-        LSTM's p(\\n) `p_end` (M,). Also each stream's level (M,)."""
+        (M, n - 1), oldest first, -1 where there are none, with the LSTM's p(\n) `p_end` (M,)
+        where the line ends are the LSTM's. Also each stream's level (M,)."""
         n = self.order
         rows = [m.contexts(history[:, n - m.order:]) for m in self.ngram.by_order()]
         p = [m.distribution_in(r) for m, r in zip(self.ngram.by_order(), rows)]
-        for m in self.joined.by_order() if self.joined is not None else []:
-            d = m.distribution_in(m.contexts(joined[:, n - m.order:]))
-            q = d * ((1 - p_end) / (1 - d[:, self.newline]))[:, None]
-            q[:, self.newline] = p_end
-            p.append(q)
+        if self.joined is not None:
+            p += [self._ends(d, p_end) for d in p]
+            p += [self._ends(m.distribution_in(m.contexts(joined[:, n - m.order:])), p_end)
+                  for m in self.joined.by_order()]
         return p, longest_in(rows[-1])
+
+    def _ends(self, p: torch.Tensor, p_end: torch.Tensor) -> torch.Tensor:
+        """e(p) (M, V) for distributions `p` (M, V), the LSTM's p(\n) `p_end` (M,)."""
+        e = p * ((1 - p_end) / (1 - p[:, self.newline]))[:, None]
+        e[:, self.newline] = p_end
+        return e
 
 
 def with_line_ends(p: torch.Tensor, ends: torch.Tensor, p_end: torch.Tensor) -> torch.Tensor:

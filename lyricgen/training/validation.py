@@ -27,7 +27,7 @@ def epoch_row(s: Setup, p: Progress, epoch: int, train_loss: float,
         # In rank 0 alone under torchrun (cut into rows, it would lose the carried state).
         began = time.perf_counter()
         val = evaluate(s.model, s.corpus.val_ids, t.num_steps, cache=t.cache_eval,
-                       counts=s.counts)
+                       counts=s.counts, newline=s.corpus.vocab.index.get("\n"))
         row["val_seconds"] = time.perf_counter() - began
         if not math.isfinite(val.loss):  # finite weights whose products overflow
             diverged(f"the validation loss became {val.loss} at epoch {epoch}")
