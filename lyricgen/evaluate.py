@@ -35,7 +35,7 @@ GROUP_ROWS = 32  # rows the LSTM reads side by side
 @dataclass
 class Evaluation:
     loss: float  # mean cross-entropy per character: the model (with the counts, if given)
-    cache_loss: float | None = None  # the same with the cache and the repeats
+    cache_loss: float | None = None  # the same with the lines, the cache and the repeats
     lstm_loss: float | None = None  # the LSTM alone, when counts were mixed in
     count_weights: list[list[float]] | None = None  # the counts' learned weights per level, order
 
@@ -54,10 +54,10 @@ def evaluate(model: CharLM, ids: torch.Tensor, num_steps: int, cache: bool = Fal
     lines = LineRepeatStream(ids, newline, device) if cache and newline is not None else None
     total = torch.zeros((), dtype=torch.float64, device=device)  # -sum log p(y): the model
     lstm_total = torch.zeros_like(total)  # the LSTM alone, with counts
-    cache_total = torch.zeros_like(total)  # with the cache and the repeats
+    cache_total = torch.zeros_like(total)  # with the lines, the cache and the repeats
     done = 0  # the targets scored so far
     # 1. The LSTM: outputs (for the cache; else None), log p(y), targets, log p(\n) (for the
-    # joined counts; else None): (1, S, H), (1, S) x 3
+    # counts with its line ends; else None): (1, S, H), (1, S) x 3
     line_break = counts.newline if counts is not None and counts.joined is not None else None
     for h, logp_y, y, logp_end in lstm_rows(model, ids, num_steps, cache, line_break):
         if count_stream is not None:  # 2. the counts mixed in
@@ -88,9 +88,8 @@ def lstm_rows(model: CharLM, ids: torch.Tensor, num_steps: int, outputs_too: boo
               also: int | None = None) -> Iterator[tuple[torch.Tensor | None, ...]]:
     """The LSTM's outputs (1, S, H) (with `outputs_too`, else None), log p(target) (1, S),
     targets (1, S) and log p(`also`) (1, S) (else None) over the stream, a part of it at a
-    time in its order: the rows of
-    `overlapping_rows`, GROUP_ROWS of them side by side (faster per character than one long
-    row, whose every step reads all of W_hh for one character)."""
+    time in its order: the rows of `overlapping_rows`, GROUP_ROWS of them side by side (faster
+    per character than one long row, whose every step reads all of W_hh for one character)."""
     device = model.head.weight.device
     # Rows of a whole number of windows: the stream's windows never straddle two parts.
     rows, scored = overlapping_rows(ids, num_steps * -(-ROW_CHARS // num_steps), WARM)
