@@ -52,8 +52,9 @@ def print_training_summary(result: TrainingRun, console: Console | None = None) 
                       f"{row['lr']:.3g}", style=style)
     console.print(table)
     if cache:
-        console.print("val ppl is with the cache (a continuous cache and exact repeats) over "
-                      "the held-out text already read; no cache is the model without it, as "
+        console.print("val ppl is with the cache (lines sung again, a continuous cache and "
+                      "exact repeats) over the held-out text already read; no cache is the "
+                      "model without it, as "
                       "sample draws (it picks best.pt)")
     if lstm:
         console.print("the model is the LSTM mixed with n-gram counts of the training text "
