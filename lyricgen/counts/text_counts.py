@@ -49,8 +49,8 @@ class TextCounts:
         return self.ngram.order
 
     def experts(self) -> int:
-        """How many ways the counts take part in the mixture: each order as it is, and with a
-        text's line breaks, each order with the LSTM's line ends and each joined order."""
+        """How many experts the counts give the mixture: each order as it is and, in a text of
+        lines, each order with the LSTM's line ends and each joined order."""
         return (self.order - 1) * (1 if self.joined is None else 3)
 
     def state_dict(self) -> dict:
