@@ -150,7 +150,7 @@ def counts_lines(corpus: Path, device: str) -> list[str]:
 
 
 def even_weights(counts: TextCounts) -> list[list[float]]:
-    """Weights per level and order that give the counts, all orders alike, half the mix."""
+    """Weights per level and expert that give the counts, every expert alike, half the mix."""
     experts = counts.experts()
     return [[0.5 / experts] * experts for _ in range(counts.order)]
 

@@ -110,7 +110,8 @@ class Checkpoint:
                        [0.0] * (counts.order - 2) + [float(level)]
                        for level in self.counts["weights"]]
             if counts.ngram.vocab_size != len(self.vocab) or len(weights) != counts.order or \
-                    any(len(level) != counts.experts() for level in weights):
+                    any(len(level) != counts.experts() for level in weights) or \
+                    counts.joined is not None and self.vocab.chars[counts.newline] != "\n":
                 raise ValueError("the counts do not fit the vocabulary")
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
             raise CheckpointError(f"{self.source} is damaged ({first_line(e)})") from None

@@ -174,7 +174,10 @@ def test_the_saved_joined_counts_give_the_same_model_and_a_misfit_is_one_error_l
     assert again.newline == NL and again.experts() == 3 * (N - 1)
     saved = checkpoint.load(trained / "best.pt", training_state=True)
     joined = NGram.from_state_dict(saved.counts["joined"]).lower(2).state_dict()
-    saved.counts = {**saved.counts, "joined": joined}  # joined counts of another order
-    checkpoint.save(saved, tmp_path / "bad.pt")
-    result = cli("sample", "--checkpoint", tmp_path / "bad.pt", "--length", 5)
-    assert_one_line_error(result, 1, "bad.pt is damaged", "do not fit")
+    not_a_break = (saved.counts["newline"] + 1) % len(saved.vocab)
+    good = saved.counts
+    for bad in ({"joined": joined}, {"newline": not_a_break}):  # another order; not "\n"
+        saved.counts = {**good, **bad}
+        checkpoint.save(saved, tmp_path / "bad.pt")
+        result = cli("sample", "--checkpoint", tmp_path / "bad.pt", "--length", 5)
+        assert_one_line_error(result, 1, "bad.pt is damaged", "do not fit")
