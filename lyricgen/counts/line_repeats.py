@@ -34,10 +34,10 @@ def line_matches(ids: torch.Tensor, newline: int) -> tuple[torch.Tensor, torch.T
     RECENT lines (len(RECENT), N - 1) (float64; -1 where no recent line has the prefix), and
     the prefix's length (N - 1)."""
     ids = ids.long().cpu()
-    line, length, key = _prefixes(ids, newline)
+    V = int(ids.max()) + 1
+    line, length, key = _prefixes(ids, newline, V)
     # the prefix and the character after it: ranks of (key, character) where key is known
-    after = torch.unique(torch.where(key >= 0, key * (int(ids.max()) + 1) + ids, -1),
-                         return_inverse=True)[1]
+    after = torch.unique(torch.where(key >= 0, key * V + ids, -1), return_inverse=True)[1]
     after = torch.where(key >= 0, after, -1)
     p = []
     for recent in RECENT:
@@ -47,9 +47,10 @@ def line_matches(ids: torch.Tensor, newline: int) -> tuple[torch.Tensor, torch.T
     return torch.stack(p)[:, 1:], length[1:]
 
 
-def _prefixes(ids: torch.Tensor, newline: int) -> tuple[torch.Tensor, ...]:
-    """For each position u (N): the index of its line, the length of the line's prefix before
-    it, and that prefix's key (the same for the same characters; -1 past LONGEST)."""
+def _prefixes(ids: torch.Tensor, newline: int, V: int) -> tuple[torch.Tensor, ...]:
+    """For each position u (N) of `ids` (below V): the index of its line, the length of the
+    line's prefix before it, and that prefix's key (the same for the same characters; -1 past
+    LONGEST)."""
     N = len(ids)
     breaks = ids == newline
     line = torch.cumsum(breaks.long(), 0) - breaks.long()  # the line breaks before u
@@ -63,8 +64,7 @@ def _prefixes(ids: torch.Tensor, newline: int) -> tuple[torch.Tensor, ...]:
         at = torch.nonzero(length == m).flatten()
         if not len(at):
             break
-        rank = torch.unique(key[at - 1] * (int(ids.max()) + 1) + ids[at - 1],
-                            return_inverse=True)[1]
+        rank = torch.unique(key[at - 1] * V + ids[at - 1], return_inverse=True)[1]
         key[at] = known + rank
         known += int(rank.max()) + 1
     return line, length, key

@@ -91,7 +91,8 @@ class MixedStepper:
         return [*self.stepper.columns(), self.history, self.joined, self.mixed]
 
     def step(self, ids: torch.Tensor) -> torch.Tensor:
-        self.history.copy_(torch.cat([self.history[1:], ids[None]]))
+        self.history[:-1] = self.history[1:].clone()
+        self.history[-1] = ids
         kept = ids != self.counts.newline  # a line break leaves the joined history as it is
         self.joined.copy_(torch.where(kept, torch.cat([self.joined[1:], ids[None]]), self.joined))
         self.stepper.step(ids)

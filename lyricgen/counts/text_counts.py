@@ -83,19 +83,15 @@ class TextCounts:
         (experts, N - 1), with the LSTM's line ends as p(y) / (1 - p(\n)) (`with_line_ends`
         completes them), and each target's level (N - 1,): the longest context the plain counts
         of order n have seen."""
-        n, targets = self.order, ids[1:]
-        history = histories(ids[None], n)[0]  # (N - 1, n - 1)
-        rows = [m.contexts(history[:, n - m.order:]) for m in self.ngram.by_order()]
-        p = [m.prob_in(r, targets) for m, r in zip(self.ngram.by_order(), rows)]
+        targets = ids[1:]
+        rows = _rows(self.ngram, histories(ids[None], self.order)[0])
+        p = [m.prob_in(r, targets) for m, r in rows]
         if self.joined is not None:
             breaks = torch.full_like(targets, self.newline)
-            p += [p_k / (1 - m.prob_in(r, breaks))
-                  for p_k, m, r in zip(p, self.ngram.by_order(), rows)]
-            joined = joined_histories(ids, n, self.newline)
-            for m in self.joined.by_order():
-                r = m.contexts(joined[:, n - m.order:])
-                p.append(m.prob_in(r, targets) / (1 - m.prob_in(r, breaks)))
-        return torch.stack(p), longest_in(rows[-1])
+            joined = _rows(self.joined, joined_histories(ids, self.order, self.newline))
+            p += [p[k] / (1 - m.prob_in(r, breaks)) for k, (m, r) in enumerate(rows)]
+            p += [m.prob_in(r, targets) / (1 - m.prob_in(r, breaks)) for m, r in joined]
+        return torch.stack(p), longest_in(rows[-1][1])
 
     def distributions(self, history: torch.Tensor, joined: torch.Tensor,
                       p_end: torch.Tensor | None) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -103,20 +99,25 @@ class TextCounts:
         characters `history` (M, n - 1) and last n - 1 that are not line breaks `joined`
         (M, n - 1), oldest first, -1 where there are none, with the LSTM's p(\n) `p_end` (M,)
         where the line ends are the LSTM's. Also each stream's level (M,)."""
-        n = self.order
-        rows = [m.contexts(history[:, n - m.order:]) for m in self.ngram.by_order()]
-        p = [m.distribution_in(r) for m, r in zip(self.ngram.by_order(), rows)]
+        rows = _rows(self.ngram, history)
+        p = [m.distribution_in(r) for m, r in rows]
         if self.joined is not None:
             p += [self._ends(d, p_end) for d in p]
-            p += [self._ends(m.distribution_in(m.contexts(joined[:, n - m.order:])), p_end)
-                  for m in self.joined.by_order()]
-        return p, longest_in(rows[-1])
+            p += [self._ends(m.distribution_in(r), p_end) for m, r in _rows(self.joined, joined)]
+        return p, longest_in(rows[-1][1])
 
     def _ends(self, p: torch.Tensor, p_end: torch.Tensor) -> torch.Tensor:
         """e(p) (M, V) for distributions `p` (M, V), the LSTM's p(\n) `p_end` (M,)."""
         e = p * ((1 - p_end) / (1 - p[:, self.newline]))[:, None]
         e[:, self.newline] = p_end
         return e
+
+
+def _rows(counts: NGram, history: torch.Tensor) -> list[tuple[NGram, torch.Tensor]]:
+    """Each order k of `counts` with its contexts' rows for `history` (M, n - 1), of which
+    order k reads the last k - 1."""
+    n = counts.order
+    return [(m, m.contexts(history[:, n - m.order:])) for m in counts.by_order()]
 
 
 def with_line_ends(p: torch.Tensor, ends: torch.Tensor, p_end: torch.Tensor) -> torch.Tensor:
